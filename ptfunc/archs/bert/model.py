@@ -1,0 +1,249 @@
+"""BERT's base model: embeddings, the post-LN encoder stack and the pooler.
+
+Params tree (names of the pytorch-transformers state dict)::
+
+    embeddings.{word,position,token_type}_embeddings.weight, embeddings.LayerNorm
+    encoder.layer[i].attention.self.{query,key,value}, .attention.output.{dense,LayerNorm},
+                    .intermediate.dense, .output.{dense,LayerNorm}
+    pooler.dense
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ...layers import activations, attention, dropout, embedding, layer_norm, linear
+from ...layers import transformer_block as block
+from ...random import Key, split
+from ...tree import Params
+from ..model import Model, make_output
+from ..outputs import BaseModelOutputWithPooling
+from .config import BertConfig
+from .transforms import ParamTransforms, prune_layer_heads
+
+__all__ = ["BertModel", "init_embeddings", "init_encoder", "init_pooler", "encode", "Encoded"]
+
+
+def init_embeddings(key: Key, c: BertConfig) -> Params:
+    """Word, position and token-type tables (normal(0, initializer_range)) and a LayerNorm."""
+    kw, kp, kt = split(key, 3)
+    std = c.initializer_range
+    return {
+        "word_embeddings": embedding.init(kw, c.vocab_size, c.hidden_size, std=std),
+        "position_embeddings": embedding.init(
+            kp, c.max_position_embeddings, c.hidden_size, std=std
+        ),
+        "token_type_embeddings": embedding.init(kt, c.type_vocab_size, c.hidden_size, std=std),
+        "LayerNorm": layer_norm.init(c.hidden_size),
+    }
+
+
+def init_encoder(key: Key, c: BertConfig) -> Params:
+    """``{"layer": [block params] * num_hidden_layers}``."""
+    keys = split(key, c.num_hidden_layers)
+    layers = [
+        block.init(k, c.hidden_size, c.intermediate_size, std=c.initializer_range) for k in keys
+    ]
+    return {"layer": _prune_init(layers, c)}
+
+
+def _prune_init(layers: list[Params], c: BertConfig) -> list[Params]:
+    """Drop the heads that ``config.pruned_heads`` records, so shapes match a pruned checkpoint."""
+    if not c.pruned_heads:
+        return layers
+    return [
+        prune_layer_heads(p, c.pruned_heads.get(i, ()), (), c.head_dim)
+        for i, p in enumerate(layers)
+    ]
+
+
+def init_pooler(key: Key, c: BertConfig) -> Params:
+    """``{"dense": Linear(hidden, hidden)}``; applied with tanh to the first token."""
+    return {"dense": linear.init(key, c.hidden_size, c.hidden_size, std=c.initializer_range)}
+
+
+def _embed(
+    c: BertConfig,
+    p: Params,
+    input_ids: Tensor,
+    token_type_ids: Tensor | None,
+    position_ids: Tensor | None,
+    key: Key | None,
+    train: bool,
+) -> Tensor:
+    """input_ids (b, s) -> embeddings (b, s, d)."""
+    seq_len = input_ids.shape[1]
+    x = embedding.apply(p["word_embeddings"], input_ids, padding_idx=c.pad_token_id)
+    if position_ids is None:
+        x = x + p["position_embeddings"]["weight"][:seq_len]
+    else:
+        embedding.check_ids(position_ids, c.max_position_embeddings, name="position_ids")
+        x = x + embedding.apply(p["position_embeddings"], position_ids)
+    if token_type_ids is None:
+        x = x + p["token_type_embeddings"]["weight"][0]
+    else:
+        embedding.check_ids(token_type_ids, c.type_vocab_size, name="token_type_ids")
+        x = x + embedding.apply(p["token_type_embeddings"], token_type_ids)
+    x = layer_norm.apply(p["LayerNorm"], x, eps=c.layer_norm_eps)
+    return dropout.apply(x, c.hidden_dropout_prob, key=key, train=train)
+
+
+def _check_input_ids(c: BertConfig, input_ids: Tensor) -> None:
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
+        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        raise ValueError(
+            f"input_ids must have shape (batch, seq); got {got}. "
+            "Under vmap over examples, add the batch axis with input_ids[None]."
+        )
+    embedding.check_ids(input_ids, c.vocab_size)
+    if input_ids.shape[1] > c.max_position_embeddings:
+        raise ValueError(
+            f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
+            f"({c.max_position_embeddings})"
+        )
+
+
+def _layer_head_masks(c: BertConfig, head_mask: Tensor | None, dtype: torch.dtype) -> list[Any]:
+    """Per-layer masks (heads, 1, 1) from a (heads,) or (layers, heads) head_mask."""
+    n = c.num_hidden_layers
+    if head_mask is None:
+        return [None] * n
+    if head_mask.dim() == 1:
+        head_mask = head_mask.expand(n, -1)
+    if head_mask.dim() != 2 or head_mask.shape[0] != n:
+        raise ValueError(
+            f"head_mask must have shape (num_heads,) or ({n}, num_heads), got {tuple(head_mask.shape)}"
+        )
+    return list(head_mask.to(dtype)[:, :, None, None].unbind(0))
+
+
+class Encoded(NamedTuple):
+    """What the encoder returns to the heads."""
+
+    sequence_output: Tensor
+    hidden_states: tuple[Tensor, ...]
+    attentions: tuple[Tensor, ...]
+
+
+def encode(
+    c: BertConfig,
+    params: Params,
+    input_ids: Tensor,
+    *,
+    attention_mask: Tensor | None,
+    token_type_ids: Tensor | None,
+    position_ids: Tensor | None,
+    head_mask: Tensor | None,
+    output_attentions: bool | None,
+    output_hidden_states: bool | None,
+    key: Key | None,
+    train: bool,
+) -> Encoded:
+    """Embeddings and encoder stack: input_ids (b, s) -> (b, s, d), plus optional outputs."""
+    dropout.require_key(train, key)
+    _check_input_ids(c, input_ids)
+    want_att = c.output_attentions if output_attentions is None else output_attentions
+    want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
+    n = c.num_hidden_layers
+    keys = list(split(key, n + 1)) if (train and key is not None) else [None] * (n + 1)
+    dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
+
+    x = _embed(c, params["embeddings"], input_ids, token_type_ids, position_ids, keys[0], train)
+    bias = None if attention_mask is None else attention.additive_mask(attention_mask, dtype)
+    act = activations.get(c.hidden_act)
+    hidden: list[Tensor] = []
+    probs_all: list[Tensor] = []
+    for layer, head, k in zip(
+        params["encoder"]["layer"], _layer_head_masks(c, head_mask, dtype), keys[1:]
+    ):
+        if want_hidden:
+            hidden.append(x)
+        x, probs = block.apply(
+            layer,
+            x,
+            head_dim=c.head_dim,
+            activation=act,
+            eps=c.layer_norm_eps,
+            hidden_dropout=c.hidden_dropout_prob,
+            attention_dropout=c.attention_probs_dropout_prob,
+            bias=bias,
+            head_mask=head,
+            need_weights=want_att,
+            key=k,
+            train=train,
+        )
+        if want_att:
+            probs_all.append(probs)
+    if want_hidden:
+        hidden.append(x)
+    return Encoded(x, tuple(hidden), tuple(probs_all))
+
+
+def pool(params: Params, sequence_output: Tensor) -> Tensor:
+    """tanh(dense(first token)): (b, s, d) -> (b, d)."""
+    return torch.tanh(linear.apply(params["dense"], sequence_output[:, 0]))
+
+
+class BertModel(ParamTransforms, Model):
+    """The bare BERT encoder with pooler (``BertModel`` of pytorch-transformers).
+
+    ``apply(params, input_ids, *, attention_mask=None, token_type_ids=None,
+    position_ids=None, head_mask=None, output_attentions=None,
+    output_hidden_states=None, train=False, key=None)`` ->
+    ``BaseModelOutputWithPooling(last_hidden_state (b, s, d), pooler_output (b, d),
+    hidden_states, attentions)``.
+
+    ``attention_mask`` (b, s): 1 = attend, 0 = padding. ``head_mask`` (heads,) or
+    (layers, heads): 1 keeps a head. ``train=True`` turns dropout on and needs ``key``.
+    """
+
+    config_class = BertConfig
+    ignored_checkpoint_keys = ("embeddings.position_ids",)
+
+    def init(self, key: Key) -> Params:
+        ke, kl, kp = split(key, 3)
+        return {
+            "embeddings": init_embeddings(ke, self.config),
+            "encoder": init_encoder(kl, self.config),
+            "pooler": init_pooler(kp, self.config),
+        }
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        head_mask: Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        train: bool = False,
+        key: Key | None = None,
+    ) -> Any:
+        enc = encode(
+            self.config,
+            params,
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            head_mask=head_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            key=key,
+            train=train,
+        )
+        pooled = pool(params["pooler"], enc.sequence_output)
+        return make_output(
+            BaseModelOutputWithPooling,
+            None,
+            enc.sequence_output,
+            pooled,
+            enc.hidden_states,
+            enc.attentions,
+        )

@@ -1,0 +1,105 @@
+"""The ``Model`` base: a static object holding a config, with pure ``init`` and ``apply``.
+
+A model holds no tensors. ``params = model.init(key)`` builds a params tree;
+``model.apply(params, *inputs, train=False, key=None, **options)`` is a pure
+function of its arguments, so ``torch.func.grad``/``vmap``/``jvp`` and
+``torch.compile`` see an ordinary function.
+
+Outputs are NamedTuples holding tensors only. Optional outputs that were not
+asked for (``hidden_states``, ``attentions``) are empty tuples rather than
+``None``, so ``vmap`` and ``torch.compile`` accept the whole output. With labels
+the output is the ``...WithLoss`` twin whose first field is ``loss``, as the
+seed put the loss first in its tuples.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from ..random import Key
+from ..tree import Params
+from .config import PretrainedConfig
+
+__all__ = ["Model", "output_types"]
+
+
+class Model:
+    """Base class of every architecture's model constructors.
+
+    Class attributes used by ``ptfunc.io`` to map checkpoints by name:
+
+    Attributes:
+        config_class: the config type this model takes.
+        base_model_prefix: where a head model keeps its base model (``"bert"``);
+            empty for base models.
+        tied: ``{checkpoint name: param path}`` for weights stored once in the
+            params and twice in checkpoints (the MLM decoder reads the word
+            embeddings).
+        ignored_checkpoint_keys: suffixes of checkpoint names that carry no
+            parameter (buffers such as ``position_ids``).
+    """
+
+    config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
+    base_model_prefix: ClassVar[str] = ""
+    tied: ClassVar[Mapping[str, str]] = {}
+    ignored_checkpoint_keys: ClassVar[Sequence[str]] = ()
+
+    def __init__(self, config: PretrainedConfig) -> None:
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} expects a {self.config_class.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        self.config = config
+
+    def init(self, key: Key) -> Params:
+        """Initialise a params tree (as the seed initialises its modules)."""
+        raise NotImplementedError
+
+    def apply(
+        self,
+        params: Params,
+        *inputs: Any,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        """Run the model: a pure function of params, inputs and key."""
+        raise NotImplementedError
+
+    def __call__(self, params: Params, *inputs: Any, **options: Any) -> Any:
+        return self.apply(params, *inputs, **options)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.config == other.config  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.config))
+
+
+def output_types(name: str, fields: str, doc: str) -> tuple[type, type]:
+    """Make an output NamedTuple and its ``WithLoss`` twin (``loss`` first).
+
+    Args:
+        name: type name, e.g. ``"MaskedLMOutput"``.
+        fields: space-separated field names, without ``loss``.
+        doc: docstring (shapes of each field).
+    """
+    plain = collections.namedtuple(name, fields)
+    with_loss = collections.namedtuple(name + "WithLoss", "loss " + fields)
+    plain.__doc__ = doc
+    with_loss.__doc__ = doc + "\n\nloss: scalar float32 tensor, first, as in pytorch-transformers."
+    return plain, with_loss
+
+
+def make_output(types: tuple[type, type], loss: Tensor | None, *values: Any) -> Any:
+    """Instantiate the plain type, or the ``WithLoss`` twin when ``loss`` is not None."""
+    plain, with_loss = types
+    return plain(*values) if loss is None else with_loss(loss, *values)

@@ -1,0 +1,32 @@
+"""Pure building blocks: each an ``init(...) -> params`` and an ``apply(params, x, ...)``.
+
+Architectures compose these; nothing here knows about a particular model.
+"""
+
+from . import (
+    activations,
+    attention,
+    dropout,
+    embedding,
+    feed_forward,
+    initializers,
+    layer_norm,
+    linear,
+    losses,
+    residual,
+    transformer_block,
+)
+
+__all__ = [
+    "activations",
+    "attention",
+    "dropout",
+    "embedding",
+    "feed_forward",
+    "initializers",
+    "layer_norm",
+    "linear",
+    "losses",
+    "residual",
+    "transformer_block",
+]

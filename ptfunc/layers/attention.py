@@ -1,0 +1,154 @@
+"""Multi-head attention as free functions, plus the BERT-layout self-attention layer.
+
+The core :func:`dot_product_attention` takes ``(batch, heads, seq, head_dim)``
+tensors. It calls the fused ``scaled_dot_product_attention`` kernel whenever
+nothing needs the probabilities themselves, and an explicit path (softmax,
+keyed dropout, head mask) when they are returned, masked per head, or dropped
+out in training: the fused kernel's dropout uses the global generator, which
+would break reproducibility from an explicit key.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..random import Key, split
+from ..tree import Params
+from . import dropout, linear
+
+__all__ = [
+    "additive_mask",
+    "split_heads",
+    "merge_heads",
+    "dot_product_attention",
+    "init_self_attention",
+    "apply_self_attention",
+]
+
+MASK_VALUE = -10000.0
+"""Additive bias for masked keys, as in pytorch-transformers 1.0 (safe in float16)."""
+
+
+def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """Turn a keep-mask (batch, key_len), 1 = attend, into a bias (batch, 1, 1, key_len).
+
+    Masked keys get ``-10000``, kept keys ``0``, in ``dtype``.
+    """
+    if mask.dim() != 2:
+        raise ValueError(f"attention_mask must have shape (batch, seq), got {tuple(mask.shape)}")
+    keep = mask[:, None, None, :].to(dtype)
+    return (1.0 - keep) * MASK_VALUE
+
+
+def split_heads(x: Tensor, head_dim: int) -> Tensor:
+    """(batch, seq, heads*head_dim) -> (batch, heads, seq, head_dim).
+
+    The head count follows from the width, so pruned layers need no bookkeeping.
+    """
+    b, s, d = x.shape
+    return x.reshape(b, s, d // head_dim, head_dim).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """(batch, heads, seq, dim) -> (batch, seq, heads*dim)."""
+    b, h, s, d = x.shape
+    return x.transpose(1, 2).reshape(b, s, h * d)
+
+
+def dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    bias: Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    dropout_rate: float = 0.0,
+    head_mask: Tensor | None = None,
+    need_weights: bool = False,
+    key: Key | None = None,
+    train: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Scaled dot-product attention.
+
+    Args:
+        q: (batch, heads, q_len, head_dim).
+        k, v: (batch, heads, k_len, head_dim).
+        bias: additive, broadcastable to (batch, heads, q_len, k_len).
+        is_causal: mask keys after each query (q_len == k_len).
+        scale: defaults to 1/sqrt(head_dim).
+        dropout_rate: on the probabilities, in training only (needs ``key``).
+        head_mask: broadcastable to (batch, heads, 1, 1); multiplies the
+            probabilities after dropout (1 = keep), as in the seed.
+        need_weights: also return the probabilities.
+
+    Returns:
+        ``(context (batch, heads, q_len, head_dim), probs or None)``.
+    """
+    drop = train and dropout_rate > 0.0
+    if not need_weights and head_mask is None and not drop:
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, is_causal=is_causal, scale=scale
+        )
+        return out, None
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if is_causal:
+        q_len, k_len = scores.shape[-2:]
+        causal = torch.ones(q_len, k_len, dtype=torch.bool, device=q.device).tril(k_len - q_len)
+        scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)
+    if bias is not None:
+        scores = scores + bias
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    probs = dropout.apply(probs, dropout_rate, key=key, train=train)
+    if head_mask is not None:
+        probs = probs * head_mask
+    return torch.matmul(probs, v), probs
+
+
+def init_self_attention(key: Key, dim: int, *, std: float = 0.02) -> Params:
+    """``query``, ``key``, ``value`` dense layers (dim -> dim), BERT layout.
+
+    Pruned layers keep this layout with fewer output rows (heads * head_dim).
+    """
+    kq, kk, kv = split(key, 3)
+    return {
+        "query": linear.init(kq, dim, dim, std=std),
+        "key": linear.init(kk, dim, dim, std=std),
+        "value": linear.init(kv, dim, dim, std=std),
+    }
+
+
+def apply_self_attention(
+    params: Params,
+    x: Tensor,
+    *,
+    head_dim: int,
+    bias: Tensor | None = None,
+    dropout_rate: float = 0.0,
+    head_mask: Tensor | None = None,
+    need_weights: bool = False,
+    key: Key | None = None,
+    train: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Self-attention over x (batch, seq, dim) -> (context (batch, seq, dim), probs or None).
+
+    The three projections run as one matmul over the concatenated weights.
+    """
+    w = torch.cat([params["query"]["weight"], params["key"]["weight"], params["value"]["weight"]])
+    b = torch.cat([params["query"]["bias"], params["key"]["bias"], params["value"]["bias"]])
+    q, k, v = F.linear(x, w, b).chunk(3, dim=-1)
+    context, probs = dot_product_attention(
+        split_heads(q, head_dim),
+        split_heads(k, head_dim),
+        split_heads(v, head_dim),
+        bias=bias,
+        dropout_rate=dropout_rate,
+        head_mask=head_mask,
+        need_weights=need_weights,
+        key=key,
+        train=train,
+    )
+    return merge_heads(context), probs

@@ -1,0 +1,23 @@
+"""Position-wise feed-forward: dense -> activation -> dense."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor
+
+from ..tree import Params
+from . import linear
+
+__all__ = ["apply"]
+
+
+def apply(
+    inner: Params, outer: Params, x: Tensor, *, activation: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """x (..., dim) -> (..., dim) through ``inner`` (dim -> d_ff) and ``outer`` (d_ff -> dim).
+
+    The two dense layers are passed separately because checkpoints nest them
+    under different names (BERT: ``intermediate.dense`` / ``output.dense``).
+    """
+    return linear.apply(outer, activation(linear.apply(inner, x)))

@@ -1,0 +1,28 @@
+"""Losses with the seed's conventions (ignored labels, regression heads)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["cross_entropy", "mse"]
+
+
+def cross_entropy(logits: Tensor, labels: Tensor, *, ignore_negative: bool = True) -> Tensor:
+    """Mean cross-entropy (float32) of logits (..., classes) against labels (...).
+
+    With ``ignore_negative`` every negative label is ignored: pytorch-transformers
+    1.0 marks ignored positions with -1 and today's ``transformers`` with -100;
+    both work. The mean runs over the labels that are not ignored.
+    """
+    logits = logits.reshape(-1, logits.shape[-1])
+    labels = labels.reshape(-1)
+    if ignore_negative:
+        labels = torch.where(labels < 0, torch.full_like(labels, -100), labels)
+    return F.cross_entropy(logits.float(), labels, ignore_index=-100)
+
+
+def mse(predictions: Tensor, targets: Tensor) -> Tensor:
+    """Mean squared error (float32) over all elements (regression heads, ``num_labels == 1``)."""
+    return F.mse_loss(predictions.reshape(-1).float(), targets.reshape(-1).float())
