@@ -34,8 +34,10 @@ class Model:
 
     Attributes:
         config_class: the config type this model takes.
-        base_model_prefix: where a head model keeps its base model (``"bert"``);
-            empty for base models.
+        base_model_prefix: where head models keep the base model in params and
+            checkpoints (``"bert"``), set on base models too, as in the seed.
+        is_base_model: True for the bare model, whose params are not nested
+            under ``base_model_prefix``.
         tied: ``{checkpoint name: param path}`` for weights stored once in the
             params and twice in checkpoints (the MLM decoder reads the word
             embeddings).
@@ -45,6 +47,7 @@ class Model:
 
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     base_model_prefix: ClassVar[str] = ""
+    is_base_model: ClassVar[bool] = False
     tied: ClassVar[Mapping[str, str]] = {}
     ignored_checkpoint_keys: ClassVar[Sequence[str]] = ()
 
@@ -70,6 +73,11 @@ class Model:
     ) -> Any:
         """Run the model: a pure function of params, inputs and key."""
         raise NotImplementedError
+
+    @property
+    def params_prefix(self) -> str:
+        """The prefix of the base model's names in this model's params ("" for a base model)."""
+        return "" if self.is_base_model else self.base_model_prefix
 
     def __call__(self, params: Params, *inputs: Any, **options: Any) -> Any:
         return self.apply(params, *inputs, **options)

@@ -365,6 +365,14 @@ class BertForQuestionAnswering(_BertHead):
 
     has_pooler = False
 
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        if config.num_labels != 2:
+            raise ValueError(
+                "BertForQuestionAnswering needs num_labels == 2 (start and end logits), "
+                f"got {config.num_labels}"
+            )
+
     def init_head(self, key: Key) -> Params:
         return {"qa_outputs": self._linear(key, 2)}
 

@@ -201,6 +201,8 @@ class BertModel(ParamTransforms, Model):
     """
 
     config_class = BertConfig
+    base_model_prefix = "bert"
+    is_base_model = True
     ignored_checkpoint_keys = ("embeddings.position_ids",)
 
     def init(self, key: Key) -> Params:

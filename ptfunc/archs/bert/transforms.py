@@ -39,7 +39,7 @@ def resize_token_embeddings(model, params: Params, new_num_tokens: int, *, key: 
     if not isinstance(new_num_tokens, int) or new_num_tokens < 1:
         raise ValueError(f"new_num_tokens must be a positive int, got {new_num_tokens!r}")
     c = model.config
-    prefix = model.base_model_prefix
+    prefix = model.params_prefix
     base = _base(params, prefix)
     old = base["embeddings"]["word_embeddings"]["weight"]
     keep = min(old.shape[0], new_num_tokens)
@@ -108,7 +108,7 @@ def prune_heads(model, params: Params, heads_to_prune: Mapping[int, Iterable[int
     """
     c = model.config
     n_layers, n_heads = c.num_hidden_layers, c.num_attention_heads
-    prefix = model.base_model_prefix
+    prefix = model.params_prefix
     base = _base(params, prefix)
     layers = list(base["encoder"]["layer"])
     pruned = {k: set(v) for k, v in c.pruned_heads.items()}

@@ -1,0 +1,60 @@
+"""Save and load params trees as safetensors files with dotted names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import safetensors
+import safetensors.torch
+import torch
+from torch import Tensor
+
+from .._atomic import atomic_write
+from ..tree import Params, check_no_alias, from_flat_dict, to_flat_dict
+
+__all__ = ["save", "load", "load_flat"]
+
+
+def save(path: str | os.PathLike[str], params: Any, *, metadata: dict[str, str] | None = None) -> None:
+    """Write a params tree to ``path`` (safetensors, dotted names), atomically.
+
+    The file is written to a temporary name and renamed, so a failure leaves
+    any previous file at ``path`` intact. Any pytree of tensors works,
+    including optimizer states.
+
+    Raises:
+        TypeError: a leaf is not a tensor.
+        ValueError: two leaves share memory (store a tied weight once).
+    """
+    flat = to_flat_dict(params)
+    bad = [name for name, v in flat.items() if not isinstance(v, Tensor)]
+    if bad:
+        raise TypeError(f"save expects tensor leaves; not tensors: {bad[:5]}")
+    check_no_alias(params)
+    tensors = {name: v.detach().contiguous().cpu() for name, v in flat.items()}
+    data = safetensors.torch.save(tensors, metadata={"format": "pt", **(metadata or {})})
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def load_flat(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """Read a safetensors file into ``{name: tensor}``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is truncated or not a safetensors file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"expected a safetensors file at {path}")
+    try:
+        return safetensors.torch.load_file(str(path), device=str(device))
+    except (safetensors.SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+
+
+def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Params:
+    """Read a safetensors file into a params tree (levels keyed 0..n-1 become lists)."""
+    return from_flat_dict(load_flat(path, device=device))
