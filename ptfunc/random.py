@@ -8,9 +8,9 @@ save with the params, and pass through ``torch.func.vmap`` (a batch of keys
 gives independent draws, an unbatched key the same draw for every member),
 ``torch.func.grad`` and ``torch.compile`` without ``randomness=`` flags.
 
-The generator is counter-based SplitMix64: element ``i`` of a draw is the
-SplitMix64 finaliser applied to ``seed(key) + (i + 1) * golden``, computed
-with plain ``int64`` tensor ops (wrapping multiplication, masked shifts). Those
+The generator is a counter-based hash: element ``i`` of a draw is two rounds of
+the SplitMix64 finaliser over ``seed(key) xor i``, computed with plain
+``int64`` tensor ops (wrapping multiplication, masked shifts). Those
 ops vectorise, have ``vmap`` batching rules and fuse under Inductor, and give
 the same bits on CPU, CUDA and compiled code (the tests hold eager to compiled).
 ``torch.func._random`` (a private Philox API) is not present in torch 2.13; its
@@ -121,9 +121,11 @@ def bits(k: Key, shape: Sequence[int]) -> Tensor:
     _check_key(k)
     shape = tuple(int(s) for s in shape)
     n = math.prod(shape)
-    counter = torch.arange(1, n + 1, dtype=torch.int64, device=k.device)
-    state = counter * _GOLDEN64 + _seed(k).unsqueeze(-1)  # the SplitMix64 sequence
-    return _lsr(_mix64(state), 32).reshape(*k.shape[:-1], *shape)
+    counter = torch.arange(n, dtype=torch.int64, device=k.device)
+    # The counter enters through xor with a loaded value, never as ``arange * constant``:
+    # Inductor would treat that as an index expression and overflow its int64 printer.
+    state = _mix64(counter ^ _seed(k).unsqueeze(-1))
+    return _lsr(_mix64(state + _GOLDEN64), 32).reshape(*k.shape[:-1], *shape)
 
 
 def uniform(

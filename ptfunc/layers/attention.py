@@ -5,7 +5,9 @@ tensors. It calls the fused ``scaled_dot_product_attention`` kernel whenever
 nothing needs the probabilities themselves, and an explicit path (softmax,
 keyed dropout, head mask) when they are returned, masked per head, or dropped
 out in training: the fused kernel's dropout uses the global generator, which
-would break reproducibility from an explicit key.
+would break reproducibility from an explicit key. Under eager ``vmap`` and
+``jvp`` the explicit path is used too: the fused CPU kernels have no batching or
+forward-mode rules there.
 """
 
 from __future__ import annotations
@@ -57,6 +59,22 @@ def merge_heads(x: Tensor) -> Tensor:
     return x.transpose(1, 2).reshape(b, s, h * d)
 
 
+def _fused_kernel_ok() -> bool:
+    """False inside ``vmap``/``jvp`` (eager), where the fused CPU kernels lack batching
+    and forward-mode rules and would fall back to a slow per-example loop or fail."""
+    if torch.compiler.is_compiling():
+        return True
+    try:
+        from torch._C._functorch import TransformType
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+    except ImportError:  # pragma: no cover - older or newer torch layouts
+        return True
+    return not any(
+        i.key() in (TransformType.Vmap, TransformType.Jvp)
+        for i in retrieve_all_functorch_interpreters()
+    )
+
+
 def dot_product_attention(
     q: Tensor,
     k: Tensor,
@@ -88,7 +106,7 @@ def dot_product_attention(
         ``(context (batch, heads, q_len, head_dim), probs or None)``.
     """
     drop = train and dropout_rate > 0.0
-    if not need_weights and head_mask is None and not drop:
+    if not need_weights and head_mask is None and not drop and _fused_kernel_ok():
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, is_causal=is_causal, scale=scale
         )

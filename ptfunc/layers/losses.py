@@ -6,11 +6,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["cross_entropy", "mse"]
+__all__ = ["cross_entropy", "mse", "upcast"]
+
+
+def upcast(x: Tensor) -> Tensor:
+    """float16/bfloat16 -> float32 for a stable loss; float32/float64 unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def cross_entropy(logits: Tensor, labels: Tensor, *, ignore_negative: bool = True) -> Tensor:
-    """Mean cross-entropy (float32) of logits (..., classes) against labels (...).
+    """Mean cross-entropy (at least float32) of logits (..., classes) against labels (...).
 
     With ``ignore_negative`` every negative label is ignored: pytorch-transformers
     1.0 marks ignored positions with -1 and today's ``transformers`` with -100;
@@ -20,9 +25,9 @@ def cross_entropy(logits: Tensor, labels: Tensor, *, ignore_negative: bool = Tru
     labels = labels.reshape(-1)
     if ignore_negative:
         labels = torch.where(labels < 0, torch.full_like(labels, -100), labels)
-    return F.cross_entropy(logits.float(), labels, ignore_index=-100)
+    return F.cross_entropy(upcast(logits), labels, ignore_index=-100)
 
 
 def mse(predictions: Tensor, targets: Tensor) -> Tensor:
-    """Mean squared error (float32) over all elements (regression heads, ``num_labels == 1``)."""
-    return F.mse_loss(predictions.reshape(-1).float(), targets.reshape(-1).float())
+    """Mean squared error (at least float32) over all elements (regression heads, ``num_labels == 1``)."""
+    return F.mse_loss(upcast(predictions.reshape(-1)), targets.reshape(-1).to(upcast(predictions).dtype))

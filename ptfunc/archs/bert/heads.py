@@ -353,7 +353,7 @@ def _span_loss(logits: Tensor, positions: Tensor) -> Tensor:
     """Cross-entropy of (b, s) logits; positions outside [0, s) are clamped to s and ignored."""
     s = logits.shape[1]
     positions = positions.reshape(-1).clamp(0, s)
-    return F.cross_entropy(logits.float(), positions, ignore_index=s)
+    return F.cross_entropy(losses.upcast(logits), positions, ignore_index=s)
 
 
 class BertForQuestionAnswering(_BertHead):
