@@ -10,9 +10,19 @@ Example:
     torch.Size([1, 3, 16])
 """
 
-from . import archs, io, layers, random, tree
+from . import archs, io, layers, random, tokenize, tree
 from .archs import Model, PretrainedConfig
 
 __version__ = "0.1.0"
 
-__all__ = ["archs", "io", "layers", "random", "tree", "Model", "PretrainedConfig", "__version__"]
+__all__ = [
+    "archs",
+    "io",
+    "layers",
+    "random",
+    "tokenize",
+    "tree",
+    "Model",
+    "PretrainedConfig",
+    "__version__",
+]

@@ -1,52 +1,75 @@
-"""Atomic file writes: a temporary file in the target's folder, then ``os.replace``.
+"""Atomic file writes: temporary files in the target's folder, then ``os.replace``.
 
 A write that fails half-way (an exception, a full disk, a killed process)
-leaves the previous file intact.
+leaves the previous file intact. Files keep their permissions (new ones get
+rw-r--r--).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
 
-__all__ = ["atomic_write", "write_text"]
+__all__ = ["write_files_atomically", "write_text", "write_bytes"]
 
 
-@contextlib.contextmanager
-def atomic_write(
-    path: str | os.PathLike[str], mode: str = "w", **open_kwargs: Any
-) -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; on success it replaces ``path``.
+def write_files_atomically(files: Mapping[Path, str | bytes]) -> tuple[str, ...]:
+    """Write several files so that none of them is ever left half-written.
+
+    Every content is first written and fsynced to a temporary file in the target's
+    directory; only when all of them are on disk is each one moved over its target
+    with ``os.replace`` (atomic on POSIX and Windows). If anything fails before the
+    moves, every previous file is left as it was and the temporary files are removed.
+
+    Args:
+        files: target path -> content (``str`` is written as UTF-8).
+
+    Returns:
+        The target paths, as strings, in the order given.
+    """
+    pending: list[tuple[str, Path]] = []
+    try:
+        for path, content in files.items():
+            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            pending.append((tmp, path))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, _mode_for(path))
+        for tmp, path in pending:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in pending:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+    return tuple(str(path) for path in files)
+
+
+def _mode_for(path: Path) -> int:
+    """Keep an existing file's permissions; new files get rw-r--r--."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return 0o644
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Atomically write ``text`` (UTF-8) to ``path``.
 
     Example:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
-        >>> with atomic_write(p) as f:
-        ...     _ = f.write("hello")
+        >>> write_text(p, "hello")
         >>> p.read_text()
         'hello'
     """
-    path = Path(path)
-    if "b" not in mode:
-        open_kwargs.setdefault("encoding", "utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_files_atomically({Path(path): text})
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Atomically write ``text`` (UTF-8) to ``path``."""
-    with atomic_write(path) as f:
-        f.write(text)
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Atomically write ``data`` to ``path``."""
+    write_files_atomically({Path(path): data})

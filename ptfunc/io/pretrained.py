@@ -26,14 +26,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._atomic import write_text
+from .._atomic import write_files_atomically
 from ..random import Key
 from ..tree import Params
-from .safetensors_io import load_flat, save
+from .safetensors_io import load_flat, to_safetensors_bytes
 from .state_dict import from_torch_state_dict, to_torch_state_dict
 
-__all__ = ["from_pretrained", "save_pretrained", "load_state_dict_file", "CONFIG_NAME",
-           "SAFE_WEIGHTS_NAME", "WEIGHTS_NAME"]
+__all__ = [
+    "from_pretrained",
+    "save_pretrained",
+    "load_state_dict_file",
+    "CONFIG_NAME",
+    "SAFE_WEIGHTS_NAME",
+    "WEIGHTS_NAME",
+]
 
 CONFIG_NAME = "config.json"
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -120,7 +126,10 @@ def from_pretrained(
 
 
 def save_pretrained(directory: str | os.PathLike[str], model: Any, params: Params) -> None:
-    """Write ``config.json`` and ``model.safetensors`` (today's layout), atomically per file.
+    """Write ``config.json`` and ``model.safetensors`` (today's layout), atomically.
+
+    Both files are written to temporary names first; a failure leaves the
+    previous directory contents intact.
 
     The weights carry the seed's names; tied copies are left out, as
     ``transformers`` does, so ``transformers``' ``from_pretrained`` loads the
@@ -129,7 +138,11 @@ def save_pretrained(directory: str | os.PathLike[str], model: Any, params: Param
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     flat = to_torch_state_dict(model, params, include_tied=False)
-    save(directory / SAFE_WEIGHTS_NAME, flat)
     config = model.config.to_dict()
     config["architectures"] = [type(model).__name__]
-    write_text(directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_files_atomically(
+        {
+            directory / SAFE_WEIGHTS_NAME: to_safetensors_bytes(flat),
+            directory / CONFIG_NAME: json.dumps(config, indent=2, sort_keys=True) + "\n",
+        }
+    )

@@ -11,13 +11,15 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from .._atomic import atomic_write
+from .._atomic import write_bytes
 from ..tree import Params, check_no_alias, from_flat_dict, to_flat_dict
 
-__all__ = ["save", "load", "load_flat"]
+__all__ = ["save", "load", "load_flat", "to_safetensors_bytes"]
 
 
-def save(path: str | os.PathLike[str], params: Any, *, metadata: dict[str, str] | None = None) -> None:
+def save(
+    path: str | os.PathLike[str], params: Any, *, metadata: dict[str, str] | None = None
+) -> None:
     """Write a params tree to ``path`` (safetensors, dotted names), atomically.
 
     The file is written to a temporary name and renamed, so a failure leaves
@@ -28,18 +30,23 @@ def save(path: str | os.PathLike[str], params: Any, *, metadata: dict[str, str] 
         TypeError: a leaf is not a tensor.
         ValueError: two leaves share memory (store a tied weight once).
     """
+    write_bytes(path, to_safetensors_bytes(params, metadata=metadata))
+
+
+def to_safetensors_bytes(params: Any, *, metadata: dict[str, str] | None = None) -> bytes:
+    """Serialise a tree of tensors to safetensors bytes (dotted names); checks as :func:`save`."""
     flat = to_flat_dict(params)
     bad = [name for name, v in flat.items() if not isinstance(v, Tensor)]
     if bad:
         raise TypeError(f"save expects tensor leaves; not tensors: {bad[:5]}")
     check_no_alias(params)
     tensors = {name: v.detach().contiguous().cpu() for name, v in flat.items()}
-    data = safetensors.torch.save(tensors, metadata={"format": "pt", **(metadata or {})})
-    with atomic_write(path, "wb") as f:
-        f.write(data)
+    return safetensors.torch.save(tensors, metadata={"format": "pt", **(metadata or {})})
 
 
-def load_flat(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+def load_flat(
+    path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> dict[str, Tensor]:
     """Read a safetensors file into ``{name: tensor}``.
 
     Raises:
@@ -52,7 +59,9 @@ def load_flat(path: str | os.PathLike[str], *, device: str | torch.device = "cpu
     try:
         return safetensors.torch.load_file(str(path), device=str(device))
     except (safetensors.SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+        raise ValueError(
+            f"{path} is not a readable safetensors file (truncated or corrupt?): {e}"
+        ) from None
 
 
 def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Params:

@@ -140,7 +140,9 @@ def from_torch_state_dict(
     return (params, info) if output_loading_info else params
 
 
-def to_torch_state_dict(model: Any, params: Params, *, include_tied: bool = True) -> dict[str, Tensor]:
+def to_torch_state_dict(
+    model: Any, params: Params, *, include_tied: bool = True
+) -> dict[str, Tensor]:
     """A flat state dict with the seed's names; tied weights written out under both names.
 
     ``include_tied=False`` leaves the tied copies out (as safetensors files do).

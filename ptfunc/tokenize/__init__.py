@@ -1,0 +1,18 @@
+"""Tokenizers with the pytorch-transformers 1.0 API, plus batch encoding to tensors.
+
+One module per tokenizer family; :mod:`.base` holds the API they share.
+"""
+
+from __future__ import annotations
+
+from .base import PreTrainedTokenizer, clean_up_tokenization
+from .bert import BasicTokenizer, BertTokenizer, WordpieceTokenizer, load_vocab
+
+__all__ = [
+    "BasicTokenizer",
+    "BertTokenizer",
+    "PreTrainedTokenizer",
+    "WordpieceTokenizer",
+    "clean_up_tokenization",
+    "load_vocab",
+]
