@@ -113,7 +113,7 @@ class PretrainedConfig:
     @classmethod
     def _vocab_field(cls) -> str:
         """The field that 1.0's ``vocab_size_or_config_json_file`` fills."""
-        return dataclasses.fields(cls)[0].name
+        return next(f.name for f in dataclasses.fields(cls) if not f.kw_only)
 
     # -- writing -------------------------------------------------------------------------------
 
