@@ -1,0 +1,38 @@
+"""The README's code and every docstring example run (doctest)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import ptfunc
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+MODULES = sorted(
+    m.name for m in pkgutil.walk_packages(ptfunc.__path__, "ptfunc.") if not m.name.endswith("cli")
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+
+
+def test_readme_python_blocks_run():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), {})
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    first, second = README.read_text(encoding="utf-8").splitlines()[:2]
+    assert first.startswith("Set up and run the main job: `pip install torch==2.13.0")
+    assert second.startswith("Run the tests: `") and "pytest" in second
