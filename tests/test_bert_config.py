@@ -11,9 +11,17 @@ from ptfunc.archs import bert
 transformers = pytest.importorskip("transformers")
 pt = pytest.importorskip("pytorch_transformers")
 
-SMALL = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-             intermediate_size=37, hidden_act="gelu", max_position_embeddings=64, type_vocab_size=3,
-             layer_norm_eps=1e-6)
+SMALL = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    hidden_act="gelu",
+    max_position_embeddings=64,
+    type_vocab_size=3,
+    layer_norm_eps=1e-6,
+)
 
 
 def test_json_round_trip(tmp_path):
@@ -24,12 +32,26 @@ def test_json_round_trip(tmp_path):
 
 
 def test_reads_seed_config_json(tmp_path):
-    seed = pt.BertConfig(99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                         intermediate_size=37, type_vocab_size=3)
+    seed = pt.BertConfig(
+        99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        type_vocab_size=3,
+    )
     (tmp_path / "config.json").write_text(seed.to_json_string())
     c = bert.BertConfig.from_json_file(tmp_path)
-    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                 "intermediate_size", "type_vocab_size", "layer_norm_eps", "initializer_range"):
+    for name in (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "type_vocab_size",
+        "layer_norm_eps",
+        "initializer_range",
+    ):
         assert getattr(c, name) == getattr(seed, name), name
     assert bert.BertConfig.from_dict({"vocab_size_or_config_json_file": 77}).vocab_size == 77
 
@@ -44,13 +66,21 @@ def test_transformers_reads_what_we_write_and_back():
 
 
 def test_unrelated_keys_are_kept_aside_and_written_back():
-    d = {**SMALL, "architectures": ["BertForMaskedLM"], "gradient_checkpointing": False,
-         "id2label": {"0": "NEG", "1": "POS"}, "label2id": {"NEG": 0, "POS": 1}}
+    d = {
+        **SMALL,
+        "architectures": ["BertForMaskedLM"],
+        "gradient_checkpointing": False,
+        "id2label": {"0": "NEG", "1": "POS"},
+        "label2id": {"NEG": 0, "POS": 1},
+    }
     c = bert.BertConfig.from_dict(d)
     assert c.extra["architectures"] == ["BertForMaskedLM"]
     assert c.num_labels == 2
     out = c.to_dict()
-    assert out["architectures"] == ["BertForMaskedLM"] and out["id2label"] == {"0": "NEG", "1": "POS"}
+    assert out["architectures"] == ["BertForMaskedLM"] and out["id2label"] == {
+        "0": "NEG",
+        "1": "POS",
+    }
 
 
 def test_errors_on_bad_files(tmp_path):

@@ -8,8 +8,14 @@ import torch
 import ptfunc
 from ptfunc.archs import bert
 
-CONFIG = bert.BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=16, max_position_embeddings=10)
+CONFIG = bert.BertConfig(
+    vocab_size=30,
+    hidden_size=8,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=16,
+    max_position_embeddings=10,
+)
 MODEL = bert.BertForSequenceClassification(CONFIG)
 PARAMS = MODEL.init(ptfunc.random.key(0))
 
@@ -36,7 +42,9 @@ def test_ids_outside_the_vocabulary_are_refused():
 
 
 def test_sequence_longer_than_positions_is_refused():
-    with pytest.raises(ValueError, match=r"sequence length 11 exceeds max_position_embeddings \(10\)"):
+    with pytest.raises(
+        ValueError, match=r"sequence length 11 exceeds max_position_embeddings \(10\)"
+    ):
         MODEL.apply(PARAMS, torch.ones(1, 11, dtype=torch.long))
 
 

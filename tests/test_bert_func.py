@@ -40,15 +40,19 @@ def _batch(name: str, seed: int = 0) -> tuple[torch.Tensor, dict, dict]:
     mask[..., 0, 4:] = 0
     labels = {
         "BertModel": {},
-        "BertForPreTraining": {"labels": torch.randint(0, V, (B, S), generator=g),
-                               "next_sentence_label": torch.tensor([0, 1, 0])},
+        "BertForPreTraining": {
+            "labels": torch.randint(0, V, (B, S), generator=g),
+            "next_sentence_label": torch.tensor([0, 1, 0]),
+        },
         "BertForMaskedLM": {"labels": torch.randint(0, V, (B, S), generator=g)},
         "BertForNextSentencePrediction": {"labels": torch.tensor([1, 0, 1])},
         "BertForSequenceClassification": {"labels": torch.tensor([1, 0, 1])},
         "BertForMultipleChoice": {"labels": torch.tensor([1, 0, 1])},
         "BertForTokenClassification": {"labels": torch.randint(0, 2, (B, S), generator=g)},
-        "BertForQuestionAnswering": {"start_positions": torch.tensor([0, 2, 3]),
-                                     "end_positions": torch.tensor([1, 4, 5])},
+        "BertForQuestionAnswering": {
+            "start_positions": torch.tensor([0, 2, 3]),
+            "end_positions": torch.tensor([1, 4, 5]),
+        },
     }[name]
     if name == "BertForTokenClassification":
         # transformers scores padded positions too; 1.0 and ptfunc skip them. Ignore them here.
@@ -135,15 +139,18 @@ def test_per_example_grads_equal_loop(name):
 
     def example_loss(params, ids, options, labels):
         add_axis = lambda t: t[None]  # noqa: E731
-        return _loss_fn(model, add_axis(ids), tree.map(add_axis, options),
-                        tree.map(add_axis, labels))(params)
+        return _loss_fn(
+            model, add_axis(ids), tree.map(add_axis, options), tree.map(add_axis, labels)
+        )(params)
 
     per_example = vmap(grad(example_loss), in_dims=(None, 0, 0, 0))(params, ids, options, labels)
     for i in range(B):
-        one = grad(example_loss)(params, ids[i], tree.map(lambda t: t[i], options),
-                                 tree.map(lambda t: t[i], labels))
+        pick = lambda t, i=i: t[i]  # noqa: E731
+        one = grad(example_loss)(params, ids[i], tree.map(pick, options), tree.map(pick, labels))
         for n, g in tree.to_flat_dict(one).items():
-            torch.testing.assert_close(tree.to_flat_dict(per_example)[n][i], g, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(
+                tree.to_flat_dict(per_example)[n][i], g, atol=1e-6, rtol=1e-5
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)

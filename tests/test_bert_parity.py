@@ -75,7 +75,10 @@ def _labels(name: str, negative: int = -100) -> dict[str, torch.Tensor]:
         labels[0, 5:] = negative
         return {"labels": labels}
     if name == "BertForQuestionAnswering":
-        return {"start_positions": torch.tensor([1, 3, 9]), "end_positions": torch.tensor([2, 5, 0])}
+        return {
+            "start_positions": torch.tensor([1, 3, 9]),
+            "end_positions": torch.tensor([2, 5, 0]),
+        }
     return {}
 
 
@@ -127,8 +130,14 @@ def test_matches_transformers(ctor, name, with_labels):
     labels = _labels(name) if with_labels else {}
     with torch.no_grad():
         ref = reference(**inputs, **labels, output_hidden_states=True, output_attentions=True)
-    out = model.apply(params, inputs.pop("input_ids"), **inputs, **labels,
-                      output_hidden_states=True, output_attentions=True)
+    out = model.apply(
+        params,
+        inputs.pop("input_ids"),
+        **inputs,
+        **labels,
+        output_hidden_states=True,
+        output_attentions=True,
+    )
     n_fields = len(_ref_fields(name, ref))
     offset = 0
     if labels:
@@ -245,8 +254,9 @@ def test_head_mask_of_one_row_broadcasts_to_all_layers():
     head_mask = torch.tensor([1.0, 0.0, 1.0, 1.0])
     with torch.no_grad():
         ref = reference(**inputs, head_mask=head_mask)
-    out = model.apply(params, inputs.pop("input_ids"), **inputs, head_mask=head_mask,
-                      output_attentions=True)
+    out = model.apply(
+        params, inputs.pop("input_ids"), **inputs, head_mask=head_mask, output_attentions=True
+    )
     _assert_close(out.last_hidden_state, ref[0], "last_hidden_state")
     for a, b in zip(out.attentions, ref[-1], strict=True):
         _assert_close(a, b, "attentions")

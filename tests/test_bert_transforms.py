@@ -17,14 +17,22 @@ from ptfunc.archs import bert
 
 pt = pytest.importorskip("pytorch_transformers")
 
-CONFIG = dict(vocab_size=60, hidden_size=16, num_hidden_layers=3, num_attention_heads=4,
-              intermediate_size=24, max_position_embeddings=32)
+CONFIG = dict(
+    vocab_size=60,
+    hidden_size=16,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=24,
+    max_position_embeddings=32,
+)
 IDS = torch.tensor([[2, 7, 9, 11, 3], [5, 6, 1, 4, 8]])
 
 
 def _seed(name):
     torch.manual_seed(0)
-    config = pt.BertConfig(CONFIG["vocab_size"], **{k: v for k, v in CONFIG.items() if k != "vocab_size"})
+    config = pt.BertConfig(
+        CONFIG["vocab_size"], **{k: v for k, v in CONFIG.items() if k != "vocab_size"}
+    )
     return getattr(pt, name)(config).eval()
 
 
@@ -68,8 +76,9 @@ def test_pruned_model_saves_and_reloads(tmp_path):
     io.save_pretrained(tmp_path, model, params)
     model2, params2 = io.from_pretrained(tmp_path, bert.BertForSequenceClassification)
     assert model2.config.pruned_heads == {0: (0, 1, 2)}
-    torch.testing.assert_close(model2.apply(params2, IDS).logits, model.apply(params, IDS).logits,
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        model2.apply(params2, IDS).logits, model.apply(params, IDS).logits, rtol=0, atol=0
+    )
 
 
 transformers = pytest.importorskip("transformers")

@@ -20,8 +20,14 @@ from ptfunc.archs import bert
 
 transformers = pytest.importorskip("transformers")
 
-CONFIG = dict(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-              intermediate_size=24, max_position_embeddings=32)
+CONFIG = dict(
+    vocab_size=60,
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=24,
+    max_position_embeddings=32,
+)
 IDS = torch.tensor([[2, 7, 9, 11, 3], [5, 6, 1, 0, 0]])
 MASK = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
 
@@ -44,7 +50,9 @@ def test_save_load_round_trip(tmp_path):
     io.save(tmp_path / "p.safetensors", params)
     back = io.load(tmp_path / "p.safetensors")
     assert tree.structure(back) == tree.structure(params)
-    assert all(torch.equal(a, b) for a, b in zip(tree.leaves(back), tree.leaves(params), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(tree.leaves(back), tree.leaves(params), strict=True)
+    )
 
 
 def test_failed_save_leaves_previous_file_intact(tmp_path, monkeypatch):
@@ -92,8 +100,9 @@ def test_shape_mismatch_names_both_shapes():
 
 
 def test_checkpoint_of_another_architecture_is_refused():
-    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2,
-                                                                vocab_size=60, n_positions=32))
+    gpt2 = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=60, n_positions=32)
+    )
     with pytest.raises(ValueError, match="another architecture"):
         io.from_torch_state_dict(bert.BertModel(bert.BertConfig(**CONFIG)), gpt2.state_dict())
 
@@ -108,13 +117,18 @@ def test_missing_and_unexpected_keys_reported_by_name():
     with pytest.raises(ValueError, match="missing keys"):
         io.from_torch_state_dict(head, base.state_dict(), strict=True)
     # base weights landed under the prefix
-    torch.testing.assert_close(params["bert"]["pooler"]["dense"]["weight"],
-                               base.state_dict()["pooler.dense.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        params["bert"]["pooler"]["dense"]["weight"],
+        base.state_dict()["pooler.dense.weight"],
+        rtol=0,
+        atol=0,
+    )
 
     mlm = _hf("BertForMaskedLM")
     with pytest.warns(UserWarning, match="cls.predictions"):
-        _, info = io.from_torch_state_dict(bert.BertModel(bert.BertConfig(**CONFIG)),
-                                           mlm.state_dict(), output_loading_info=True)
+        _, info = io.from_torch_state_dict(
+            bert.BertModel(bert.BertConfig(**CONFIG)), mlm.state_dict(), output_loading_info=True
+        )
     assert "cls.predictions.bias" in info.unexpected_keys
     assert "pooler.dense.weight" in info.missing_keys  # transformers' MLM has no pooler
 
@@ -124,8 +138,9 @@ def test_round_trip_to_torch_state_dict_loads_into_transformers():
     params = model.init(ptfunc.random.key(1))
     reference = _hf()
     state = io.to_torch_state_dict(model, params)
-    assert torch.equal(state["cls.predictions.decoder.weight"],
-                       state["bert.embeddings.word_embeddings.weight"])
+    assert torch.equal(
+        state["cls.predictions.decoder.weight"], state["bert.embeddings.word_embeddings.weight"]
+    )
     missing, unexpected = reference.load_state_dict(state, strict=False)
     assert unexpected == [] and all("position_ids" in m or "decoder.bias" in m for m in missing)
     with torch.no_grad():
@@ -157,14 +172,20 @@ pt = pytest.importorskip("pytorch_transformers")
 
 
 def _seed_dir(tmp_path, name="BertForPreTraining", old_layer_norm_names=True):
-    config = pt.BertConfig(CONFIG["vocab_size"], **{k: v for k, v in CONFIG.items() if k != "vocab_size"})
+    config = pt.BertConfig(
+        CONFIG["vocab_size"], **{k: v for k, v in CONFIG.items() if k != "vocab_size"}
+    )
     torch.manual_seed(0)
     reference = getattr(pt, name)(config).eval()
     reference.save_pretrained(str(tmp_path))
     if old_layer_norm_names:  # checkpoints of the 0.x era spell LayerNorm params gamma/beta
         state = torch.load(tmp_path / "pytorch_model.bin", weights_only=True)
-        state = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
-                 for k, v in state.items()}
+        state = {
+            k.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+                "LayerNorm.bias", "LayerNorm.beta"
+            ): v
+            for k, v in state.items()
+        }
         torch.save(state, tmp_path / "pytorch_model.bin")
     return reference
 
@@ -172,7 +193,9 @@ def _seed_dir(tmp_path, name="BertForPreTraining", old_layer_norm_names=True):
 @pytest.mark.parametrize("old_names", [False, True], ids=["weight-bias", "gamma-beta"])
 def test_seed_layout_pytorch_model_bin(tmp_path, old_names):
     reference = _seed_dir(tmp_path, old_layer_norm_names=old_names)
-    model, params, info = io.from_pretrained(tmp_path, bert.BertForPreTraining, output_loading_info=True)
+    model, params, info = io.from_pretrained(
+        tmp_path, bert.BertForPreTraining, output_loading_info=True
+    )
     assert info.missing_keys == [] and info.unexpected_keys == []
     with torch.no_grad():
         ref = reference(IDS, attention_mask=MASK)
@@ -213,15 +236,25 @@ def test_config_of_another_model_type_is_refused(tmp_path):
         io.from_pretrained(tmp_path, bert.BertModel)
 
 
-@pytest.mark.parametrize("name", ["BertModel", "BertForMaskedLM", "BertForPreTraining",
-                                  "BertForSequenceClassification", "BertForQuestionAnswering"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BertModel",
+        "BertForMaskedLM",
+        "BertForPreTraining",
+        "BertForSequenceClassification",
+        "BertForQuestionAnswering",
+    ],
+)
 def test_save_pretrained_loads_in_transformers_to_identical_outputs(tmp_path, name):
     model = getattr(bert, name)(bert.BertConfig(**CONFIG, num_labels=2))
     params = model.init(ptfunc.random.key(2))
     io.save_pretrained(tmp_path, model, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reference, info = getattr(transformers, name).from_pretrained(tmp_path, output_loading_info=True)
+        reference, info = getattr(transformers, name).from_pretrained(
+            tmp_path, output_loading_info=True
+        )
     reference.eval()
     assert info["missing_keys"] == set() or not info["missing_keys"], info
     assert not info["unexpected_keys"], info
@@ -232,7 +265,9 @@ def test_save_pretrained_loads_in_transformers_to_identical_outputs(tmp_path, na
     # ptfunc reads its own directories back exactly
     model2, params2 = io.from_pretrained(tmp_path, getattr(bert, name))
     assert model2 == model
-    assert all(torch.equal(a, b) for a, b in zip(tree.leaves(params2), tree.leaves(params), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(tree.leaves(params2), tree.leaves(params), strict=True)
+    )
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["architectures"] == [name] and config["model_type"] == "bert"
 
@@ -241,7 +276,9 @@ def test_failed_save_pretrained_leaves_previous_directory_intact(tmp_path, monke
     model = bert.BertModel(bert.BertConfig(**CONFIG))
     io.save_pretrained(tmp_path, model, model.init(ptfunc.random.key(0)))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    monkeypatch.setattr("ptfunc._atomic.os.fsync", lambda fd: (_ for _ in ()).throw(OSError("io error")))
+    monkeypatch.setattr(
+        "ptfunc._atomic.os.fsync", lambda fd: (_ for _ in ()).throw(OSError("io error"))
+    )
     with pytest.raises(OSError, match="io error"):
         io.save_pretrained(tmp_path, model, model.init(ptfunc.random.key(1)))
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

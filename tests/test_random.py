@@ -87,8 +87,14 @@ def test_dropout_is_a_function_of_the_key():
         dropout.apply(x, 0.25, key=None, train=True)
 
 
-CONFIG = bert.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=20, max_position_embeddings=16)
+CONFIG = bert.BertConfig(
+    vocab_size=40,
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=20,
+    max_position_embeddings=16,
+)
 
 
 def test_model_dropout_reproducible_and_vmap_over_keys_equals_loop():
@@ -105,8 +111,9 @@ def test_model_dropout_reproducible_and_vmap_over_keys_equals_loop():
     assert not torch.equal(logits(k), model.apply(params, ids).logits)
     keys = random.split(k, 3)
     # Same masks; batched matmuls may round differently in the last bit, hence allclose.
-    torch.testing.assert_close(vmap(logits)(keys), torch.stack([logits(kk) for kk in keys]),
-                               atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        vmap(logits)(keys), torch.stack([logits(kk) for kk in keys]), atol=1e-6, rtol=1e-5
+    )
 
 
 def test_vmap_dropout_over_keys_is_bit_identical_to_loop():
@@ -134,5 +141,6 @@ def test_init_is_deterministic_in_the_key():
     c = model.init(random.key(2))
     flat_a, flat_b, flat_c = (ptfunc.tree.to_flat_dict(p) for p in (a, b, c))
     assert all(torch.equal(flat_a[n], flat_b[n]) for n in flat_a)
-    assert not torch.equal(flat_a["embeddings.word_embeddings.weight"],
-                           flat_c["embeddings.word_embeddings.weight"])
+    assert not torch.equal(
+        flat_a["embeddings.word_embeddings.weight"], flat_c["embeddings.word_embeddings.weight"]
+    )

@@ -12,7 +12,10 @@ from ptfunc import tree
 def _params():
     return {
         "embeddings": {"weight": torch.arange(6.0).reshape(3, 2)},
-        "layer": [{"w": torch.ones(2), "b": torch.zeros(1)}, {"w": torch.full((2,), 2.0), "b": torch.ones(1)}],
+        "layer": [
+            {"w": torch.ones(2), "b": torch.zeros(1)},
+            {"w": torch.full((2,), 2.0), "b": torch.ones(1)},
+        ],
     }
 
 

@@ -88,7 +88,8 @@ class PretrainedConfig:
             elif key == "model_type":
                 if value and cls.model_type and value != cls.model_type:
                     raise ValueError(
-                        f"{cls.__name__} expects model_type {cls.model_type!r}, the file says {value!r}"
+                        f"{cls.__name__} expects model_type {cls.model_type!r}, "
+                        f"the file says {value!r}"
                     )
             elif key not in _DROP_ON_READ:
                 extra[key] = value

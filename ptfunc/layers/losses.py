@@ -29,5 +29,10 @@ def cross_entropy(logits: Tensor, labels: Tensor, *, ignore_negative: bool = Tru
 
 
 def mse(predictions: Tensor, targets: Tensor) -> Tensor:
-    """Mean squared error (at least float32) over all elements (regression heads, ``num_labels == 1``)."""
-    return F.mse_loss(upcast(predictions.reshape(-1)), targets.reshape(-1).to(upcast(predictions).dtype))
+    """Mean squared error (at least float32) over all elements.
+
+    Used by regression heads (``num_labels == 1``).
+    """
+    return F.mse_loss(
+        upcast(predictions.reshape(-1)), targets.reshape(-1).to(upcast(predictions).dtype)
+    )

@@ -315,7 +315,8 @@ class BertForTokenClassification(_BertHead):
     """Per-token classifier: dropout -> Linear(hidden, num_labels).
 
     Labels: ``labels`` (b, s); with an ``attention_mask`` only kept positions
-    count in the loss (as in 1.0). Returns ``TokenClassifierOutput(logits (b, s, num_labels), ...)``.
+    count in the loss (as in 1.0).
+    Returns ``TokenClassifierOutput(logits (b, s, num_labels), ...)``.
     """
 
     has_pooler = False

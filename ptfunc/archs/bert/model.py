@@ -115,7 +115,8 @@ def _layer_head_masks(c: BertConfig, head_mask: Tensor | None, dtype: torch.dtyp
         head_mask = head_mask.expand(n, -1)
     if head_mask.dim() != 2 or head_mask.shape[0] != n:
         raise ValueError(
-            f"head_mask must have shape (num_heads,) or ({n}, num_heads), got {tuple(head_mask.shape)}"
+            f"head_mask must have shape (num_heads,) or ({n}, num_heads), "
+            f"got {tuple(head_mask.shape)}"
         )
     return list(head_mask.to(dtype)[:, :, None, None].unbind(0))
 
