@@ -61,14 +61,31 @@ def structure(tree: Any) -> optree.PyTreeSpec:
     return optree.tree_structure(tree)
 
 
-def _name(path: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in path)
+def _walk(node: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(node, Mapping):
+        items = ((str(k), v) for k, v in node.items())
+    elif isinstance(node, tuple) and hasattr(node, "_fields"):
+        items = zip(node._fields, node)
+    elif isinstance(node, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(node))
+    elif node is None:
+        return
+    else:
+        out[prefix] = node
+        return
+    for k, v in items:
+        _walk(v, f"{prefix}.{k}" if prefix else k, out)
 
 
 def to_flat_dict(tree: Any) -> dict[str, Any]:
-    """Flatten a tree into ``{dotted.name: leaf}``; list indices become digits."""
-    paths, values, _ = optree.tree_flatten_with_path(tree)
-    return {_name(p): v for p, v in zip(paths, values)}
+    """Flatten a tree into ``{dotted.name: leaf}``.
+
+    List and tuple indices become digits, NamedTuple fields their names
+    (``mu.encoder.layer.0.weight``); ``None`` and empty containers hold no leaf.
+    """
+    out: dict[str, Any] = {}
+    _walk(tree, "", out)
+    return out
 
 
 def _listify(node: Any) -> Any:
@@ -83,12 +100,20 @@ def _listify(node: Any) -> Any:
     return node
 
 
-def from_flat_dict(flat: Mapping[str, Any]) -> Params:
-    """Inverse of :func:`to_flat_dict`: levels keyed ``0..n-1`` become lists.
+def from_flat_dict(flat: Mapping[str, Any], *, like: Any = None) -> Any:
+    """Inverse of :func:`to_flat_dict`.
+
+    Without ``like``, levels keyed ``0..n-1`` become lists and the rest dicts.
+    With ``like`` (a tree of the wanted structure, e.g. a fresh ``opt.init(params)``),
+    the leaves are put into that structure by name, and the names and shapes
+    must match exactly.
 
     Raises:
-        ValueError: a name is both a leaf and a prefix of another name.
+        ValueError: a name is both a leaf and a prefix of another name; or, with
+            ``like``, names or shapes differ (both are named).
     """
+    if like is not None:
+        return _into(flat, like)
     root: dict[str, Any] = {}
     for name, value in flat.items():
         parts = name.split(".")
@@ -102,6 +127,28 @@ def from_flat_dict(flat: Mapping[str, Any]) -> Params:
             raise ValueError(f"name {name!r} is both a leaf and a prefix of other names")
         node[parts[-1]] = value
     return _listify(root)
+
+
+def _into(flat: Mapping[str, Any], like: Any) -> Any:
+    template = to_flat_dict(like)
+    missing = sorted(set(template) - set(flat))
+    unexpected = sorted(set(flat) - set(template))
+    if missing or unexpected:
+        raise ValueError(
+            f"the names do not match the expected structure: missing {missing[:8]}, "
+            f"unexpected {unexpected[:8]}"
+        )
+    for name, ref in template.items():
+        got = flat[name]
+        if isinstance(ref, Tensor) and (not isinstance(got, Tensor) or got.shape != ref.shape):
+            shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
+            raise ValueError(f"{name}: expected shape {tuple(ref.shape)}, got {shape}")
+    leaves, spec = optree.tree_flatten(like)
+    order = list(to_flat_dict(optree.tree_unflatten(spec, list(range(len(leaves))))).items())
+    values: list[Any] = [None] * len(leaves)
+    for name, index in order:
+        values[index] = flat[name]
+    return optree.tree_unflatten(spec, values)
 
 
 def stack(trees: Iterable[Any]) -> Any:

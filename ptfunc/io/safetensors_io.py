@@ -64,6 +64,12 @@ def load_flat(
         ) from None
 
 
-def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Params:
-    """Read a safetensors file into a params tree (levels keyed 0..n-1 become lists)."""
-    return from_flat_dict(load_flat(path, device=device))
+def load(path: str | os.PathLike[str], *, like: Any = None,
+         device: str | torch.device = "cpu") -> Any:
+    """Read a safetensors file into a tree.
+
+    Without ``like``: nested dicts, levels keyed 0..n-1 as lists (a params tree).
+    With ``like``: the structure of that tree (e.g. ``opt.init(params)`` to restore
+    an optimizer state), checking that names and shapes match.
+    """
+    return from_flat_dict(load_flat(path, device=device), like=like)

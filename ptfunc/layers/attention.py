@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._functorch import under_transform
 from ..random import Key, split
 from ..tree import Params
 from . import dropout, linear
@@ -60,19 +61,9 @@ def merge_heads(x: Tensor) -> Tensor:
 
 
 def _fused_kernel_ok() -> bool:
-    """False inside ``vmap``/``jvp`` (eager), where the fused CPU kernels lack batching
+    """False inside eager ``vmap``/``jvp``, where the fused CPU kernels lack batching
     and forward-mode rules and would fall back to a slow per-example loop or fail."""
-    if torch.compiler.is_compiling():
-        return True
-    try:
-        from torch._C._functorch import TransformType
-        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
-    except ImportError:  # pragma: no cover - older or newer torch layouts
-        return True
-    return not any(
-        i.key() in (TransformType.Vmap, TransformType.Jvp)
-        for i in retrieve_all_functorch_interpreters()
-    )
+    return not under_transform("Vmap", "Jvp")
 
 
 def dot_product_attention(
