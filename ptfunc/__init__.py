@@ -10,7 +10,7 @@ Example:
     torch.Size([1, 3, 16])
 """
 
-from . import archs, io, layers, random, tokenize, tree
+from . import archs, io, layers, optim, random, tokenize, tree
 from .archs import Model, PretrainedConfig
 
 __version__ = "0.1.0"

@@ -1,0 +1,140 @@
+"""The optax-style core: ``GradientTransformation(init, update)``, ``chain``, ``apply_updates``.
+
+``state = opt.init(params)``; ``updates, state = opt.update(grads, state, params)``;
+``params = apply_updates(params, updates)``. States are NamedTuples of tensors
+(with a 0-d ``int64`` step count), so they save with ``ptfunc.io.save`` and
+restore with ``ptfunc.io.load(path, like=opt.init(params))``.
+
+``update(..., inplace=True)`` donates buffers: the state's tensors and the
+grads are overwritten and must not be used again. That is how a training loop
+gets ``torch.optim``'s speed; the default is purely functional, so a step can be
+differentiated through (meta-learning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import optree
+import torch
+from torch import Tensor
+
+from .lists import backend
+
+__all__ = [
+    "GradientTransformation",
+    "EmptyState",
+    "identity",
+    "chain",
+    "apply_updates",
+    "flatten_matching",
+    "check_state",
+    "current_lr",
+]
+
+
+class InitFn(Protocol):
+    def __call__(self, params: Any) -> Any: ...
+
+
+class UpdateFn(Protocol):
+    def __call__(
+        self, updates: Any, state: Any, params: Any = None, *, inplace: bool = False
+    ) -> tuple[Any, Any]: ...
+
+
+class GradientTransformation(NamedTuple):
+    """A pair of pure functions: ``init(params) -> state`` and
+    ``update(updates, state, params=None, *, inplace=False) -> (updates, state)``."""
+
+    init: InitFn
+    update: UpdateFn
+
+
+class EmptyState(NamedTuple):
+    """State of a stateless transformation."""
+
+
+def identity() -> GradientTransformation:
+    """Leaves updates unchanged."""
+
+    def init(params: Any) -> EmptyState:
+        return EmptyState()
+
+    def update(updates: Any, state: Any, params: Any = None, *, inplace: bool = False):
+        return updates, state
+
+    return GradientTransformation(init, update)
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Apply transformations in order; the state is the tuple of their states."""
+
+    def init(params: Any) -> tuple[Any, ...]:
+        return tuple(t.init(params) for t in transforms)
+
+    def update(updates: Any, state: Any, params: Any = None, *, inplace: bool = False):
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            raise TypeError(
+                f"chain of {len(transforms)} transformations got a state that is not a "
+                f"{len(transforms)}-tuple; was it made by another optimizer?"
+            )
+        new_states = []
+        for t, s in zip(transforms, state):
+            updates, s = t.update(updates, s, params, inplace=inplace)
+            new_states.append(s)
+        return updates, tuple(new_states)
+
+    return GradientTransformation(init, update)
+
+
+def flatten_matching(tree: Any, like: Any, what: str) -> list[Tensor]:
+    """Leaves of ``tree``, which must have the structure of ``like`` (clear error otherwise)."""
+    leaves, spec = optree.tree_flatten(tree)
+    like_spec = optree.tree_structure(like)
+    if spec != like_spec:
+        raise ValueError(
+            f"{what} do not have the structure of the params: got {spec}, expected {like_spec}"
+        )
+    return leaves
+
+
+def check_state(state: Any, expected: type, rule: str) -> None:
+    """Refuse a state made by another optimizer (or restored into the wrong one)."""
+    if type(state) is not expected:
+        raise TypeError(
+            f"{rule} expects its own state ({expected.__name__}), got {type(state).__name__}; "
+            "restore a saved state with ptfunc.io.load(path, like=opt.init(params))"
+        )
+
+
+def apply_updates(params: Any, updates: Any, *, inplace: bool = False) -> Any:
+    """``params + updates`` leaf by leaf.
+
+    Functional by default (differentiable). ``inplace=True`` adds into the
+    params' tensors with ``torch._foreach_add_`` under ``no_grad`` and returns them.
+    """
+    p_leaves, spec = optree.tree_flatten(params)
+    u_leaves = flatten_matching(updates, params, "updates")
+    ops = backend()
+    if inplace:
+        with torch.no_grad():
+            ops.add_(p_leaves, u_leaves)
+        return params
+    return optree.tree_unflatten(spec, ops.add(p_leaves, u_leaves))
+
+
+def current_lr(state: Any) -> Tensor | None:
+    """The learning rate of the last update, found in a state (or chain of states)."""
+    if hasattr(state, "lr") and isinstance(state.lr, Tensor):
+        return state.lr
+    if isinstance(state, tuple):
+        for s in state:
+            lr = current_lr(s)
+            if lr is not None:
+                return lr
+    return None
+
+
+ScheduleFn = Callable[[Tensor], Tensor]

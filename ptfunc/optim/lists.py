@@ -1,0 +1,168 @@
+"""List arithmetic for optimizers: one ``torch._foreach_*`` call per (device, dtype) group,
+or a per-leaf loop that serves as the reference implementation.
+
+Every rule in :mod:`ptfunc.optim` is written once against :class:`ListOps`. The
+``foreach`` backend is what ``torch.optim`` uses (a handful of kernel launches
+per step, whatever the number of leaves); the ``loop`` backend is plain
+per-tensor torch code, kept as the reference the tests hold the fast path to,
+and used automatically under ``torch.func`` transforms (``vmap`` over an ensemble
+of optimizer states), where foreach kernels have no batching rules.
+
+Out-of-place methods return new lists (so a step can be differentiated
+through); ``*_`` methods write into their first argument (used when the caller
+donates buffers with ``inplace=True``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .._functorch import under_transform
+
+__all__ = ["ListOps", "FOREACH", "LOOP", "backend"]
+
+Scalar = float | Tensor
+
+
+def _groups(tensors: Sequence[Tensor]) -> list[list[int]]:
+    by_key: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
+    for i, t in enumerate(tensors):
+        by_key[(t.device, t.dtype)].append(i)
+    return list(by_key.values())
+
+
+def _scalar_for(s: Scalar, t: Tensor) -> Scalar:
+    """Tensor scalars move to the group's device (0-d CPU tensors work anywhere)."""
+    if isinstance(s, Tensor) and s.device != t.device and s.dim() > 0:
+        return s.to(t.device)
+    return s
+
+
+class ListOps:
+    """Element-wise arithmetic over lists of tensors, by groups."""
+
+    def __init__(self, foreach: bool) -> None:
+        self.foreach = foreach
+
+    def _map(
+        self, name: str, lists: Sequence[Sequence[Tensor]], *scalars: Scalar, **kwargs: Scalar
+    ) -> list[Tensor]:
+        first = lists[0]
+        out: list[Tensor] = [None] * len(first)  # type: ignore[list-item]
+        if self.foreach:
+            op = getattr(torch, f"_foreach_{name}")
+            for idx in _groups(first):
+                args = [[lst[i] for i in idx] for lst in lists]
+                res = op(*args, *(_scalar_for(s, args[0][0]) for s in scalars), **kwargs)
+                for j, i in enumerate(idx):
+                    out[i] = res[j]
+            return out
+        op = getattr(torch, name)
+        for i in range(len(first)):
+            out[i] = op(*(lst[i] for lst in lists), *scalars, **kwargs)
+        return out
+
+    def _map_(
+        self, name: str, lists: Sequence[Sequence[Tensor]], *scalars: Scalar, **kwargs: Scalar
+    ) -> None:
+        first = lists[0]
+        if self.foreach:
+            op = getattr(torch, f"_foreach_{name}_")
+            for idx in _groups(first):
+                args = [[lst[i] for i in idx] for lst in lists]
+                op(*args, *(_scalar_for(s, args[0][0]) for s in scalars), **kwargs)
+            return
+        for i in range(len(first)):
+            getattr(first[i], f"{name}_")(*(lst[i] for lst in lists[1:]), *scalars, **kwargs)
+
+    # out-of-place ------------------------------------------------------------------------------
+    def add(self, a: Sequence[Tensor], b: Sequence[Tensor], alpha: float = 1.0) -> list[Tensor]:
+        """a + alpha * b."""
+        return self._map("add", [a, b], alpha=alpha)
+
+    def add_scalar(self, a: Sequence[Tensor], s: Scalar) -> list[Tensor]:
+        """a + s."""
+        return self._map("add", [a], s)
+
+    def mul(self, a: Sequence[Tensor], s: Scalar) -> list[Tensor]:
+        """a * s (a Python number or a 0-d tensor)."""
+        return self._map("mul", [a], s)
+
+    def mul_list(self, a: Sequence[Tensor], b: Sequence[Tensor]) -> list[Tensor]:
+        """a * b element-wise."""
+        return self._map("mul", [a, b])
+
+    def div(self, a: Sequence[Tensor], b: Sequence[Tensor]) -> list[Tensor]:
+        """a / b element-wise."""
+        return self._map("div", [a, b])
+
+    def sqrt(self, a: Sequence[Tensor]) -> list[Tensor]:
+        return self._map("sqrt", [a])
+
+    def lerp(self, a: Sequence[Tensor], b: Sequence[Tensor], weight: float) -> list[Tensor]:
+        """a + weight * (b - a)."""
+        return self._map("lerp", [a, b], weight)
+
+    def addcmul(
+        self, a: Sequence[Tensor], b: Sequence[Tensor], c: Sequence[Tensor], value: float = 1.0
+    ) -> list[Tensor]:
+        """a + value * b * c."""
+        return self._map("addcmul", [a, b, c], value=value)
+
+    def addcdiv(
+        self, a: Sequence[Tensor], b: Sequence[Tensor], c: Sequence[Tensor], value: float = 1.0
+    ) -> list[Tensor]:
+        """a + value * b / c."""
+        return self._map("addcdiv", [a, b, c], value=value)
+
+    def norms(self, a: Sequence[Tensor]) -> list[Tensor]:
+        """The L2 norm of each tensor (0-d tensors)."""
+        if self.foreach:
+            return self._map("norm", [a])
+        return [torch.linalg.vector_norm(t) for t in a]
+
+    # in place ----------------------------------------------------------------------------------
+    def add_(self, a: Sequence[Tensor], b: Sequence[Tensor], alpha: float = 1.0) -> None:
+        self._map_("add", [a, b], alpha=alpha)
+
+    def add_scalar_(self, a: Sequence[Tensor], s: Scalar) -> None:
+        self._map_("add", [a], s)
+
+    def mul_(self, a: Sequence[Tensor], s: Scalar) -> None:
+        self._map_("mul", [a], s)
+
+    def mul_list_(self, a: Sequence[Tensor], b: Sequence[Tensor]) -> None:
+        self._map_("mul", [a, b])
+
+    def div_(self, a: Sequence[Tensor], b: Sequence[Tensor]) -> None:
+        self._map_("div", [a, b])
+
+    def sqrt_(self, a: Sequence[Tensor]) -> None:
+        self._map_("sqrt", [a])
+
+    def lerp_(self, a: Sequence[Tensor], b: Sequence[Tensor], weight: float) -> None:
+        self._map_("lerp", [a, b], weight)
+
+    def addcmul_(
+        self, a: Sequence[Tensor], b: Sequence[Tensor], c: Sequence[Tensor], value: float = 1.0
+    ) -> None:
+        self._map_("addcmul", [a, b, c], value=value)
+
+    def addcdiv_(
+        self, a: Sequence[Tensor], b: Sequence[Tensor], c: Sequence[Tensor], value: float = 1.0
+    ) -> None:
+        self._map_("addcdiv", [a, b, c], value=value)
+
+
+FOREACH = ListOps(foreach=True)
+LOOP = ListOps(foreach=False)
+
+
+def backend(reference: bool = False) -> ListOps:
+    """The per-leaf loop when asked for (the reference) or under a torch.func transform;
+    the foreach backend otherwise."""
+    return LOOP if reference or under_transform() else FOREACH

@@ -1,0 +1,446 @@
+"""Optimizer rules with the originals' exact math, as ``GradientTransformation``s.
+
+=================  ===============================================================
+rule               matches
+=================  ===============================================================
+``adamw``          pytorch-transformers 1.0 ``AdamW`` (eps 1e-6, ``correct_bias``;
+                   decay applied to the already-updated weights)
+``adamw_torch``    ``torch.optim.AdamW`` (decay first, eps outside the bias correction)
+``adam``           ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient)
+``sgd``            ``torch.optim.SGD`` (momentum, dampening, nesterov, weight decay)
+``bert_adam``      pytorch-pretrained-bert 0.6.2 ``BertAdam``
+``openai_adam``    pytorch-pretrained-bert 0.6.2 ``OpenAIAdam``
+=================  ===============================================================
+
+Keyword arguments keep the originals' names. ``lr`` is a number or a schedule
+(a function of the step count returning the learning rate); 1.0-style rules
+also take ``schedule=`` (a multiplier from :mod:`ptfunc.optim.schedules`).
+``mask`` (a pytree of bools shaped like the params, or a function of the
+params returning one) selects the leaves that get weight decay, e.g.
+``mask=ptfunc.optim.no_decay_mask`` for BERT's recipe.
+
+Every rule is written once against :class:`~ptfunc.optim.lists.ListOps`, so the
+fast ``torch._foreach_*`` path and the per-leaf reference (``reference=True``)
+are the same math.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import optree
+import torch
+from torch import Tensor
+
+from .base import GradientTransformation, check_state, flatten_matching
+from .lists import ListOps, backend
+from .schedules import Schedule, legacy
+
+__all__ = [
+    "AdamState",
+    "SGDState",
+    "adamw",
+    "adamw_torch",
+    "adam",
+    "sgd",
+    "bert_adam",
+    "openai_adam",
+    "no_decay_mask",
+]
+
+Mask = Any  # a pytree of bools like the params, or a function params -> such a tree
+
+
+class AdamState(NamedTuple):
+    """count: updates done (0-d int64); lr: learning rate of the last update (0-d float64);
+    mu, nu: first and second moment trees."""
+
+    count: Tensor
+    lr: Tensor
+    mu: Any
+    nu: Any
+
+
+class SGDState(NamedTuple):
+    """count, lr as in :class:`AdamState`; momentum: buffer tree (zeros when unused)."""
+
+    count: Tensor
+    lr: Tensor
+    momentum: Any
+
+
+def no_decay_mask(params: Any, no_decay: tuple[str, ...] = ("bias", "LayerNorm.weight")) -> Any:
+    """True for leaves whose dotted name contains none of ``no_decay`` (1.0 examples' recipe)."""
+    paths, leaves, spec = optree.tree_flatten_with_path(params)
+    names = [".".join(str(p) for p in path) for path in paths]
+    return optree.tree_unflatten(spec, [not any(nd in n for nd in no_decay) for n in names])
+
+
+# -- shared pieces ---------------------------------------------------------------------------
+
+
+def _check_hyper(
+    lr: Any, b1: float, b2: float, eps: float, weight_decay: float, eps_name: str = "eps"
+) -> None:
+    if not callable(lr) and (not isinstance(lr, (int, float)) or lr < 0):
+        raise ValueError(f"lr must be a non-negative number or a schedule, got {lr!r}")
+    for name, b in (("b1", b1), ("b2", b2)):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"{name} (beta) must lie in [0, 1), got {b}")
+    if not eps > 0.0:
+        raise ValueError(f"{eps_name} must be > 0, got {eps}")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+
+
+def _lr_fn(lr: float | Schedule, schedule: Schedule | None) -> Callable[[Tensor], Tensor]:
+    """count -> learning rate (float64 0-d tensor)."""
+    base = (
+        lr if callable(lr) else (lambda count, lr=float(lr): torch.tensor(lr, dtype=torch.float64))
+    )
+    if schedule is None:
+        return lambda count: torch.as_tensor(base(count), dtype=torch.float64)
+    return lambda count: torch.as_tensor(base(count), dtype=torch.float64) * schedule(count)
+
+
+def _mask_leaves(mask: Mask, params: Any, n: int) -> list[bool]:
+    if mask is None:
+        return [True] * n
+    tree = mask(params) if callable(mask) else mask
+    leaves = flatten_matching(tree, params, "weight-decay mask")
+    return [bool(m) for m in leaves]
+
+
+def _subset(items: list[Any], keep: list[bool]) -> list[Any]:
+    return [x for x, k in zip(items, keep) if k]
+
+
+def _zeros_like_tree(params: Any) -> Any:
+    return optree.tree_map(torch.zeros_like, params)
+
+
+def _scalar(x: Tensor | float, like: Tensor) -> Tensor:
+    """A 0-d scalar in the params' floating dtype (the originals multiply in that dtype)."""
+    return torch.as_tensor(x, dtype=like.dtype, device=like.device)
+
+
+def _per_leaf_clip(
+    ops: ListOps, grads: list[Tensor], max_norm: float, inplace: bool
+) -> list[Tensor]:
+    """``clip_grad_norm_`` applied to each tensor on its own (BertAdam, OpenAIAdam)."""
+    coefs = [(max_norm / (n + 1e-6)).clamp(max=1.0) for n in ops.norms(grads)]
+    if inplace:
+        ops.mul_list_(grads, coefs)
+        return grads
+    return ops.mul_list(grads, coefs)
+
+
+def _init_adam(params: Any) -> AdamState:
+    return AdamState(
+        count=torch.zeros((), dtype=torch.int64),
+        lr=torch.zeros((), dtype=torch.float64),
+        mu=_zeros_like_tree(params),
+        nu=_zeros_like_tree(params),
+    )
+
+
+def _moments(
+    ops: ListOps,
+    g: list[Tensor],
+    m: list[Tensor],
+    v: list[Tensor],
+    b1: float,
+    b2: float,
+    inplace: bool,
+    lerp: bool,
+) -> tuple[list[Tensor], list[Tensor]]:
+    """m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g * g (the originals' op order)."""
+    if inplace:
+        if lerp:
+            ops.lerp_(m, g, 1.0 - b1)
+        else:
+            ops.mul_(m, b1)
+            ops.add_(m, g, alpha=1.0 - b1)
+        ops.mul_(v, b2)
+        ops.addcmul_(v, g, g, value=1.0 - b2)
+        return m, v
+    m = ops.lerp(m, g, 1.0 - b1) if lerp else ops.add(ops.mul(m, b1), g, alpha=1.0 - b1)
+    v = ops.addcmul(ops.mul(v, b2), g, g, value=1.0 - b2)
+    return m, v
+
+
+def _adam_family(
+    name: str,
+    step: Callable[..., tuple[list[Tensor], list[Tensor], list[Tensor]]],
+    lr_at: Callable[[Tensor], Tensor],
+    mask: Mask,
+    reference: bool,
+    lr_after_increment: bool = False,
+) -> GradientTransformation:
+    """Wrap a list-level Adam step into init/update with flattening and state checks."""
+
+    def update(grads: Any, state: AdamState, params: Any = None, *, inplace: bool = False):
+        check_state(state, AdamState, name)
+        if params is None:
+            raise ValueError(f"{name}.update needs params (for weight decay and the update)")
+        p_leaves, spec = optree.tree_flatten(params)
+        g = flatten_matching(grads, params, "grads")
+        m = flatten_matching(state.mu, params, f"{name} state.mu")
+        v = flatten_matching(state.nu, params, f"{name} state.nu")
+        count = state.count + 1
+        lr = lr_at(count if lr_after_increment else state.count)
+        decay = _mask_leaves(mask, params, len(p_leaves))
+        ops = backend(reference)
+        u, m, v = step(ops, p_leaves, g, m, v, count, lr, decay, inplace)
+        new_state = AdamState(
+            count, lr, optree.tree_unflatten(spec, m), optree.tree_unflatten(spec, v)
+        )
+        return optree.tree_unflatten(spec, u), new_state
+
+    return GradientTransformation(_init_adam, update)
+
+
+def _delta(
+    ops: ListOps, new: list[Tensor], old: list[Tensor], inplace: bool, out: list[Tensor]
+) -> list[Tensor]:
+    """``new - old`` as the update (written into ``out`` when donated)."""
+    if inplace:
+        for o, n, p in zip(out, new, old):
+            torch.sub(n, p, out=o)
+        return out
+    return ops.add(new, old, alpha=-1.0)
+
+
+# -- the rules -------------------------------------------------------------------------------
+
+
+def adamw(
+    lr: float | Schedule = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    correct_bias: bool = True,
+    *,
+    schedule: Schedule | None = None,
+    mask: Mask = None,
+    reference: bool = False,
+) -> GradientTransformation:
+    """pytorch-transformers 1.0 ``AdamW``.
+
+    Per step ``t``: moments; ``p -= lr_t * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)``
+    (no bias factor when ``correct_bias=False``); then ``p -= lr_t * weight_decay * p``
+    on the updated weights. ``lr_t = lr * schedule(t - 1)`` as ``LambdaLR`` steps it.
+    """
+    b1, b2 = betas
+    _check_hyper(lr, b1, b2, eps, weight_decay)
+    lr_at = _lr_fn(lr, schedule)
+
+    def step(ops, p, g, m, v, count, lr_t, decay, inplace):
+        m, v = _moments(ops, g, m, v, b1, b2, inplace, lerp=False)
+        denom = ops.add_scalar(ops.sqrt(v), eps)
+        step_size = lr_t
+        if correct_bias:
+            t = count.to(torch.float64)
+            step_size = lr_t * torch.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        ratio = ops.div(m, denom)
+        new = ops.add(p, ops.mul(ratio, _scalar(-step_size, p[0])))
+        if weight_decay > 0.0:
+            factor = _scalar(-lr_t * weight_decay, p[0])
+            d_new = _subset(new, decay)
+            shrunk = ops.add(d_new, ops.mul(d_new, factor))
+            it = iter(shrunk)
+            new = [next(it) if k else x for x, k in zip(new, decay)]
+        return _delta(ops, new, p, inplace, g), m, v
+
+    return _adam_family("adamw", step, lr_at, mask, reference)
+
+
+def adamw_torch(
+    lr: float | Schedule = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    *,
+    schedule: Schedule | None = None,
+    mask: Mask = None,
+    reference: bool = False,
+) -> GradientTransformation:
+    """``torch.optim.AdamW``: ``p *= 1 - lr*wd`` first, then the bias-corrected Adam step
+    with ``eps`` added to ``sqrt(v_hat)``."""
+    return _torch_adam("adamw_torch", lr, betas, eps, weight_decay, True, schedule, mask, reference)
+
+
+def adam(
+    lr: float | Schedule = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    *,
+    schedule: Schedule | None = None,
+    mask: Mask = None,
+    reference: bool = False,
+) -> GradientTransformation:
+    """``torch.optim.Adam``: L2 ``weight_decay * p`` added to the gradient."""
+    return _torch_adam("adam", lr, betas, eps, weight_decay, False, schedule, mask, reference)
+
+
+def _torch_adam(name, lr, betas, eps, weight_decay, decoupled, schedule, mask, reference):
+    b1, b2 = betas
+    _check_hyper(lr, b1, b2, eps, weight_decay)
+    lr_at = _lr_fn(lr, schedule)
+
+    def step(ops, p, g, m, v, count, lr_t, decay, inplace):
+        base = p
+        if weight_decay > 0.0 and decoupled:
+            factor = _scalar(1.0 - lr_t * weight_decay, p[0])
+            base = [ops.mul([x], factor)[0] if k else x for x, k in zip(p, decay)]
+        elif weight_decay > 0.0:
+            g = [gi + weight_decay * pi if k else gi for gi, pi, k in zip(g, p, decay)]
+        m, v = _moments(ops, g, m, v, b1, b2, inplace, lerp=True)
+        t = count.to(torch.float64)
+        bc1 = 1.0 - b1**t
+        bc2_sqrt = torch.sqrt(1.0 - b2**t)
+        denom = ops.add_scalar(ops.div(ops.sqrt(v), [_scalar(bc2_sqrt, x) for x in v]), eps)
+        step_size = _scalar(-lr_t / bc1, p[0])
+        new = ops.add(base, ops.mul(ops.div(m, denom), step_size))
+        return _delta(ops, new, p, inplace, g), m, v
+
+    return _adam_family(name, step, lr_at, mask, reference)
+
+
+def bert_adam(
+    lr: float | Schedule,
+    warmup: float = -1,
+    t_total: int = -1,
+    schedule: str | Schedule | None = "warmup_linear",
+    b1: float = 0.9,
+    b2: float = 0.999,
+    e: float = 1e-6,
+    weight_decay: float = 0.01,
+    max_grad_norm: float = 1.0,
+    *,
+    mask: Mask = None,
+    reference: bool = False,
+) -> GradientTransformation:
+    """pytorch-pretrained-bert 0.6.2 ``BertAdam``.
+
+    Per tensor: ``clip_grad_norm_(g, max_grad_norm)``; moments; no bias correction;
+    ``update = m / (sqrt(v) + e) + weight_decay * p``; ``p -= lr * schedule(step) * update``
+    with the schedule read *before* the step count increments (so warmup starts at 0).
+    ``schedule`` is a 0.6.2 name (``warmup``/``t_total`` as fractions/steps) or a
+    schedule function.
+    """
+    _check_hyper(lr, b1, b2, e, weight_decay, eps_name="e")
+    sched = schedule if callable(schedule) else legacy(schedule, warmup, t_total)
+    lr_at = _lr_fn(lr, sched)
+
+    def step(ops, p, g, m, v, count, lr_t, decay, inplace):
+        if max_grad_norm > 0:
+            g = _per_leaf_clip(ops, g, max_grad_norm, inplace)
+        m, v = _moments(ops, g, m, v, b1, b2, inplace, lerp=False)
+        upd = ops.div(m, ops.add_scalar(ops.sqrt(v), e))
+        if weight_decay > 0.0:
+            upd = [
+                ops.add([u], [x], alpha=weight_decay)[0] if k else u
+                for u, x, k in zip(upd, p, decay)
+            ]
+        return ops.mul(upd, _scalar(-lr_t, p[0])), m, v
+
+    return _adam_family("bert_adam", step, lr_at, mask, reference)
+
+
+def openai_adam(
+    lr: float | Schedule,
+    schedule: str | Schedule | None = "warmup_linear",
+    warmup: float = -1,
+    t_total: int = -1,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    e: float = 1e-8,
+    weight_decay: float = 0.0,
+    vector_l2: bool = False,
+    max_grad_norm: float = -1,
+    *,
+    mask: Mask = None,
+    reference: bool = False,
+) -> GradientTransformation:
+    """pytorch-pretrained-bert 0.6.2 ``OpenAIAdam``.
+
+    The step count increments first; per-tensor clipping; bias-corrected Adam
+    (``step = lr_t * sqrt(1-b2^t)/(1-b1^t)``, ``eps`` outside); then
+    ``p -= lr_t * weight_decay * p`` on the updated weights, only for tensors of
+    rank > 1 unless ``vector_l2``.
+    """
+    _check_hyper(lr, b1, b2, e, weight_decay, eps_name="e")
+    sched = schedule if callable(schedule) else legacy(schedule, warmup, t_total)
+    lr_at = _lr_fn(lr, sched)
+
+    def step(ops, p, g, m, v, count, lr_t, decay, inplace):
+        if max_grad_norm > 0:
+            g = _per_leaf_clip(ops, g, max_grad_norm, inplace)
+        m, v = _moments(ops, g, m, v, b1, b2, inplace, lerp=False)
+        denom = ops.add_scalar(ops.sqrt(v), e)
+        t = count.to(torch.float64)
+        step_size = lr_t * torch.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        new = ops.add(p, ops.mul(ops.div(m, denom), _scalar(-step_size, p[0])))
+        if weight_decay > 0:
+            factor = _scalar(-lr_t * weight_decay, p[0])
+            new = [
+                x + x * factor if k and (x.dim() > 1 or vector_l2) else x
+                for x, k in zip(new, decay)
+            ]
+        return _delta(ops, new, p, inplace, g), m, v
+
+    return _adam_family("openai_adam", step, lr_at, mask, reference, lr_after_increment=True)
+
+
+def sgd(
+    lr: float | Schedule = 1e-3,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    *,
+    schedule: Schedule | None = None,
+    mask: Mask = None,
+    reference: bool = False,
+) -> GradientTransformation:
+    """``torch.optim.SGD`` (the first step fills the momentum buffer with the gradient)."""
+    if not callable(lr) and (not isinstance(lr, (int, float)) or lr < 0):
+        raise ValueError(f"lr must be a non-negative number or a schedule, got {lr!r}")
+    if momentum < 0 or weight_decay < 0 or not 0.0 <= dampening <= 1.0:
+        raise ValueError("momentum and weight_decay must be >= 0 and dampening in [0, 1]")
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("nesterov needs momentum > 0 and dampening == 0")
+    lr_at = _lr_fn(lr, schedule)
+
+    def init(params: Any) -> SGDState:
+        return SGDState(
+            torch.zeros((), dtype=torch.int64),
+            torch.zeros((), dtype=torch.float64),
+            _zeros_like_tree(params),
+        )
+
+    def update(grads: Any, state: SGDState, params: Any = None, *, inplace: bool = False):
+        check_state(state, SGDState, "sgd")
+        if params is None:
+            raise ValueError("sgd.update needs params")
+        p, spec = optree.tree_flatten(params)
+        g = flatten_matching(grads, params, "grads")
+        buf = flatten_matching(state.momentum, params, "sgd state.momentum")
+        ops = backend(reference)
+        lr_t = lr_at(state.count)
+        if weight_decay > 0:
+            decay = _mask_leaves(mask, params, len(p))
+            g = [gi + weight_decay * pi if k else gi for gi, pi, k in zip(g, p, decay)]
+        if momentum > 0:
+            first = state.count == 0
+            coef = torch.where(first, 1.0, 1.0 - dampening).to(p[0].dtype)
+            buf = ops.add(ops.mul(buf, momentum), ops.mul(g, coef))
+            g = ops.add(g, buf, alpha=momentum) if nesterov else buf
+        u = ops.mul(g, _scalar(-lr_t, p[0]))
+        new_state = SGDState(state.count + 1, lr_t, optree.tree_unflatten(spec, buf))
+        return optree.tree_unflatten(spec, u), new_state
+
+    return GradientTransformation(init, update)
