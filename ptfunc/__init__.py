@@ -19,6 +19,7 @@ __all__ = [
     "archs",
     "io",
     "layers",
+    "optim",
     "random",
     "tokenize",
     "tree",

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .._atomic import write_bytes
-from ..tree import Params, check_no_alias, from_flat_dict, to_flat_dict
+from ..tree import check_no_alias, from_flat_dict, to_flat_dict
 
 __all__ = ["save", "load", "load_flat", "to_safetensors_bytes"]
 
