@@ -1,0 +1,372 @@
+"""ptfunc.optim against the originals: 50-step trajectories on random pytrees.
+
+References: ``torch.optim.AdamW``/``Adam``/``SGD``; pytorch-transformers 1.0 ``AdamW`` and
+its five schedules; pytorch-pretrained-bert 0.6.2 ``BertAdam``/``OpenAIAdam`` with every
+schedule. Params after every step must agree within rtol 1e-6, atol 1e-6 (float32);
+learning rates per step exactly (to float64 rounding). The foreach fast path is held
+to the per-leaf reference path bit for bit.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch.func import vmap
+
+import ptfunc
+from ptfunc import optim, tree
+from ptfunc.optim import schedules
+
+STEPS = 50
+
+
+def _params():
+    g = torch.Generator().manual_seed(0)
+    return {
+        "w": torch.randn(5, 4, generator=g),
+        "layer": [
+            {
+                "bias": torch.randn(4, generator=g),
+                "LayerNorm": {"weight": torch.randn(4, generator=g)},
+            }
+        ],
+        "v": torch.randn(3, generator=g),
+    }
+
+
+def _grads(step: int, params) -> dict:
+    g = torch.Generator().manual_seed(1000 + step)
+    return tree.map(lambda p: torch.randn(p.shape, generator=g) * 2.0, params)
+
+
+def _run_torch(make_opt, make_sched=None, steps=STEPS):
+    """The reference: a torch optimizer stepping module-free tensors; params and lr per step."""
+    params = _params()
+    leaves = [p.clone().requires_grad_() for p in tree.leaves(params)]
+    spec = tree.structure(params)
+    opt = make_opt(leaves)
+    sched = make_sched(opt) if make_sched else None
+    out, lrs = [], []
+    for t in range(steps):
+        grads = tree.leaves(_grads(t, params))
+        for p, g in zip(leaves, grads, strict=True):
+            p.grad = g.clone()
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if sched:
+            sched.step()
+        out.append([p.detach().clone() for p in leaves])
+    del spec
+    return out, lrs
+
+
+def _run_ours(opt, steps=STEPS, inplace=False):
+    params = _params()
+    state = opt.init(params)
+    out, lrs = [], []
+    for t in range(steps):
+        updates, state = opt.update(_grads(t, params), state, params, inplace=inplace)
+        params = optim.apply_updates(params, updates)
+        out.append([p.clone() for p in tree.leaves(params)])
+        lrs.append(float(optim.current_lr(state)))
+    return out, lrs
+
+
+def _assert_trajectories(ours, theirs):
+    for step, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        for x, y in zip(a, b, strict=True):
+            torch.testing.assert_close(
+                x, y, rtol=1e-6, atol=1e-6, msg=lambda m, s=step: f"step {s}: {m}"
+            )
+
+
+# -- torch.optim ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_adamw_torch_matches_torch_optim(wd):
+    ours, _ = _run_ours(optim.adamw_torch(lr=0.01, betas=(0.8, 0.99), eps=1e-7, weight_decay=wd))
+    theirs, _ = _run_torch(
+        lambda p: torch.optim.AdamW(p, lr=0.01, betas=(0.8, 0.99), eps=1e-7, weight_decay=wd)
+    )
+    _assert_trajectories(ours, theirs)
+
+
+def test_adam_matches_torch_optim():
+    ours, _ = _run_ours(optim.adam(lr=0.01, weight_decay=0.05))
+    theirs, _ = _run_torch(lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.05))
+    _assert_trajectories(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(momentum=0.0),
+        dict(momentum=0.9),
+        dict(momentum=0.9, dampening=0.3, weight_decay=0.1),
+        dict(momentum=0.9, nesterov=True),
+    ],
+    ids=["plain", "momentum", "dampening-wd", "nesterov"],
+)
+def test_sgd_matches_torch_optim(kw):
+    ours, _ = _run_ours(optim.sgd(lr=0.01, **kw))
+    theirs, _ = _run_torch(lambda p: torch.optim.SGD(p, lr=0.01, **kw))
+    _assert_trajectories(ours, theirs)
+
+
+# -- pytorch-transformers 1.0 --------------------------------------------------------------------
+
+pt = pytest.importorskip("pytorch_transformers")
+
+SCHEDULES_1_0 = {
+    "constant": (lambda: schedules.constant(), lambda o: pt.ConstantLRSchedule(o)),
+    "warmup_constant": (
+        lambda: schedules.warmup_constant(7),
+        lambda o: pt.WarmupConstantSchedule(o, 7),
+    ),
+    "warmup_linear": (
+        lambda: schedules.warmup_linear(7, 40),
+        lambda o: pt.WarmupLinearSchedule(o, 7, 40),
+    ),
+    "warmup_cosine": (
+        lambda: schedules.warmup_cosine(7, 40, cycles=0.7),
+        lambda o: pt.WarmupCosineSchedule(o, 7, 40, cycles=0.7),
+    ),
+    "hard_restarts": (
+        lambda: schedules.warmup_cosine_with_hard_restarts(7, 40, cycles=2.0),
+        lambda o: pt.WarmupCosineWithHardRestartsSchedule(o, 7, 40, cycles=2.0),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES_1_0))
+@pytest.mark.parametrize("correct_bias", [True, False])
+def test_adamw_matches_pytorch_transformers(name, correct_bias):
+    ours_sched, their_sched = SCHEDULES_1_0[name]
+    opt = optim.adamw(lr=0.02, weight_decay=0.1, correct_bias=correct_bias, schedule=ours_sched())
+    ours, our_lrs = _run_ours(opt)
+    theirs, their_lrs = _run_torch(
+        lambda p: pt.AdamW(p, lr=0.02, weight_decay=0.1, correct_bias=correct_bias), their_sched
+    )
+    assert our_lrs == pytest.approx(their_lrs, rel=1e-12, abs=1e-15)
+    _assert_trajectories(ours, theirs)
+
+
+def test_1_0_schedule_values_from_its_tests():
+    """The expectations of 1.0's optimization_test (lr=10, read after each scheduler step)."""
+
+    def values(s):
+        return [round(10 * float(s(t)), 2) for t in range(1, 11)]
+
+    assert values(schedules.warmup_constant(4)) == [2.5, 5.0, 7.5, 10.0] + [10.0] * 6
+    assert values(schedules.warmup_linear(2, 10)) == [
+        5.0,
+        10.0,
+        8.75,
+        7.5,
+        6.25,
+        5.0,
+        3.75,
+        2.5,
+        1.25,
+        0.0,
+    ]
+    assert values(schedules.warmup_cosine(2, 10)) == [
+        5.0,
+        10.0,
+        9.62,
+        8.54,
+        6.91,
+        5.0,
+        3.09,
+        1.46,
+        0.38,
+        0.0,
+    ]
+    assert values(schedules.warmup_cosine_with_hard_restarts(2, 10, cycles=2)) == [
+        5.0,
+        10.0,
+        8.54,
+        5.0,
+        1.46,
+        10.0,
+        8.54,
+        5.0,
+        1.46,
+        0.0,
+    ]
+
+
+# -- pytorch-pretrained-bert 0.6.2 ---------------------------------------------------------------
+
+ppb = pytest.importorskip("pytorch_pretrained_bert")
+LEGACY = ["warmup_linear", "warmup_constant", "warmup_cosine", "none", None]
+
+
+def _legacy_object(name):
+    from pytorch_pretrained_bert import optimization as o
+
+    return {
+        "warmup_cosine_hard_restarts": o.WarmupCosineWithHardRestartsSchedule,
+        "warmup_cosine_warmup_restarts": o.WarmupCosineWithWarmupRestartsSchedule,
+    }[name]
+
+
+@pytest.mark.parametrize("schedule", LEGACY)
+@pytest.mark.parametrize("t_total", [30, -1], ids=["t_total30", "no_t_total"])
+def test_bert_adam_matches_0_6_2(schedule, t_total):
+    """t_total=30 < 50 steps also checks the behaviour past t_total."""
+    kw = dict(
+        lr=0.01,
+        warmup=0.2,
+        t_total=t_total,
+        schedule=schedule,
+        weight_decay=0.05,
+        max_grad_norm=1.0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs, their_lrs = _run_torch(lambda p: ppb.BertAdam(p, **kw))
+    ours, _ = _run_ours(optim.bert_adam(**kw))
+    _assert_trajectories(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["warmup_cosine_hard_restarts", "warmup_cosine_warmup_restarts"])
+def test_bert_adam_with_restart_schedule_objects(name):
+    their_schedule = _legacy_object(name)(warmup=0.1, t_total=40, cycles=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs, _ = _run_torch(lambda p: ppb.BertAdam(p, lr=0.01, schedule=their_schedule))
+    ours, _ = _run_ours(
+        optim.bert_adam(lr=0.01, schedule=schedules.legacy(name, 0.1, 40, cycles=2.0))
+    )
+    _assert_trajectories(ours, theirs)
+    for t in range(60):
+        assert float(schedules.legacy(name, 0.1, 40, cycles=2.0)(t)) == pytest.approx(
+            their_schedule.get_lr(t, nowarn=True), abs=1e-12
+        )
+
+
+@pytest.mark.parametrize("schedule", LEGACY)
+@pytest.mark.parametrize("vector_l2", [False, True])
+def test_openai_adam_matches_0_6_2(schedule, vector_l2):
+    kw = dict(
+        lr=0.01,
+        warmup=0.2,
+        t_total=40,
+        schedule=schedule,
+        weight_decay=0.1,
+        vector_l2=vector_l2,
+        max_grad_norm=1.0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs, _ = _run_torch(lambda p: ppb.OpenAIAdam(p, **kw))
+    ours, _ = _run_ours(optim.openai_adam(**kw))
+    _assert_trajectories(ours, theirs)
+
+
+# -- the engine ----------------------------------------------------------------------------------
+
+RULES = {
+    "adamw": lambda **kw: optim.adamw(lr=0.01, weight_decay=0.1, mask=optim.no_decay_mask, **kw),
+    "adamw_torch": lambda **kw: optim.adamw_torch(lr=0.01, **kw),
+    "adam": lambda **kw: optim.adam(lr=0.01, weight_decay=0.1, **kw),
+    "sgd": lambda **kw: optim.sgd(lr=0.01, momentum=0.9, weight_decay=0.1, **kw),
+    "bert_adam": lambda **kw: optim.bert_adam(lr=0.01, warmup=0.1, t_total=50, **kw),
+    "openai_adam": lambda **kw: optim.openai_adam(
+        lr=0.01, warmup=0.1, t_total=50, weight_decay=0.1, max_grad_norm=1.0, **kw
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_foreach_path_equals_per_leaf_reference_and_inplace(name):
+    fast, _ = _run_ours(RULES[name]())
+    slow, _ = _run_ours(RULES[name](reference=True))
+    donated, _ = _run_ours(RULES[name](), inplace=True)
+    for a, b, c in zip(fast, slow, donated, strict=True):
+        for x, y, z in zip(a, b, c, strict=True):
+            assert torch.equal(x, y) and torch.equal(x, z)
+
+
+def test_no_decay_mask_is_the_bert_recipe():
+    mask = optim.no_decay_mask(_params())
+    assert mask == {
+        "w": True,
+        "layer": [{"bias": False, "LayerNorm": {"weight": False}}],
+        "v": True,
+    }
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_vmap_over_an_ensemble_of_states(name):
+    opt = RULES[name]()
+    members = [tree.map(lambda p, i=i: p + i, _params()) for i in range(3)]
+    grads = [_grads(i, m) for i, m in enumerate(members)]
+    states = [opt.init(m) for m in members]
+
+    def step(params, grads, state):
+        updates, state = opt.update(grads, state, params)
+        return optim.apply_updates(params, updates), state
+
+    batched, _ = vmap(step)(tree.stack(members), tree.stack(grads), tree.stack(states))
+    for i in range(3):
+        want, _ = step(members[i], grads[i], states[i])
+        for x, y in zip(tree.leaves(tree.unstack(batched)[i]), tree.leaves(want), strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_state_saves_and_restores_exactly(tmp_path):
+    opt = RULES["bert_adam"]()
+    params = _params()
+    state = opt.init(params)
+    for t in range(3):
+        updates, state = opt.update(_grads(t, params), state, params)
+        params = optim.apply_updates(params, updates)
+    ptfunc.io.save(tmp_path / "state.safetensors", state)
+    restored = ptfunc.io.load(tmp_path / "state.safetensors", like=opt.init(params))
+    assert type(restored) is type(state) and restored.count.dtype == torch.int64
+    assert all(
+        torch.equal(a, b) for a, b in zip(tree.leaves(restored), tree.leaves(state), strict=True)
+    )
+    with pytest.raises(ValueError, match="names do not match"):
+        ptfunc.io.load(
+            tmp_path / "state.safetensors", like=optim.sgd(lr=0.1, momentum=0.9).init(params)
+        )
+
+
+def test_differentiating_through_a_step():
+    """The functional update is differentiable: d(loss after one SGD step)/d(lr-scaled grads)."""
+    params = {"w": torch.tensor([1.0, 2.0])}
+
+    def after_step(w):
+        opt = optim.adamw_torch(lr=0.1, weight_decay=0.0)
+        state = opt.init({"w": w})
+        updates, _ = opt.update({"w": 2 * w}, state, {"w": w})
+        return optim.apply_updates({"w": w}, updates)["w"].sum()
+
+    g = torch.func.grad(after_step)(params["w"])
+    assert torch.isfinite(g).all() and g.shape == (2,)
+
+
+def test_bad_hyperparameters_and_trees():
+    with pytest.raises(ValueError, match="lr must be"):
+        optim.adamw(lr=-1.0)
+    with pytest.raises(ValueError, match=r"b1 \(beta\) must lie in \[0, 1\)"):
+        optim.adamw(betas=(1.0, 0.999))
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        optim.adamw_torch(eps=0.0)
+    with pytest.raises(ValueError, match="e must be > 0"):
+        optim.bert_adam(lr=0.1, e=-1.0)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        optim.bert_adam(lr=0.1, schedule="warmup_cubic")
+    opt = optim.adamw(lr=0.1)
+    params = _params()
+    state = opt.init(params)
+    with pytest.raises(ValueError, match="grads do not have the structure of the params"):
+        opt.update({"w": torch.ones(5, 4)}, state, params)
+    with pytest.raises(TypeError, match="expects its own state"):
+        opt.update(_grads(0, params), optim.sgd(lr=0.1).init(params), params)
