@@ -70,7 +70,8 @@ def _run_ours(opt, steps=STEPS, inplace=False):
         updates, state = opt.update(_grads(t, params), state, params, inplace=inplace)
         params = optim.apply_updates(params, updates)
         out.append([p.clone() for p in tree.leaves(params)])
-        lrs.append(float(optim.current_lr(state)))
+        lr = optim.current_lr(state)
+        lrs.append(None if lr is None else float(lr))
     return out, lrs
 
 
@@ -370,3 +371,62 @@ def test_bad_hyperparameters_and_trees():
         opt.update({"w": torch.ones(5, 4)}, state, params)
     with pytest.raises(TypeError, match="expects its own state"):
         opt.update(_grads(0, params), optim.sgd(lr=0.1).init(params), params)
+
+
+# -- building blocks -----------------------------------------------------------------------------
+
+
+def test_chained_blocks_equal_torch_adamw():
+    """scale_by_adam + add_decayed_weights + scale(-lr) is AdamW (torch.optim's math)."""
+    lr, wd = 0.01, 0.1
+    opt = optim.chain(
+        optim.scale_by_adam(0.9, 0.999, 1e-8), optim.add_decayed_weights(wd), optim.scale(-lr)
+    )
+    ours, _ = _run_ours(opt)
+    theirs, _ = _run_torch(lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=wd))
+    _assert_trajectories(ours, theirs)
+
+
+def test_clip_by_global_norm_matches_torch():
+    grads = _grads(0, _params())
+    clipped, _ = optim.clip_by_global_norm(1.5).update(grads, ())
+    holders = _with_grads(tree.leaves(grads))
+    torch.nn.utils.clip_grad_norm_(holders, 1.5)
+    for a, h in zip(tree.leaves(clipped), holders, strict=True):
+        torch.testing.assert_close(a, h.grad, rtol=1e-6, atol=1e-7)
+
+
+def _with_grads(grads):
+    """Parameters holding the given grads (torch's clipping works on ``.grad``)."""
+    holders = []
+    for g in grads:
+        p = torch.zeros_like(g, requires_grad=True)
+        p.grad = g.clone()
+        holders.append(p)
+    return holders
+
+
+def test_clip_per_leaf_matches_torch_per_tensor():
+    grads = _grads(1, _params())
+    clipped, _ = optim.clip_by_norm_per_leaf(0.7).update(grads, ())
+    for a, h in zip(tree.leaves(clipped), _with_grads(tree.leaves(grads)), strict=True):
+        torch.nn.utils.clip_grad_norm_(h, 0.7)
+        torch.testing.assert_close(a, h.grad, rtol=1e-6, atol=1e-7)
+
+
+def test_masked_decay_and_schedule_lr_readout():
+    params = _params()
+    opt = optim.chain(
+        optim.masked(optim.add_decayed_weights(1.0), optim.no_decay_mask),
+        optim.scale_by_schedule(lambda count: -0.5 * schedules.warmup_linear(2, 10)(count)),
+    )
+    state = opt.init(params)
+    zeros = tree.map(torch.zeros_like, params)
+    for _ in range(2):
+        updates, state = opt.update(zeros, state, params)
+    assert float(optim.current_lr(state)) == pytest.approx(-0.25)  # step 1 of warmup 2
+    assert torch.equal(updates["w"], -0.25 * params["w"])  # decayed
+    assert (
+        not updates["layer"][0]["bias"].any()
+        and not updates["layer"][0]["LayerNorm"]["weight"].any()
+    )

@@ -21,6 +21,15 @@ from .base import (
     current_lr,
     identity,
 )
+from .transforms import (
+    add_decayed_weights,
+    clip_by_global_norm,
+    clip_by_norm_per_leaf,
+    masked,
+    scale,
+    scale_by_adam,
+    scale_by_schedule,
+)
 from .rules import (
     AdamState,
     SGDState,
@@ -41,6 +50,13 @@ __all__ = [
     "apply_updates",
     "current_lr",
     "schedules",
+    "scale",
+    "scale_by_schedule",
+    "scale_by_adam",
+    "add_decayed_weights",
+    "clip_by_global_norm",
+    "clip_by_norm_per_leaf",
+    "masked",
     "AdamState",
     "SGDState",
     "adamw",
