@@ -21,15 +21,6 @@ from .base import (
     current_lr,
     identity,
 )
-from .transforms import (
-    add_decayed_weights,
-    clip_by_global_norm,
-    clip_by_norm_per_leaf,
-    masked,
-    scale,
-    scale_by_adam,
-    scale_by_schedule,
-)
 from .rules import (
     AdamState,
     SGDState,
@@ -40,6 +31,15 @@ from .rules import (
     no_decay_mask,
     openai_adam,
     sgd,
+)
+from .transforms import (
+    add_decayed_weights,
+    clip_by_global_norm,
+    clip_by_norm_per_leaf,
+    masked,
+    scale,
+    scale_by_adam,
+    scale_by_schedule,
 )
 
 __all__ = [
