@@ -31,7 +31,10 @@ __all__ = [
     "map",
     "leaves",
     "structure",
+    "flatten",
+    "unflatten",
     "to_flat_dict",
+    "map_with_names",
     "from_flat_dict",
     "stack",
     "unstack",
@@ -61,6 +64,62 @@ def structure(tree: Any) -> optree.PyTreeSpec:
     return optree.tree_structure(tree)
 
 
+def flatten(tree: Any) -> tuple[list[Any], Any]:
+    """``(leaves, spec)`` in optree's order (dict keys sorted); see :func:`unflatten`.
+
+    Eagerly this is optree's C flatten. While ``torch.compile`` traces, a plain
+    Python walk with the same leaf order is used instead, which Dynamo traces
+    reliably (its optree support mishandles dicts whose insertion order is not
+    sorted, such as ``{"weight": ..., "bias": ...}``).
+    """
+    if torch.compiler.is_compiling():
+        leaves: list[Any] = []
+        return leaves, _py_flatten(tree, leaves)
+    return optree.tree_flatten(tree)
+
+
+def unflatten(spec: Any, leaves: list[Any]) -> Any:
+    """Inverse of :func:`flatten`."""
+    if isinstance(spec, optree.PyTreeSpec):
+        return optree.tree_unflatten(spec, leaves)
+    it = iter(leaves)
+    return _py_unflatten(spec, it)
+
+
+def _py_flatten(node: Any, out: list[Any]) -> tuple:
+    if isinstance(node, dict):
+        keys = sorted(node)
+        return (
+            "dict",
+            type(node),
+            tuple(node),
+            tuple(keys),
+            tuple(_py_flatten(node[k], out) for k in keys),
+        )
+    if isinstance(node, (list, tuple)):
+        kind = type(node)
+        return ("seq", kind, tuple(_py_flatten(v, out) for v in node))
+    if node is None:
+        return ("none",)
+    out.append(node)
+    return ("leaf",)
+
+
+def _py_unflatten(spec: tuple, it: Any) -> Any:
+    tag = spec[0]
+    if tag == "leaf":
+        return next(it)
+    if tag == "none":
+        return None
+    if tag == "dict":
+        _, kind, original, keys, children = spec
+        values = {k: _py_unflatten(c, it) for k, c in zip(keys, children)}
+        return kind((k, values[k]) for k in original)
+    _, kind, children = spec
+    items = [_py_unflatten(c, it) for c in children]
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)
+
+
 def _walk(node: Any, prefix: str, out: dict[str, Any]) -> None:
     if isinstance(node, Mapping):
         items = ((str(k), v) for k, v in node.items())
@@ -86,6 +145,25 @@ def to_flat_dict(tree: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     _walk(tree, "", out)
     return out
+
+
+def map_with_names(fn: Callable[[str, Any], Any], tree: Any, prefix: str = "") -> Any:
+    """``fn(dotted_name, leaf)`` at every leaf; same structure out (dicts, lists, tuples).
+
+    Example:
+        >>> map_with_names(lambda n, x: n, {"a": [1, 2], "b": {"c": 3}})
+        {'a': ['a.0', 'a.1'], 'b': {'c': 'b.c'}}
+    """
+    join = (lambda k: f"{prefix}.{k}") if prefix else str
+    if isinstance(tree, Mapping):
+        return type(tree)((k, map_with_names(fn, v, join(k))) for k, v in tree.items())
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return type(tree)(*(map_with_names(fn, v, join(k)) for k, v in zip(tree._fields, tree)))
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(map_with_names(fn, v, join(i)) for i, v in enumerate(tree))
+    if tree is None:
+        return None
+    return fn(prefix, tree)
 
 
 def _listify(node: Any) -> Any:

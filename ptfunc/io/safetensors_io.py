@@ -64,8 +64,9 @@ def load_flat(
         ) from None
 
 
-def load(path: str | os.PathLike[str], *, like: Any = None,
-         device: str | torch.device = "cpu") -> Any:
+def load(
+    path: str | os.PathLike[str], *, like: Any = None, device: str | torch.device = "cpu"
+) -> Any:
     """Read a safetensors file into a tree.
 
     Without ``like``: nested dicts, levels keyed 0..n-1 as lists (a params tree).

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-import optree
 import torch
 from torch import Tensor
 
+from ..tree import flatten, unflatten
 from .lists import backend
 
 __all__ = [
@@ -91,8 +91,8 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
 def flatten_matching(tree: Any, like: Any, what: str) -> list[Tensor]:
     """Leaves of ``tree``, which must have the structure of ``like`` (clear error otherwise)."""
-    leaves, spec = optree.tree_flatten(tree)
-    like_spec = optree.tree_structure(like)
+    leaves, spec = flatten(tree)
+    like_spec = flatten(like)[1]
     if spec != like_spec:
         raise ValueError(
             f"{what} do not have the structure of the params: got {spec}, expected {like_spec}"
@@ -115,14 +115,14 @@ def apply_updates(params: Any, updates: Any, *, inplace: bool = False) -> Any:
     Functional by default (differentiable). ``inplace=True`` adds into the
     params' tensors with ``torch._foreach_add_`` under ``no_grad`` and returns them.
     """
-    p_leaves, spec = optree.tree_flatten(params)
+    p_leaves, spec = flatten(params)
     u_leaves = flatten_matching(updates, params, "updates")
     ops = backend()
     if inplace:
         with torch.no_grad():
             ops.add_(p_leaves, u_leaves)
         return params
-    return optree.tree_unflatten(spec, ops.add(p_leaves, u_leaves))
+    return unflatten(spec, ops.add(p_leaves, u_leaves))
 
 
 def current_lr(state: Any) -> Tensor | None:

@@ -29,10 +29,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import optree
 import torch
 from torch import Tensor
 
+from ..tree import flatten, map_with_names, unflatten
+from ..tree import map as tree_map
 from .base import GradientTransformation, check_state, flatten_matching
 from .lists import ListOps, backend
 from .schedules import Schedule, legacy
@@ -72,9 +73,7 @@ class SGDState(NamedTuple):
 
 def no_decay_mask(params: Any, no_decay: tuple[str, ...] = ("bias", "LayerNorm.weight")) -> Any:
     """True for leaves whose dotted name contains none of ``no_decay`` (1.0 examples' recipe)."""
-    paths, leaves, spec = optree.tree_flatten_with_path(params)
-    names = [".".join(str(p) for p in path) for path in paths]
-    return optree.tree_unflatten(spec, [not any(nd in n for nd in no_decay) for n in names])
+    return map_with_names(lambda name, _: not any(nd in name for nd in no_decay), params)
 
 
 # -- shared pieces ---------------------------------------------------------------------------
@@ -117,7 +116,7 @@ def _subset(items: list[Any], keep: list[bool]) -> list[Any]:
 
 
 def _zeros_like_tree(params: Any) -> Any:
-    return optree.tree_map(torch.zeros_like, params)
+    return tree_map(torch.zeros_like, params)
 
 
 def _scalar(x: Tensor | float, like: Tensor) -> Tensor:
@@ -184,7 +183,7 @@ def _adam_family(
         check_state(state, AdamState, name)
         if params is None:
             raise ValueError(f"{name}.update needs params (for weight decay and the update)")
-        p_leaves, spec = optree.tree_flatten(params)
+        p_leaves, spec = flatten(params)
         g = flatten_matching(grads, params, "grads")
         m = flatten_matching(state.mu, params, f"{name} state.mu")
         v = flatten_matching(state.nu, params, f"{name} state.nu")
@@ -193,10 +192,8 @@ def _adam_family(
         decay = _mask_leaves(mask, params, len(p_leaves))
         ops = backend(reference)
         u, m, v = step(ops, p_leaves, g, m, v, count, lr, decay, inplace)
-        new_state = AdamState(
-            count, lr, optree.tree_unflatten(spec, m), optree.tree_unflatten(spec, v)
-        )
-        return optree.tree_unflatten(spec, u), new_state
+        new_state = AdamState(count, lr, unflatten(spec, m), unflatten(spec, v))
+        return unflatten(spec, u), new_state
 
     return GradientTransformation(_init_adam, update)
 
@@ -426,7 +423,7 @@ def sgd(
         check_state(state, SGDState, "sgd")
         if params is None:
             raise ValueError("sgd.update needs params")
-        p, spec = optree.tree_flatten(params)
+        p, spec = flatten(params)
         g = flatten_matching(grads, params, "grads")
         buf = flatten_matching(state.momentum, params, "sgd state.momentum")
         ops = backend(reference)
@@ -440,7 +437,7 @@ def sgd(
             buf = ops.add(ops.mul(buf, momentum), ops.mul(g, coef))
             g = ops.add(g, buf, alpha=momentum) if nesterov else buf
         u = ops.mul(g, _scalar(-lr_t, p[0]))
-        new_state = SGDState(state.count + 1, lr_t, optree.tree_unflatten(spec, buf))
-        return optree.tree_unflatten(spec, u), new_state
+        new_state = SGDState(state.count + 1, lr_t, unflatten(spec, buf))
+        return unflatten(spec, u), new_state
 
     return GradientTransformation(init, update)

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import optree
 import torch
 from torch import Tensor
 
+from ..tree import flatten, unflatten
+from ..tree import map as tree_map
 from .base import GradientTransformation, check_state, flatten_matching
 from .lists import backend
 
@@ -64,13 +65,13 @@ def _stateless(
         return ()
 
     def update(updates: Any, state: Any, params: Any = None, *, inplace: bool = False):
-        leaves, spec = optree.tree_flatten(updates)
+        leaves, spec = flatten(updates)
         p = None
         if needs_params:
             if params is None:
                 raise ValueError("this transformation needs params")
             p = flatten_matching(params, updates, "params")
-        return optree.tree_unflatten(spec, fn(leaves, p, inplace)), state
+        return unflatten(spec, fn(leaves, p, inplace)), state
 
     return GradientTransformation(init, update)
 
@@ -99,12 +100,12 @@ def scale_by_schedule(schedule: Callable[[Tensor], Tensor]) -> GradientTransform
     def update(updates: Any, state: ScheduleState, params: Any = None, *, inplace: bool = False):
         check_state(state, ScheduleState, "scale_by_schedule")
         factor = torch.as_tensor(schedule(state.count), dtype=torch.float64)
-        leaves, spec = optree.tree_flatten(updates)
+        leaves, spec = flatten(updates)
         if leaves:
             f = factor.to(leaves[0].dtype)
             ops = backend()
             leaves = (ops.mul_(leaves, f) or leaves) if inplace else ops.mul(leaves, f)
-        return optree.tree_unflatten(spec, leaves), ScheduleState(state.count + 1, factor)
+        return unflatten(spec, leaves), ScheduleState(state.count + 1, factor)
 
     return GradientTransformation(init, update)
 
@@ -117,14 +118,14 @@ def scale_by_adam(
         raise ValueError(f"need 0 <= b1, b2 < 1 and eps > 0, got b1={b1}, b2={b2}, eps={eps}")
 
     def init(params: Any) -> ScaleByAdamState:
-        zeros = optree.tree_map(torch.zeros_like, params)
+        zeros = tree_map(torch.zeros_like, params)
         return ScaleByAdamState(
-            torch.zeros((), dtype=torch.int64), zeros, optree.tree_map(torch.zeros_like, params)
+            torch.zeros((), dtype=torch.int64), zeros, tree_map(torch.zeros_like, params)
         )
 
     def update(updates: Any, state: ScaleByAdamState, params: Any = None, *, inplace: bool = False):
         check_state(state, ScaleByAdamState, "scale_by_adam")
-        g, spec = optree.tree_flatten(updates)
+        g, spec = flatten(updates)
         m = flatten_matching(state.mu, updates, "scale_by_adam state.mu")
         v = flatten_matching(state.nu, updates, "scale_by_adam state.nu")
         ops = backend()
@@ -142,9 +143,7 @@ def scale_by_adam(
             m_hat = ops.mul(m, (1.0 / (1.0 - b1**t)).to(g[0].dtype)) if g else m
             v_hat = ops.mul(v, (1.0 / (1.0 - b2**t)).to(g[0].dtype)) if g else v
         u = ops.div(m_hat, ops.add_scalar(ops.sqrt(v_hat), eps))
-        return optree.tree_unflatten(spec, u), ScaleByAdamState(
-            count, optree.tree_unflatten(spec, m), optree.tree_unflatten(spec, v)
-        )
+        return unflatten(spec, u), ScaleByAdamState(count, unflatten(spec, m), unflatten(spec, v))
 
     return GradientTransformation(init, update)
 
@@ -210,7 +209,7 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
         return [bool(x) for x in flatten_matching(tree, params, "mask")]
 
     def _pick(tree: Any, flags: list[bool]) -> list[Any]:
-        return [x for x, f in zip(optree.tree_leaves(tree), flags) if f]
+        return [x for x, f in zip(flatten(tree)[0], flags) if f]
 
     def init(params: Any) -> MaskedState:
         return MaskedState(inner.init(_pick(params, _flags(params))))
@@ -220,12 +219,12 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
         if params is None and callable(mask):
             raise ValueError("masked with a mask function needs params")
         flags = _flags(params if params is not None else updates)
-        leaves, spec = optree.tree_flatten(updates)
+        leaves, spec = flatten(updates)
         sub = [x for x, f in zip(leaves, flags) if f]
         sub_params = None if params is None else _pick(params, flags)
         new_sub, inner_state = inner.update(sub, state.inner, sub_params, inplace=inplace)
         it = iter(new_sub)
         merged = [next(it) if f else x for x, f in zip(leaves, flags)]
-        return optree.tree_unflatten(spec, merged), MaskedState(inner_state)
+        return unflatten(spec, merged), MaskedState(inner_state)
 
     return GradientTransformation(init, update)

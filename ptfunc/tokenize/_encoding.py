@@ -178,15 +178,17 @@ def pad_batch(
             "padding needs a pad token, but pad_token is not set; set tokenizer.pad_token "
             "or call add_special_tokens({'pad_token': ...})"
         )
-    values = {"input_ids": pad_id, "token_type_ids": 0, "attention_mask": 0,
-              "special_tokens_mask": 1}
+    values = {
+        "input_ids": pad_id,
+        "token_type_ids": 0,
+        "attention_mask": 0,
+        "special_tokens_mask": 1,
+    }
     for key in batch:
         batch[key] = pad_rows(batch[key], length, values[key], side)
 
 
-def check_batch_arguments(
-    texts: Any, text_pairs: Any, return_tensors: Any, side: Any
-) -> None:
+def check_batch_arguments(texts: Any, text_pairs: Any, return_tensors: Any, side: Any) -> None:
     """Raise a clear ``TypeError``/``ValueError`` for malformed batch-encoding arguments."""
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise TypeError(

@@ -123,8 +123,7 @@ def find_vocab_files(
     if path.is_file():
         if len(vocab_files_names) != 1:
             raise ValueError(
-                f"{owner}.from_pretrained needs a directory holding {expected}; got the file "
-                f"{path}"
+                f"{owner}.from_pretrained needs a directory holding {expected}; got the file {path}"
             )
         return {next(iter(vocab_files_names)): str(path)}, None
     raise FileNotFoundError(

@@ -53,8 +53,15 @@ logger = logging.getLogger(__name__)
 
 UNBOUNDED_LENGTH = int(1e12)  # pytorch-transformers 1.0's "no maximum length"
 
-_SINGLE_SPECIAL = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
-                   "mask_token")
+_SINGLE_SPECIAL = (
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+)
 
 TextInput = str
 Ids = Sequence[int] | torch.Tensor
@@ -137,10 +144,8 @@ class PreTrainedTokenizer:
 
     vocab_files_names: ClassVar[dict[str, str]] = {}
     optional_vocab_files: ClassVar[frozenset[str]] = frozenset()
-    SPECIAL_TOKENS_ATTRIBUTES: ClassVar[list[str]] = [*_SINGLE_SPECIAL,
-                                                      "additional_special_tokens"]
-    model_input_names: ClassVar[tuple[str, ...]] = ("input_ids", "token_type_ids",
-                                                   "attention_mask")
+    SPECIAL_TOKENS_ATTRIBUTES: ClassVar[list[str]] = [*_SINGLE_SPECIAL, "additional_special_tokens"]
+    model_input_names: ClassVar[tuple[str, ...]] = ("input_ids", "token_type_ids", "attention_mask")
     # pytorch-transformers 1.0 strips the text on both sides of an added/special token.
     # Harmless for WordPiece; byte-level BPE (GPT-2) sets this to False to keep spaces.
     strip_around_added_tokens: ClassVar[bool] = True
@@ -314,8 +319,11 @@ class PreTrainedTokenizer:
 
     def _no_split_pattern(self) -> re.Pattern[str] | None:
         """Regex capturing added and special tokens, longest first (cached per token set)."""
-        key = (tuple(self.added_tokens_encoder), tuple(self._special_tokens.values()),
-               tuple(self._additional_special_tokens))
+        key = (
+            tuple(self.added_tokens_encoder),
+            tuple(self._special_tokens.values()),
+            tuple(self._additional_special_tokens),
+        )
         cached = self._split_cache
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -589,14 +597,16 @@ class PreTrainedTokenizer:
         out = {"input_ids": input_ids}
         if "token_type_ids" in keys:
             out["token_type_ids"] = (
-                self.create_token_type_ids(ids_a, ids_b) if add_special_tokens
+                self.create_token_type_ids(ids_a, ids_b)
+                if add_special_tokens
                 else PreTrainedTokenizer.create_token_type_ids(self, ids_a, ids_b)
             )
         if "attention_mask" in keys:
             out["attention_mask"] = [1] * len(input_ids)
         if "special_tokens_mask" in keys:
             out["special_tokens_mask"] = (
-                self.get_special_tokens_mask(ids_a, ids_b) if add_special_tokens
+                self.get_special_tokens_mask(ids_a, ids_b)
+                if add_special_tokens
                 else [0] * len(input_ids)
             )
         return out
@@ -604,8 +614,9 @@ class PreTrainedTokenizer:
     def _truncation_mode(
         self, truncation: bool | str | None, max_length: int | None
     ) -> _encoding.TruncationStrategy:
-        if max_length is not None and (isinstance(max_length, bool)
-                                       or not isinstance(max_length, int) or max_length < 0):
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 0
+        ):
             raise ValueError(f"max_length must be a non-negative int; got {max_length!r}")
         mode = _encoding.truncation_strategy(truncation, max_length)
         if max_length is None and self.max_len >= UNBOUNDED_LENGTH:
@@ -617,7 +628,8 @@ class PreTrainedTokenizer:
             logger.warning(
                 "Token indices sequence length is longer than the specified maximum sequence "
                 "length for this model (%d > %d); running it through the model will fail",
-                length, self.max_len,
+                length,
+                self.max_len,
             )
 
     def encode(
@@ -755,7 +767,10 @@ class PreTrainedTokenizer:
             self._encode_one(
                 self._text_ids(text, f"texts[{i}]"),
                 None if text_pairs is None else self._text_ids(text_pairs[i], f"text_pairs[{i}]"),
-                add_special_tokens, trunc_mode, max_length, keys,
+                add_special_tokens,
+                trunc_mode,
+                max_length,
+                keys,
             )
             for i, text in enumerate(texts)
         ]
@@ -766,8 +781,9 @@ class PreTrainedTokenizer:
                 raise ValueError(
                     "padding='max_length' needs max_length (the tokenizer has no max_len)"
                 )
-            _encoding.pad_batch(batch, length if pad_mode == "max_length" else None,
-                                self.pad_token_id, side)
+            _encoding.pad_batch(
+                batch, length if pad_mode == "max_length" else None, self.pad_token_id, side
+            )
         elif trunc_mode == "do_not_truncate":
             self._warn_if_too_long(max((len(ids) for ids in batch["input_ids"]), default=0))
         if return_tensors == "pt":
@@ -827,12 +843,15 @@ class PreTrainedTokenizer:
             directory / name: data for name, data in self._vocabulary_files().items()
         }
         added = dict(sorted(self.added_tokens_encoder.items(), key=lambda kv: kv[1]))
-        files[directory / SPECIAL_TOKENS_MAP_FILE] = json.dumps(
-            self.special_tokens_map, ensure_ascii=False, indent=2) + "\n"
-        files[directory / ADDED_TOKENS_FILE] = json.dumps(
-            added, ensure_ascii=False, indent=2) + "\n"
-        files[directory / TOKENIZER_CONFIG_FILE] = json.dumps(
-            self.tokenizer_config(), ensure_ascii=False, indent=2) + "\n"
+        files[directory / SPECIAL_TOKENS_MAP_FILE] = (
+            json.dumps(self.special_tokens_map, ensure_ascii=False, indent=2) + "\n"
+        )
+        files[directory / ADDED_TOKENS_FILE] = (
+            json.dumps(added, ensure_ascii=False, indent=2) + "\n"
+        )
+        files[directory / TOKENIZER_CONFIG_FILE] = (
+            json.dumps(self.tokenizer_config(), ensure_ascii=False, indent=2) + "\n"
+        )
         return write_files_atomically(files)
 
     @classmethod
@@ -870,9 +889,11 @@ class PreTrainedTokenizer:
         init_args = {**files, **config, **kwargs}
         tokenizer = cls(**init_args)
         tokenizer._restore_added_tokens(added, where=str(directory))
-        missing_special = [t for t in tokenizer.all_special_tokens
-                           if t not in tokenizer.added_tokens_encoder
-                           and tokenizer._convert_token_to_id(t) is None]
+        missing_special = [
+            t
+            for t in tokenizer.all_special_tokens
+            if t not in tokenizer.added_tokens_encoder and tokenizer._convert_token_to_id(t) is None
+        ]
         tokenizer.add_tokens(missing_special)
         return tokenizer
 

@@ -300,8 +300,14 @@ class BertTokenizer(PreTrainedTokenizer):
         strip_accents: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(unk_token=unk_token, sep_token=sep_token, pad_token=pad_token,
-                         cls_token=cls_token, mask_token=mask_token, **kwargs)
+        super().__init__(
+            unk_token=unk_token,
+            sep_token=sep_token,
+            pad_token=pad_token,
+            cls_token=cls_token,
+            mask_token=mask_token,
+            **kwargs,
+        )
         _check_bool("do_basic_tokenize", do_basic_tokenize)
         if isinstance(vocab_file, Mapping):
             self.vocab = dict(vocab_file)

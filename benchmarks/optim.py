@@ -1,0 +1,128 @@
+"""One optimizer update over a BERT-base-sized params tree: ptfunc against torch.optim.
+
+    python benchmarks/optim.py [--repeats 7] [--threads N] [--quick]
+
+Rows (ratios of medians, measured interleaved in the same run):
+
+* ``adamw_torch`` (inplace=True, the training-loop form) / ``torch.optim.AdamW(foreach=True)``
+* ``adamw_torch`` functional (new buffers every step) / ``torch.optim.AdamW(foreach=True)``
+* ``adamw`` (1.0 AdamW, inplace) / ``torch.optim.AdamW(foreach=True)``
+* ``bert_adam`` (inplace) / ``torch.optim.AdamW(foreach=True)`` (BertAdam clips per tensor)
+* per-leaf reference ``adamw_torch`` / ``torch.optim.AdamW(foreach=False)``
+
+Each ptfunc step includes ``apply_updates`` (in place for the in-place rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _timing import Row, format_table, time_interleaved  # noqa: E402
+
+import ptfunc  # noqa: E402
+from ptfunc import optim, tree  # noqa: E402
+from ptfunc.archs import bert  # noqa: E402
+
+
+def _bert_params(quick: bool):
+    if quick:
+        config = bert.BertConfig(
+            vocab_size=1000,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+        )
+    else:
+        config = bert.BertConfig()  # bert-base: 110M params, 199 leaves
+    return bert.BertModel(config).init(ptfunc.random.key(0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="tiny tree: a smoke test")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    params = _bert_params(args.quick)
+    leaves = tree.leaves(params)
+    g = torch.Generator().manual_seed(1)
+    grads = tree.map(lambda p: torch.randn(p.shape, generator=g) * 1e-3, params)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; params tree: "
+        f"{len(leaves)} leaves, {tree.size(params) / 1e6:.1f}M floats"
+    )
+
+    def torch_step(foreach: bool):
+        ps = [p.clone().requires_grad_() for p in leaves]
+        for p, gr in zip(ps, tree.leaves(grads)):
+            p.grad = gr.clone()
+        opt = torch.optim.AdamW(ps, lr=1e-4, weight_decay=0.01, foreach=foreach)
+        return opt.step
+
+    def ours(opt, inplace: bool):
+        box = {"params": tree.map(torch.clone, params)}
+        box["state"] = opt.init(box["params"])
+
+        def step():
+            # grads are donated under inplace=True, so each step gets its own copy,
+            # as a training loop gets fresh grads from backward.
+            gr = tree.map(torch.clone, grads) if inplace else grads
+            updates, box["state"] = opt.update(gr, box["state"], box["params"], inplace=inplace)
+            box["params"] = optim.apply_updates(box["params"], updates, inplace=inplace)
+
+        return step
+
+    def torch_with_grad_copy(step):
+        # the in-place ptfunc rows copy their grads each step; charge torch the same copy
+        def run():
+            tree.map(torch.clone, grads)
+            step()
+
+        return run
+
+    cases = [
+        (
+            "adamw_torch inplace / AdamW(foreach)",
+            ours(optim.adamw_torch(lr=1e-4, weight_decay=0.01), True),
+            torch_with_grad_copy(torch_step(True)),
+        ),
+        (
+            "adamw_torch functional / AdamW(foreach)",
+            ours(optim.adamw_torch(lr=1e-4, weight_decay=0.01), False),
+            torch_step(True),
+        ),
+        (
+            "adamw (1.0) inplace / AdamW(foreach)",
+            ours(optim.adamw(lr=1e-4, weight_decay=0.01), True),
+            torch_with_grad_copy(torch_step(True)),
+        ),
+        (
+            "bert_adam inplace / AdamW(foreach)",
+            ours(optim.bert_adam(lr=1e-4, warmup=0.1, t_total=1000), True),
+            torch_with_grad_copy(torch_step(True)),
+        ),
+        (
+            "per-leaf reference / AdamW(for-loop)",
+            ours(optim.adamw_torch(lr=1e-4, weight_decay=0.01, reference=True), False),
+            torch_step(False),
+        ),
+    ]
+    rows = []
+    for name, a, b in cases:
+        sa, sb = time_interleaved([a, b], repeats=args.repeats, warmup=2)
+        rows.append(Row(name, sa, sb))
+        print(f"  {name}: ratio {rows[-1].ratio:.3f}", flush=True)
+    print()
+    print(format_table(rows, peer="torch.optim"))
+
+
+if __name__ == "__main__":
+    main()
