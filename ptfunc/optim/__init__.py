@@ -20,6 +20,7 @@ from .base import (
     chain,
     current_lr,
     identity,
+    step,
 )
 from .rules import (
     AdamState,
@@ -48,6 +49,7 @@ __all__ = [
     "identity",
     "chain",
     "apply_updates",
+    "step",
     "current_lr",
     "schedules",
     "scale",

@@ -28,6 +28,7 @@ __all__ = [
     "identity",
     "chain",
     "apply_updates",
+    "step",
     "flatten_matching",
     "check_state",
     "current_lr",
@@ -46,10 +47,14 @@ class UpdateFn(Protocol):
 
 class GradientTransformation(NamedTuple):
     """A pair of pure functions: ``init(params) -> state`` and
-    ``update(updates, state, params=None, *, inplace=False) -> (updates, state)``."""
+    ``update(updates, state, params=None, *, inplace=False) -> (updates, state)``.
+
+    Rules may also give ``fused(grads, state, params, *, inplace=False) -> (params, state)``,
+    which writes the new params directly (what :func:`step` uses)."""
 
     init: InitFn
     update: UpdateFn
+    fused: Callable[..., tuple[Any, Any]] | None = None
 
 
 class EmptyState(NamedTuple):
@@ -123,6 +128,21 @@ def apply_updates(params: Any, updates: Any, *, inplace: bool = False) -> Any:
             ops.add_(p_leaves, u_leaves)
         return params
     return unflatten(spec, ops.add(p_leaves, u_leaves))
+
+
+def step(
+    opt: GradientTransformation, grads: Any, state: Any, params: Any, *, inplace: bool = False
+) -> tuple[Any, Any]:
+    """One optimizer step: ``(new params, new state)``.
+
+    Equal to ``update`` then ``apply_updates``; rules with a fused form skip the
+    intermediate updates tree. ``inplace=True`` overwrites params, grads and state
+    buffers (``torch.optim``'s cost); the default is functional and differentiable.
+    """
+    if opt.fused is not None:
+        return opt.fused(grads, state, params, inplace=inplace)
+    updates, state = opt.update(grads, state, params, inplace=inplace)
+    return apply_updates(params, updates, inplace=inplace), state
 
 
 def current_lr(state: Any) -> Tensor | None:

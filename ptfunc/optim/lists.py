@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .._functorch import under_transform
 
-__all__ = ["ListOps", "FOREACH", "LOOP", "backend"]
+__all__ = ["ListOps", "Arith", "FOREACH", "LOOP", "backend"]
 
 Scalar = float | Tensor
 
@@ -100,6 +100,10 @@ class ListOps:
         """a / b element-wise."""
         return self._map("div", [a, b])
 
+    def div_scalar(self, a: Sequence[Tensor], s: Scalar) -> list[Tensor]:
+        """a / s."""
+        return self._map("div", [a], s)
+
     def sqrt(self, a: Sequence[Tensor]) -> list[Tensor]:
         return self._map("sqrt", [a])
 
@@ -141,6 +145,9 @@ class ListOps:
     def div_(self, a: Sequence[Tensor], b: Sequence[Tensor]) -> None:
         self._map_("div", [a, b])
 
+    def div_scalar_(self, a: Sequence[Tensor], s: Scalar) -> None:
+        self._map_("div", [a], s)
+
     def sqrt_(self, a: Sequence[Tensor]) -> None:
         self._map_("sqrt", [a])
 
@@ -166,3 +173,75 @@ def backend(reference: bool = False) -> ListOps:
     """The per-leaf loop when asked for (the reference) or under a torch.func transform;
     the foreach backend otherwise."""
     return LOOP if reference or under_transform() else FOREACH
+
+
+def _readable(t: Tensor) -> bool:
+    """May this 0-d tensor be read as a Python number (eager, untransformed, no grad)?"""
+    return not (torch.compiler.is_compiling() or under_transform() or t.requires_grad)
+
+
+class Arith:
+    """The :class:`ListOps` methods with one spelling for both modes: in place (writing
+    into the first argument, which the caller must own) or out of place (new lists).
+
+    Rules are written once as ``x = a.mul(x, s)``; ``inplace=True`` turns the same
+    code into the allocation-free form that ``torch.optim`` uses.
+    """
+
+    def __init__(self, ops: ListOps, inplace: bool) -> None:
+        self.ops = ops
+        self.inplace = inplace
+
+    def _do(self, name: str, first: list[Tensor], *args, **kwargs) -> list[Tensor]:
+        if self.inplace:
+            getattr(self.ops, name + "_")(first, *args, **kwargs)
+            return first
+        return getattr(self.ops, name)(first, *args, **kwargs)
+
+    def add(self, a, b, alpha: float = 1.0):
+        return self._do("add", a, b, alpha=alpha)
+
+    def add_scalar(self, a, s):
+        return self._do("add_scalar", a, s)
+
+    def mul(self, a, s):
+        return self._do("mul", a, s)
+
+    def mul_list(self, a, b):
+        return self._do("mul_list", a, b)
+
+    def div(self, a, b):
+        return self._do("div", a, b)
+
+    def div_scalar(self, a, s):
+        return self._do("div_scalar", a, s)
+
+    def sqrt(self, a):
+        return self._do("sqrt", a)
+
+    def lerp(self, a, b, weight: float):
+        return self._do("lerp", a, b, weight)
+
+    def addcmul(self, a, b, c, value: float = 1.0):
+        return self._do("addcmul", a, b, c, value=value)
+
+    def addcdiv(self, a, b, c, value: float = 1.0):
+        return self._do("addcdiv", a, b, c, value=value)
+
+    def addcdiv_scaled(self, a, b, c, scale: Tensor):
+        """``a + scale * b / c`` for a 0-d tensor ``scale``; ``c`` must be a temporary.
+
+        Eagerly the scale is read as a Python number, as the originals pass it, so
+        the rounding matches them; under ``torch.compile`` or a ``torch.func``
+        transform it is folded into ``c`` instead (no graph break, last-bit
+        differences only).
+        """
+        if not _readable(scale):
+            return self.addcdiv(a, b, self.mul(c, 1.0 / scale))
+        return self.addcdiv(a, b, c, value=float(scale))
+
+    def add_scaled_self(self, a, scale: Tensor):
+        """``a + scale * a`` (the originals' ``p.add_(-lr * wd, p)``), same rules as above."""
+        if not _readable(scale):
+            return self.mul(a, (1.0 + scale).to(a[0].dtype))
+        return self.add(a, a, alpha=float(scale))

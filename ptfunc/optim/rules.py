@@ -35,7 +35,7 @@ from torch import Tensor
 from ..tree import flatten, map_with_names, unflatten
 from ..tree import map as tree_map
 from .base import GradientTransformation, check_state, flatten_matching
-from .lists import ListOps, backend
+from .lists import Arith, backend
 from .schedules import Schedule, legacy
 
 __all__ = [
@@ -124,15 +124,10 @@ def _scalar(x: Tensor | float, like: Tensor) -> Tensor:
     return torch.as_tensor(x, dtype=like.dtype, device=like.device)
 
 
-def _per_leaf_clip(
-    ops: ListOps, grads: list[Tensor], max_norm: float, inplace: bool
-) -> list[Tensor]:
+def _per_leaf_clip(a: Arith, grads: list[Tensor], max_norm: float) -> list[Tensor]:
     """``clip_grad_norm_`` applied to each tensor on its own (BertAdam, OpenAIAdam)."""
-    coefs = [(max_norm / (n + 1e-6)).clamp(max=1.0) for n in ops.norms(grads)]
-    if inplace:
-        ops.mul_list_(grads, coefs)
-        return grads
-    return ops.mul_list(grads, coefs)
+    coefs = [(max_norm / (n + 1e-6)).clamp(max=1.0) for n in a.ops.norms(grads)]
+    return a.mul_list(grads, coefs)
 
 
 def _init_adam(params: Any) -> AdamState:
@@ -145,28 +140,31 @@ def _init_adam(params: Any) -> AdamState:
 
 
 def _moments(
-    ops: ListOps,
-    g: list[Tensor],
-    m: list[Tensor],
-    v: list[Tensor],
-    b1: float,
-    b2: float,
-    inplace: bool,
-    lerp: bool,
+    a: Arith, g: list[Tensor], m: list[Tensor], v: list[Tensor], b1: float, b2: float, lerp: bool
 ) -> tuple[list[Tensor], list[Tensor]]:
-    """m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g * g (the originals' op order)."""
-    if inplace:
-        if lerp:
-            ops.lerp_(m, g, 1.0 - b1)
-        else:
-            ops.mul_(m, b1)
-            ops.add_(m, g, alpha=1.0 - b1)
-        ops.mul_(v, b2)
-        ops.addcmul_(v, g, g, value=1.0 - b2)
-        return m, v
-    m = ops.lerp(m, g, 1.0 - b1) if lerp else ops.add(ops.mul(m, b1), g, alpha=1.0 - b1)
-    v = ops.addcmul(ops.mul(v, b2), g, g, value=1.0 - b2)
+    """m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g * g (each original's op order)."""
+    m = a.lerp(m, g, 1.0 - b1) if lerp else a.add(a.mul(m, b1), g, alpha=1.0 - b1)
+    v = a.addcmul(a.mul(v, b2), g, g, value=1.0 - b2)
     return m, v
+
+
+def _decay_subset(
+    a: Arith, new: list[Tensor], keep: list[bool], rate: Tensor, first: bool = False
+) -> list[Tensor]:
+    """``x - rate * x`` for the leaves selected by ``keep`` (the others unchanged).
+
+    ``first``: the ``torch.optim`` form ``x * (1 - rate)``; otherwise the 0.6/1.0
+    form ``x.add_(-rate, x)``.
+    """
+    chosen = [x for x, k in zip(new, keep) if k]
+    if not chosen:
+        return new
+    if first:
+        done = a.mul(chosen, (1.0 - rate).to(chosen[0].dtype))
+    else:
+        done = a.add_scaled_self(chosen, -rate)
+    scaled = iter(done)
+    return [next(scaled) if k else x for x, k in zip(new, keep)]
 
 
 def _adam_family(
@@ -177,36 +175,36 @@ def _adam_family(
     reference: bool,
     lr_after_increment: bool = False,
 ) -> GradientTransformation:
-    """Wrap a list-level Adam step into init/update with flattening and state checks."""
+    """Wrap a list-level step ``(arith, new_params, g, m, v, count, lr, decay) -> (new, m, v)``
+    into ``update`` (returns updates) and ``step`` (returns new params)."""
 
-    def update(grads: Any, state: AdamState, params: Any = None, *, inplace: bool = False):
+    def run(grads: Any, state: AdamState, params: Any, inplace: bool, fused: bool):
         check_state(state, AdamState, name)
         if params is None:
             raise ValueError(f"{name}.update needs params (for weight decay and the update)")
-        p_leaves, spec = flatten(params)
+        p, spec = flatten(params)
         g = flatten_matching(grads, params, "grads")
         m = flatten_matching(state.mu, params, f"{name} state.mu")
         v = flatten_matching(state.nu, params, f"{name} state.nu")
         count = state.count + 1
         lr = lr_at(count if lr_after_increment else state.count)
-        decay = _mask_leaves(mask, params, len(p_leaves))
+        decay = _mask_leaves(mask, params, len(p))
         ops = backend(reference)
-        u, m, v = step(ops, p_leaves, g, m, v, count, lr, decay, inplace)
-        new_state = AdamState(count, lr, unflatten(spec, m), unflatten(spec, v))
-        return unflatten(spec, u), new_state
+        a = Arith(ops, inplace)
+        start = p if (fused or not inplace) else ops.mul(p, 1.0)  # a private copy to mutate
+        new, m, v = step(a, start, g, m, v, count, lr, decay)
+        if not fused:  # the update is new - p, written over ``new`` when it is ours
+            new = a.add(new, p, alpha=-1.0)
+        state = AdamState(count, lr, unflatten(spec, m), unflatten(spec, v))
+        return unflatten(spec, new), state
 
-    return GradientTransformation(_init_adam, update)
+    def update(grads: Any, state: AdamState, params: Any = None, *, inplace: bool = False):
+        return run(grads, state, params, inplace, fused=False)
 
+    def fused_step(grads: Any, state: AdamState, params: Any, *, inplace: bool = False):
+        return run(grads, state, params, inplace, fused=True)
 
-def _delta(
-    ops: ListOps, new: list[Tensor], old: list[Tensor], inplace: bool, out: list[Tensor]
-) -> list[Tensor]:
-    """``new - old`` as the update (written into ``out`` when donated)."""
-    if inplace:
-        for o, n, p in zip(out, new, old):
-            torch.sub(n, p, out=o)
-        return out
-    return ops.add(new, old, alpha=-1.0)
+    return GradientTransformation(_init_adam, update, fused_step)
 
 
 # -- the rules -------------------------------------------------------------------------------
@@ -233,22 +231,17 @@ def adamw(
     _check_hyper(lr, b1, b2, eps, weight_decay)
     lr_at = _lr_fn(lr, schedule)
 
-    def step(ops, p, g, m, v, count, lr_t, decay, inplace):
-        m, v = _moments(ops, g, m, v, b1, b2, inplace, lerp=False)
-        denom = ops.add_scalar(ops.sqrt(v), eps)
+    def step(a, new, g, m, v, count, lr_t, decay):
+        m, v = _moments(a, g, m, v, b1, b2, lerp=False)
         step_size = lr_t
         if correct_bias:
             t = count.to(torch.float64)
             step_size = lr_t * torch.sqrt(1.0 - b2**t) / (1.0 - b1**t)
-        ratio = ops.div(m, denom)
-        new = ops.add(p, ops.mul(ratio, _scalar(-step_size, p[0])))
+        denom = a.add_scalar(a.ops.sqrt(v), eps)
+        new = a.addcdiv_scaled(new, m, denom, -step_size)
         if weight_decay > 0.0:
-            factor = _scalar(-lr_t * weight_decay, p[0])
-            d_new = _subset(new, decay)
-            shrunk = ops.add(d_new, ops.mul(d_new, factor))
-            it = iter(shrunk)
-            new = [next(it) if k else x for x, k in zip(new, decay)]
-        return _delta(ops, new, p, inplace, g), m, v
+            new = _decay_subset(a, new, decay, lr_t * weight_decay)
+        return new, m, v
 
     return _adam_family("adamw", step, lr_at, mask, reference)
 
@@ -287,21 +280,17 @@ def _torch_adam(name, lr, betas, eps, weight_decay, decoupled, schedule, mask, r
     _check_hyper(lr, b1, b2, eps, weight_decay)
     lr_at = _lr_fn(lr, schedule)
 
-    def step(ops, p, g, m, v, count, lr_t, decay, inplace):
-        base = p
+    def step(a, new, g, m, v, count, lr_t, decay):
         if weight_decay > 0.0 and decoupled:
-            factor = _scalar(1.0 - lr_t * weight_decay, p[0])
-            base = [ops.mul([x], factor)[0] if k else x for x, k in zip(p, decay)]
+            new = _decay_subset(a, new, decay, lr_t * weight_decay, first=True)
         elif weight_decay > 0.0:
-            g = [gi + weight_decay * pi if k else gi for gi, pi, k in zip(g, p, decay)]
-        m, v = _moments(ops, g, m, v, b1, b2, inplace, lerp=True)
+            g = [gi + weight_decay * pi if k else gi for gi, pi, k in zip(g, new, decay)]
+        m, v = _moments(a, g, m, v, b1, b2, lerp=True)
         t = count.to(torch.float64)
         bc1 = 1.0 - b1**t
         bc2_sqrt = torch.sqrt(1.0 - b2**t)
-        denom = ops.add_scalar(ops.div(ops.sqrt(v), [_scalar(bc2_sqrt, x) for x in v]), eps)
-        step_size = _scalar(-lr_t / bc1, p[0])
-        new = ops.add(base, ops.mul(ops.div(m, denom), step_size))
-        return _delta(ops, new, p, inplace, g), m, v
+        denom = a.add_scalar(a.div_scalar(a.ops.sqrt(v), _scalar(bc2_sqrt, new[0])), eps)
+        return a.addcdiv_scaled(new, m, denom, -lr_t / bc1), m, v
 
     return _adam_family(name, step, lr_at, mask, reference)
 
@@ -332,17 +321,17 @@ def bert_adam(
     sched = schedule if callable(schedule) else legacy(schedule, warmup, t_total)
     lr_at = _lr_fn(lr, sched)
 
-    def step(ops, p, g, m, v, count, lr_t, decay, inplace):
+    def step(a, new, g, m, v, count, lr_t, decay):
         if max_grad_norm > 0:
-            g = _per_leaf_clip(ops, g, max_grad_norm, inplace)
-        m, v = _moments(ops, g, m, v, b1, b2, inplace, lerp=False)
-        upd = ops.div(m, ops.add_scalar(ops.sqrt(v), e))
+            g = _per_leaf_clip(a, g, max_grad_norm)
+        m, v = _moments(a, g, m, v, b1, b2, lerp=False)
+        upd = a.ops.div(m, a.add_scalar(a.ops.sqrt(v), e))  # a fresh buffer either way
         if weight_decay > 0.0:
-            upd = [
-                ops.add([u], [x], alpha=weight_decay)[0] if k else u
-                for u, x, k in zip(upd, p, decay)
-            ]
-        return ops.mul(upd, _scalar(-lr_t, p[0])), m, v
+            chosen = [i for i, k in enumerate(decay) if k]
+            dec = a.add([upd[i] for i in chosen], [new[i] for i in chosen], alpha=weight_decay)
+            for j, i in enumerate(chosen):
+                upd[i] = dec[j]
+        return a.add(new, a.mul(upd, _scalar(-lr_t, new[0]))), m, v
 
     return _adam_family("bert_adam", step, lr_at, mask, reference)
 
@@ -373,21 +362,18 @@ def openai_adam(
     sched = schedule if callable(schedule) else legacy(schedule, warmup, t_total)
     lr_at = _lr_fn(lr, sched)
 
-    def step(ops, p, g, m, v, count, lr_t, decay, inplace):
+    def step(a, new, g, m, v, count, lr_t, decay):
         if max_grad_norm > 0:
-            g = _per_leaf_clip(ops, g, max_grad_norm, inplace)
-        m, v = _moments(ops, g, m, v, b1, b2, inplace, lerp=False)
-        denom = ops.add_scalar(ops.sqrt(v), e)
+            g = _per_leaf_clip(a, g, max_grad_norm)
+        m, v = _moments(a, g, m, v, b1, b2, lerp=False)
         t = count.to(torch.float64)
         step_size = lr_t * torch.sqrt(1.0 - b2**t) / (1.0 - b1**t)
-        new = ops.add(p, ops.mul(ops.div(m, denom), _scalar(-step_size, p[0])))
+        denom = a.add_scalar(a.ops.sqrt(v), e)
+        new = a.addcdiv_scaled(new, m, denom, -step_size)
         if weight_decay > 0:
-            factor = _scalar(-lr_t * weight_decay, p[0])
-            new = [
-                x + x * factor if k and (x.dim() > 1 or vector_l2) else x
-                for x, k in zip(new, decay)
-            ]
-        return _delta(ops, new, p, inplace, g), m, v
+            keep = [k and (x.dim() > 1 or vector_l2) for x, k in zip(new, decay)]
+            new = _decay_subset(a, new, keep, lr_t * weight_decay)
+        return new, m, v
 
     return _adam_family("openai_adam", step, lr_at, mask, reference, lr_after_increment=True)
 
