@@ -4,13 +4,14 @@
 
 Rows (ratios of medians, measured interleaved in the same run):
 
-* ``adamw_torch`` (inplace=True, the training-loop form) / ``torch.optim.AdamW(foreach=True)``
-* ``adamw_torch`` functional (new buffers every step) / ``torch.optim.AdamW(foreach=True)``
+* ``optim.step(adamw_torch, ..., inplace=True)`` (the training-loop form) / ``AdamW(foreach=True)``
+* ``update(inplace=True)`` + ``apply_updates(inplace=True)`` (the optax form) / the same
+* ``optim.step`` functional (new buffers every step, differentiable) / ``AdamW(foreach=True)``
 * ``adamw`` (1.0 AdamW, inplace) / ``torch.optim.AdamW(foreach=True)``
 * ``bert_adam`` (inplace) / ``torch.optim.AdamW(foreach=True)`` (BertAdam clips per tensor)
 * per-leaf reference ``adamw_torch`` / ``torch.optim.AdamW(foreach=False)``
 
-Each ptfunc step includes ``apply_updates`` (in place for the in-place rows).
+Rows marked inplace copy the grads each step (they are donated); torch is charged the same copy.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def main() -> None:
         opt = torch.optim.AdamW(ps, lr=1e-4, weight_decay=0.01, foreach=foreach)
         return opt.step
 
-    def ours(opt, inplace: bool):
+    def ours(opt, inplace: bool, fused: bool = True):
         box = {"params": tree.map(torch.clone, params)}
         box["state"] = opt.init(box["params"])
 
@@ -75,8 +76,13 @@ def main() -> None:
             # grads are donated under inplace=True, so each step gets its own copy,
             # as a training loop gets fresh grads from backward.
             gr = tree.map(torch.clone, grads) if inplace else grads
-            updates, box["state"] = opt.update(gr, box["state"], box["params"], inplace=inplace)
-            box["params"] = optim.apply_updates(box["params"], updates, inplace=inplace)
+            if fused:
+                box["params"], box["state"] = optim.step(
+                    opt, gr, box["state"], box["params"], inplace=inplace
+                )
+            else:
+                updates, box["state"] = opt.update(gr, box["state"], box["params"], inplace=inplace)
+                box["params"] = optim.apply_updates(box["params"], updates, inplace=inplace)
 
         return step
 
@@ -88,29 +94,36 @@ def main() -> None:
 
         return run
 
+    adamw_torch = optim.adamw_torch(lr=1e-4, weight_decay=0.01)
+    torch_foreach = torch_with_grad_copy(torch_step(True))
     cases = [
         (
-            "adamw_torch inplace / AdamW(foreach)",
-            ours(optim.adamw_torch(lr=1e-4, weight_decay=0.01), True),
-            torch_with_grad_copy(torch_step(True)),
+            "optim.step(adamw_torch) inplace / AdamW(foreach)",
+            ours(adamw_torch, True),
+            torch_foreach,
         ),
         (
-            "adamw_torch functional / AdamW(foreach)",
-            ours(optim.adamw_torch(lr=1e-4, weight_decay=0.01), False),
+            "adamw_torch update+apply inplace / AdamW(foreach)",
+            ours(adamw_torch, True, fused=False),
+            torch_foreach,
+        ),
+        (
+            "optim.step(adamw_torch) functional / AdamW(foreach)",
+            ours(adamw_torch, False),
             torch_step(True),
         ),
         (
-            "adamw (1.0) inplace / AdamW(foreach)",
+            "optim.step(adamw, 1.0) inplace / AdamW(foreach)",
             ours(optim.adamw(lr=1e-4, weight_decay=0.01), True),
-            torch_with_grad_copy(torch_step(True)),
+            torch_foreach,
         ),
         (
-            "bert_adam inplace / AdamW(foreach)",
+            "optim.step(bert_adam) inplace / AdamW(foreach)",
             ours(optim.bert_adam(lr=1e-4, warmup=0.1, t_total=1000), True),
-            torch_with_grad_copy(torch_step(True)),
+            torch_foreach,
         ),
         (
-            "per-leaf reference / AdamW(for-loop)",
+            "per-leaf reference functional / AdamW(for-loop)",
             ours(optim.adamw_torch(lr=1e-4, weight_decay=0.01, reference=True), False),
             torch_step(False),
         ),
