@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     params = model.init(init_key)
     print(f"BertForSequenceClassification: {ptfunc.tree.size(params):,} params")
 
-    # 2. Toy data: a fixed training set and a held-out set drawn with another seed.
+    # 2. Toy data: a fixed training set, then a held-out set (later draws of the generator).
     seq_len = 16
     gen = torch.Generator().manual_seed(args.seed)
     train_ids, train_mask, train_labels = make_data(2048, seq_len, config.vocab_size, gen)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     def adam_step(params, grads, mu, nu, t):
         mu = ptfunc.tree.map(lambda m, g: b1 * m + (1 - b1) * g, mu, grads)
         nu = ptfunc.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, nu, grads)
-        lr_t = args.lr * (1 - b2**t) ** 0.5 / (1 - b1**t)  # bias correction, as torch.optim.Adam
+        lr_t = args.lr * (1 - b2**t) ** 0.5 / (1 - b1**t)  # bias correction (Kingma & Ba)
         params = ptfunc.tree.map(lambda p, m, v: p - lr_t * m / (v.sqrt() + eps), params, mu, nu)
         return params, mu, nu
 
@@ -128,13 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         f"dropout {config.hidden_dropout_prob}"
     )
     n_train = train_ids.shape[0]
-    order = torch.randperm(n_train, generator=gen)
+    steps_per_epoch = n_train // args.batch
     for step in range(args.steps):
-        pos = (step * args.batch) % n_train
-        if pos + args.batch > n_train:  # a new epoch: reshuffle
+        if step % steps_per_epoch == 0:  # a new epoch: reshuffle
             order = torch.randperm(n_train, generator=gen)
-            pos = 0
-        idx = order[pos : pos + args.batch]
+        i = step % steps_per_epoch
+        idx = order[i * args.batch : (i + 1) * args.batch]
         key = ptfunc.random.fold_in(dropout_key, step)  # a fresh dropout key per step
         grads, (loss, logits) = grad_and_loss(
             params, train_ids[idx], train_mask[idx], train_labels[idx], key

@@ -117,15 +117,19 @@ def split(k: Key, num: int = 2) -> Key:
 
 
 def bits(k: Key, shape: Sequence[int]) -> Tensor:
-    """Uniform random 32-bit words (``int64`` values in ``[0, 2**32)``) of ``shape``."""
+    """Uniform random 32-bit words (``int64`` values in ``[0, 2**32)``) of ``shape``.
+
+    Each 64-bit mix yields two words, so a draw costs half a mix per element.
+    """
     _check_key(k)
     shape = tuple(int(s) for s in shape)
     n = math.prod(shape)
-    counter = torch.arange(n, dtype=torch.int64, device=k.device)
+    counter = torch.arange((n + 1) // 2, dtype=torch.int64, device=k.device)
     # The counter enters through xor with a loaded value, never as ``arange * constant``:
     # Inductor would treat that as an index expression and overflow its int64 printer.
-    state = _mix64(counter ^ _seed(k).unsqueeze(-1))
-    return _lsr(_mix64(state + _GOLDEN64), 32).reshape(*k.shape[:-1], *shape)
+    z = _mix64(_mix64(counter ^ _seed(k).unsqueeze(-1)) + _GOLDEN64)
+    words = torch.stack([z & _MASK32, _lsr(z, 32)], dim=-1).flatten(-2)[..., :n]
+    return words.reshape(*k.shape[:-1], *shape)
 
 
 def uniform(
@@ -153,5 +157,11 @@ def normal(k: Key, shape: Sequence[int], *, dtype: torch.dtype = torch.float32) 
 
 
 def bernoulli(k: Key, p: float | Tensor, shape: Sequence[int]) -> Tensor:
-    """Boolean tensor of ``shape`` whose entries are True with probability ``p``."""
-    return uniform(k, shape) < p
+    """Boolean tensor of ``shape`` whose entries are True with probability ``p``.
+
+    A Python-number ``p`` is compared with the raw 32-bit words (no float
+    conversion); a tensor ``p`` with 24-bit uniforms.
+    """
+    if isinstance(p, Tensor):
+        return uniform(k, shape) < p
+    return bits(k, shape) < round(float(p) * (1 << 32))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .. import random
@@ -37,7 +36,5 @@ def apply(x: Tensor, rate: float, *, key: Key | None, train: bool) -> Tensor:
         raise ValueError("dropout with train=True needs a random key")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout rate must lie in [0, 1), got {rate}")
-    keep = random.uniform(key, x.shape) >= rate
-    return torch.where(
-        keep, x * (1.0 / (1.0 - rate)), torch.zeros((), dtype=x.dtype, device=x.device)
-    )
+    keep = random.bits(key, x.shape) >= round(rate * (1 << 32))  # integer compare, no floats
+    return x * (keep.to(x.dtype) * (1.0 / (1.0 - rate)))
