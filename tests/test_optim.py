@@ -440,3 +440,15 @@ def test_masked_decay_and_schedule_lr_readout():
         not updates["layer"][0]["bias"].any()
         and not updates["layer"][0]["LayerNorm"]["weight"].any()
     )
+
+
+def test_identity_and_chain_state_checks():
+    params = _params()
+    grads = _grads(0, params)
+    same, state = optim.identity().update(grads, optim.identity().init(params))
+    assert same is grads and state == ()
+    opt = optim.chain(optim.identity(), optim.scale(-1.0))
+    updates, state = opt.update(grads, opt.init(params), params)
+    assert torch.equal(updates["w"], -grads["w"])
+    with pytest.raises(TypeError, match="chain of 2 transformations"):
+        opt.update(grads, (), params)

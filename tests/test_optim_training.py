@@ -96,7 +96,9 @@ def test_compiled_train_step_matches_eager():
     for step in range(3):
         ids, labels = _batch(step)
         key = ptfunc.random.fold_in(ptfunc.random.key(0), step)
-        p_c, s_c, _ = compiled(p_c, s_c, ids, labels, key)
+        # the step count and learning rate are tensors: later steps must not recompile
+        with torch.compiler.set_stance("fail_on_recompile" if step else "default"):
+            p_c, s_c, _ = compiled(p_c, s_c, ids, labels, key)
         params, state, _ = _step(opt, params, state, step)
     for a, b in zip(tree.leaves(p_c), tree.leaves(params), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
