@@ -295,6 +295,20 @@ def _torch_adam(name, lr, betas, eps, weight_decay, decoupled, schedule, mask, r
     return _adam_family(name, step, lr_at, mask, reference)
 
 
+def _legacy_setup(lr, schedule, warmup, t_total, b1, b2, e, weight_decay):
+    """Checks and the lr function shared by the 0.6.2 rules (schedule names or functions)."""
+    _check_hyper(lr, b1, b2, e, weight_decay, eps_name="e")
+    sched = schedule if callable(schedule) else legacy(schedule, warmup, t_total)
+    return _lr_fn(lr, sched)
+
+
+def _clipped_moments(a, g, m, v, b1, b2, max_grad_norm):
+    """0.6.2's per-tensor ``clip_grad_norm_`` (when ``max_grad_norm > 0``), then moments."""
+    if max_grad_norm > 0:
+        g = _per_leaf_clip(a, g, max_grad_norm)
+    return _moments(a, g, m, v, b1, b2, lerp=False)
+
+
 def bert_adam(
     lr: float | Schedule,
     warmup: float = -1,
@@ -317,14 +331,10 @@ def bert_adam(
     ``schedule`` is a 0.6.2 name (``warmup``/``t_total`` as fractions/steps) or a
     schedule function.
     """
-    _check_hyper(lr, b1, b2, e, weight_decay, eps_name="e")
-    sched = schedule if callable(schedule) else legacy(schedule, warmup, t_total)
-    lr_at = _lr_fn(lr, sched)
+    lr_at = _legacy_setup(lr, schedule, warmup, t_total, b1, b2, e, weight_decay)
 
     def step(a, new, g, m, v, count, lr_t, decay):
-        if max_grad_norm > 0:
-            g = _per_leaf_clip(a, g, max_grad_norm)
-        m, v = _moments(a, g, m, v, b1, b2, lerp=False)
+        m, v = _clipped_moments(a, g, m, v, b1, b2, max_grad_norm)
         upd = a.ops.div(m, a.add_scalar(a.ops.sqrt(v), e))  # a fresh buffer either way
         if weight_decay > 0.0:
             chosen = [i for i, k in enumerate(decay) if k]
@@ -358,14 +368,10 @@ def openai_adam(
     ``p -= lr_t * weight_decay * p`` on the updated weights, only for tensors of
     rank > 1 unless ``vector_l2``.
     """
-    _check_hyper(lr, b1, b2, e, weight_decay, eps_name="e")
-    sched = schedule if callable(schedule) else legacy(schedule, warmup, t_total)
-    lr_at = _lr_fn(lr, sched)
+    lr_at = _legacy_setup(lr, schedule, warmup, t_total, b1, b2, e, weight_decay)
 
     def step(a, new, g, m, v, count, lr_t, decay):
-        if max_grad_norm > 0:
-            g = _per_leaf_clip(a, g, max_grad_norm)
-        m, v = _moments(a, g, m, v, b1, b2, lerp=False)
+        m, v = _clipped_moments(a, g, m, v, b1, b2, max_grad_norm)
         t = count.to(torch.float64)
         step_size = lr_t * torch.sqrt(1.0 - b2**t) / (1.0 - b1**t)
         denom = a.add_scalar(a.ops.sqrt(v), e)
