@@ -1,0 +1,281 @@
+"""GPT-2: pre-LN causal transformer with a KV cache (``past`` in, ``presents`` out).
+
+Params tree (names of the checkpoint; Conv1D weights are ``(in, out)``)::
+
+    wte.weight, wpe.weight, ln_f
+    h[i].ln_1, h[i].attn.c_attn (d -> 3d), h[i].attn.c_proj, h[i].ln_2,
+    h[i].mlp.c_fc (d -> 4d), h[i].mlp.c_proj
+
+``past``/``presents`` are tuples with one ``(2, batch, heads, length, head_dim)``
+tensor per layer (stacked key and value, the seed's layout): a pytree that
+``vmap`` and ``torch.compile`` accept.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ...layers import activations, attention, dropout, embedding, layer_norm, linear, losses
+from ...random import Key, split
+from ...tree import Params
+from ..model import Model, make_output, output_types
+from .config import GPT2Config
+
+__all__ = ["GPT2Model", "GPT2LMHeadModel", "GPT2ModelOutput", "CausalLMOutput"]
+
+GPT2ModelOutput = output_types(
+    "GPT2ModelOutput",
+    "last_hidden_state presents hidden_states attentions",
+    "last_hidden_state (b, s, d); presents: per layer (2, b, heads, past + s, head_dim).",
+)
+CausalLMOutput = output_types(
+    "CausalLMOutput",
+    "logits presents hidden_states attentions",
+    "logits (b, s, V); presents as GPT2Model's.",
+)
+
+_BUFFERS = ("attn.bias", "attn.masked_bias")
+
+
+def init_block(key: Key, c: GPT2Config) -> Params:
+    """One block: two LayerNorms, attention (c_attn, c_proj), MLP (c_fc, c_proj)."""
+    k1, k2, k3, k4 = split(key, 4)
+    d, std = c.n_embd, c.initializer_range
+    return {
+        "ln_1": layer_norm.init(d),
+        "attn": {
+            "c_attn": linear.init_conv1d(k1, d, 3 * d, std=std),
+            "c_proj": linear.init_conv1d(k2, d, d, std=std),
+        },
+        "ln_2": layer_norm.init(d),
+        "mlp": {
+            "c_fc": linear.init_conv1d(k3, d, 4 * d, std=std),
+            "c_proj": linear.init_conv1d(k4, 4 * d, d, std=std),
+        },
+    }
+
+
+def init_transformer(key: Key, c: GPT2Config) -> Params:
+    kw, kp, kh = split(key, 3)
+    return {
+        "wte": embedding.init(kw, c.vocab_size, c.n_embd, std=c.initializer_range),
+        "wpe": embedding.init(kp, c.n_positions, c.n_embd, std=c.initializer_range),
+        "h": [init_block(k, c) for k in split(kh, c.n_layer)],
+        "ln_f": layer_norm.init(c.n_embd),
+    }
+
+
+def _attention_bias(
+    q_len: int,
+    past_len: int,
+    attention_mask: Tensor | None,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Tensor | None:
+    """Causal (and padding) additive bias (b or 1, 1, q, past + q); None when SDPA's
+    ``is_causal`` alone is right (no past, no mask)."""
+    if past_len == 0 and attention_mask is None:
+        return None
+    k_len = past_len + q_len
+    keep = torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(past_len)[None, None]
+    if attention_mask is not None:
+        if attention_mask.dim() != 2 or attention_mask.shape[1] != k_len:
+            raise ValueError(
+                f"attention_mask must have shape (batch, past + seq) = (batch, {k_len}), "
+                f"got {tuple(attention_mask.shape)}"
+            )
+        keep = keep & (attention_mask[:, None, None, :] != 0)
+    return torch.where(
+        keep,
+        torch.zeros((), dtype=dtype, device=device),
+        torch.full((), torch.finfo(dtype).min, dtype=dtype, device=device),
+    )
+
+
+class _Encoded(NamedTuple):
+    last_hidden_state: Tensor
+    presents: tuple[Tensor, ...]
+    hidden_states: tuple[Tensor, ...]
+    attentions: tuple[Tensor, ...]
+
+
+def transformer(
+    c: GPT2Config,
+    params: Params,
+    input_ids: Tensor,
+    *,
+    past: tuple[Tensor, ...] | None = None,
+    attention_mask: Tensor | None = None,
+    token_type_ids: Tensor | None = None,
+    position_ids: Tensor | None = None,
+    head_mask: Tensor | None = None,
+    output_attentions: bool | None = None,
+    output_hidden_states: bool | None = None,
+    train: bool = False,
+    key: Key | None = None,
+) -> _Encoded:
+    """input_ids (b, s) -> hidden states (b, s, d) after ``ln_f``, and the new cache."""
+    dropout.require_key(train, key)
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
+        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        raise ValueError(f"input_ids must have shape (batch, seq), got {got}")
+    embedding.check_ids(input_ids, c.vocab_size)
+    want_att = c.output_attentions if output_attentions is None else output_attentions
+    want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
+    b, s = input_ids.shape
+    past_len = 0 if past is None else past[0].shape[-2]
+    if past is not None and len(past) != c.n_layer:
+        raise ValueError(f"past must hold one tensor per layer ({c.n_layer}), got {len(past)}")
+    if past_len + s > c.n_positions:
+        raise ValueError(
+            f"past + sequence length {past_len + s} exceeds n_positions ({c.n_positions})"
+        )
+    keys = (
+        list(split(key, c.n_layer + 1)) if (train and key is not None) else [None] * (c.n_layer + 1)
+    )
+    wte = params["wte"]
+    dtype = wte["weight"].dtype
+
+    x = embedding.apply(wte, input_ids)
+    if position_ids is None:
+        x = x + params["wpe"]["weight"][past_len : past_len + s]
+    else:
+        embedding.check_ids(position_ids, c.n_positions, name="position_ids")
+        x = x + embedding.apply(params["wpe"], position_ids)
+    if token_type_ids is not None:
+        x = x + embedding.apply(wte, token_type_ids)
+    x = dropout.apply(x, c.embd_pdrop, key=keys[0], train=train)
+
+    bias = _attention_bias(s, past_len, attention_mask, dtype, x.device)
+    heads = _head_masks(c, head_mask, dtype)
+    presents, hidden, probs_all = [], [], []
+    for i, (block, k) in enumerate(zip(params["h"], keys[1:])):
+        if want_hidden:
+            hidden.append(x)
+        x, present, probs = _block(
+            c, block, x, None if past is None else past[i], bias, heads[i], want_att, k, train
+        )
+        presents.append(present)
+        if want_att:
+            probs_all.append(probs)
+    x = layer_norm.apply(params["ln_f"], x, eps=c.layer_norm_epsilon)
+    if want_hidden:
+        hidden.append(x)
+    return _Encoded(x, tuple(presents), tuple(hidden), tuple(probs_all))
+
+
+def _head_masks(c: GPT2Config, head_mask: Tensor | None, dtype: torch.dtype) -> list[Any]:
+    if head_mask is None:
+        return [None] * c.n_layer
+    if head_mask.dim() == 1:
+        head_mask = head_mask.expand(c.n_layer, -1)
+    if head_mask.shape != (c.n_layer, c.n_head):
+        raise ValueError(
+            f"head_mask must have shape (n_head,) or ({c.n_layer}, {c.n_head}), "
+            f"got {tuple(head_mask.shape)}"
+        )
+    return list(head_mask.to(dtype)[:, :, None, None].unbind(0))
+
+
+def _block(c, p, x, layer_past, bias, head_mask, want_att, key, train):
+    """Pre-LN block: x + attn(ln_1(x)), then + mlp(ln_2(x)). Returns (x, present, probs)."""
+    k_attn, k_res1, k_res2 = split(key, 3) if (train and key is not None) else (None,) * 3
+    a = layer_norm.apply(p["ln_1"], x, eps=c.layer_norm_epsilon)
+    q, k, v = linear.apply_conv1d(p["attn"]["c_attn"], a).chunk(3, dim=-1)
+    q, k, v = (attention.split_heads(t, c.head_dim) for t in (q, k, v))
+    if layer_past is not None:
+        k = torch.cat([layer_past[0], k], dim=-2)
+        v = torch.cat([layer_past[1], v], dim=-2)
+    present = torch.stack([k, v])
+    context, probs = attention.dot_product_attention(
+        q,
+        k,
+        v,
+        bias=bias,
+        is_causal=bias is None,
+        dropout_rate=c.attn_pdrop,
+        head_mask=head_mask,
+        need_weights=want_att,
+        key=k_attn,
+        train=train,
+    )
+    out = linear.apply_conv1d(p["attn"]["c_proj"], attention.merge_heads(context))
+    x = x + dropout.apply(out, c.resid_pdrop, key=k_res1, train=train)
+    m = layer_norm.apply(p["ln_2"], x, eps=c.layer_norm_epsilon)
+    h = linear.apply_conv1d(
+        p["mlp"]["c_proj"], activations.gelu_new(linear.apply_conv1d(p["mlp"]["c_fc"], m))
+    )
+    x = x + dropout.apply(h, c.resid_pdrop, key=k_res2, train=train)
+    return x, present, probs
+
+
+def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Next-token cross-entropy: logits[..., :-1] against labels[..., 1:] (negatives ignored)."""
+    return losses.cross_entropy(logits[..., :-1, :], labels[..., 1:])
+
+
+class GPT2Model(Model):
+    """The bare GPT-2 transformer (``GPT2Model`` of pytorch-transformers).
+
+    ``apply(params, input_ids, *, past=None, attention_mask=None, token_type_ids=None,
+    position_ids=None, head_mask=None, output_attentions=None, output_hidden_states=None,
+    train=False, key=None)`` -> ``GPT2ModelOutput(last_hidden_state, presents, hidden_states,
+    attentions)``. Position ids continue after ``past``. ``attention_mask`` (b, past + s),
+    1 = attend, is new in ptfunc (1.0 had none): left-padded batches work.
+    """
+
+    config_class = GPT2Config
+    base_model_prefix = "transformer"
+    is_base_model = True
+    ignored_checkpoint_keys = _BUFFERS
+
+    def init(self, key: Key) -> Params:
+        return init_transformer(key, self.config)
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        enc = transformer(self.config, params, input_ids, train=train, key=key, **options)
+        return make_output(GPT2ModelOutput, None, *enc)
+
+
+class GPT2LMHeadModel(Model):
+    """GPT-2 with the language-model head tied to ``transformer.wte`` (one leaf).
+
+    Labels: ``labels`` (b, s), shifted inside (predict token t+1 at t); negative = ignored.
+    Returns ``CausalLMOutput(logits (b, s, V), presents, hidden_states, attentions)``.
+    """
+
+    config_class = GPT2Config
+    base_model_prefix = "transformer"
+    ignored_checkpoint_keys = _BUFFERS
+    tied = {"lm_head.weight": "transformer.wte.weight"}
+
+    def init(self, key: Key) -> Params:
+        return {"transformer": init_transformer(key, self.config)}
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        enc = transformer(
+            self.config, params["transformer"], input_ids, train=train, key=key, **options
+        )
+        logits = embedding.attend(params["transformer"]["wte"], enc.last_hidden_state)
+        loss = None if labels is None else lm_loss(logits, labels)
+        return make_output(CausalLMOutput, loss, logits, *enc[1:])
