@@ -164,3 +164,41 @@ def test_bad_input():
         model.apply(params, IDS, attention_mask=torch.ones(3, 4))
     with pytest.raises(ValueError, match=r"must lie in \[0, 60\)"):
         model.apply(params, torch.tensor([[60]]))
+
+
+MC_IDS = torch.randint(0, V, (2, 3, 7), generator=torch.Generator().manual_seed(1))
+MC_TOKENS = torch.tensor([[6, 5, 4], [3, 6, 6]])
+MC_LABELS = torch.tensor([1, 2])
+
+
+def test_double_heads_match_transformers():
+    reference = _hf("GPT2DoubleHeadsModel")
+    model, params = _ours(gpt2.GPT2DoubleHeadsModel, reference)
+    with torch.no_grad():
+        ref = reference(MC_IDS, mc_token_ids=MC_TOKENS, labels=MC_IDS, mc_labels=MC_LABELS)
+    out = model.apply(params, MC_IDS, mc_token_ids=MC_TOKENS, labels=MC_IDS, mc_labels=MC_LABELS)
+    _close(out.logits, ref.logits, "lm logits")
+    _close(out.mc_logits, ref.mc_logits, "mc logits")
+    _close(out.lm_loss, ref.loss, "lm loss")
+    _close(out.mc_loss, ref.mc_loss, "mc loss")
+    _close(out.loss, ref.loss + ref.mc_loss, "total loss")
+    plain = model.apply(params, MC_IDS, mc_token_ids=MC_TOKENS)
+    assert type(plain).__name__ == "DoubleHeadsOutput"
+
+
+def test_double_heads_match_seed_and_warn_on_untied_checkpoint():
+    config = pt.GPT2Config(V, n_positions=32, n_ctx=32, n_embd=16, n_layer=3, n_head=4)
+    torch.manual_seed(0)
+    reference = pt.GPT2DoubleHeadsModel(config).eval()
+    model = gpt2.GPT2DoubleHeadsModel(gpt2.GPT2Config(**SMALL))
+    with pytest.warns(UserWarning, match="lm_head.weight differs"):  # 1.0 forgot to tie (quirk)
+        io.from_torch_state_dict(model, reference.state_dict())
+    reference.tie_weights()
+    params = io.from_torch_state_dict(model, reference.state_dict())
+    with torch.no_grad():
+        ref = reference(MC_IDS, mc_token_ids=MC_TOKENS, lm_labels=MC_IDS, mc_labels=MC_LABELS)
+    out = model.apply(params, MC_IDS, mc_token_ids=MC_TOKENS, lm_labels=MC_IDS, mc_labels=MC_LABELS)
+    _close(out.lm_loss, ref[0], "lm loss")
+    _close(out.mc_loss, ref[1], "mc loss")
+    _close(out.logits, ref[2], "lm logits")
+    _close(out.mc_logits, ref[3], "mc logits")

@@ -66,6 +66,23 @@ def _align_prefix(model: Any, names: list[str], expected: set[str]) -> dict[str,
     return {n: n for n in names}
 
 
+def _check_tie(
+    model: Any, name: str, value: Tensor, renamed: dict[str, Tensor], mapping: dict[str, str]
+) -> None:
+    """Warn when a checkpoint's copy of a tied weight differs from the weight it is tied to."""
+    source = model.tied[name]
+    for ckpt_name, param_name in mapping.items():
+        if param_name == source:
+            other = renamed[ckpt_name]
+            if other.shape == value.shape and not torch.equal(other, value):
+                warnings.warn(
+                    f"{type(model).__name__}: the checkpoint's {name} differs from {source}; "
+                    f"ptfunc ties them and uses {source}",
+                    stacklevel=3,
+                )
+            return
+
+
 def from_torch_state_dict(
     model: Any,
     state_dict: Mapping[str, Tensor],
@@ -100,7 +117,10 @@ def from_torch_state_dict(
     loaded: dict[str, Tensor] = {}
     unexpected: list[str] = []
     for ckpt_name, name in mapping.items():
-        if name in model.tied or _is_ignored(model, name):
+        if name in model.tied:
+            _check_tie(model, name, renamed[ckpt_name], renamed, mapping)
+            continue
+        if _is_ignored(model, name):
             continue
         if name not in expected:
             unexpected.append(ckpt_name)

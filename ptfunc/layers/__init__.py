@@ -14,6 +14,7 @@ from . import (
     linear,
     losses,
     residual,
+    sequence_summary,
     transformer_block,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "linear",
     "losses",
     "residual",
+    "sequence_summary",
     "transformer_block",
 ]

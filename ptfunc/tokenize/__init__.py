@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from .base import PreTrainedTokenizer, clean_up_tokenization
 from .bert import BasicTokenizer, BertTokenizer, WordpieceTokenizer, load_vocab
+from .gpt2 import GPT2Tokenizer, bytes_to_unicode
+from .openai import OpenAIGPTTokenizer
 
 __all__ = [
     "BasicTokenizer",
@@ -15,4 +17,7 @@ __all__ = [
     "WordpieceTokenizer",
     "clean_up_tokenization",
     "load_vocab",
+    "GPT2Tokenizer",
+    "OpenAIGPTTokenizer",
+    "bytes_to_unicode",
 ]

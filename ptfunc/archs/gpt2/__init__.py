@@ -1,4 +1,4 @@
-"""GPT-2 (Radford et al., 2019): config, base model and LM head (DoubleHeads: next session).
+"""GPT-2 (Radford et al., 2019): config, base model, LM head and double heads.
 
 Example:
     >>> import torch, ptfunc
@@ -13,6 +13,6 @@ Example:
 """
 
 from .config import GPT2Config
-from .model import GPT2LMHeadModel, GPT2Model
+from .model import GPT2DoubleHeadsModel, GPT2LMHeadModel, GPT2Model
 
-__all__ = ["GPT2Config", "GPT2Model", "GPT2LMHeadModel"]
+__all__ = ["GPT2Config", "GPT2Model", "GPT2LMHeadModel", "GPT2DoubleHeadsModel"]

@@ -34,6 +34,7 @@ class GPT2Config(PretrainedConfig):
     summary_activation: str | None = None
     summary_proj_to_labels: bool = True
     summary_first_dropout: float = 0.1
+    num_labels: int = dataclasses.field(default=1, kw_only=True)  # one score per choice
 
     model_type = "gpt2"
     aliases = {

@@ -19,12 +19,21 @@ import torch
 from torch import Tensor
 
 from ...layers import activations, attention, dropout, embedding, layer_norm, linear, losses
+from ...layers import sequence_summary
 from ...random import Key, split
 from ...tree import Params
 from ..model import Model, make_output, output_types
 from .config import GPT2Config
 
-__all__ = ["GPT2Model", "GPT2LMHeadModel", "GPT2ModelOutput", "CausalLMOutput"]
+__all__ = [
+    "GPT2Model",
+    "GPT2LMHeadModel",
+    "GPT2DoubleHeadsModel",
+    "GPT2ModelOutput",
+    "CausalLMOutput",
+    "DoubleHeadsOutput",
+    "DoubleHeadsOutputWithLoss",
+]
 
 GPT2ModelOutput = output_types(
     "GPT2ModelOutput",
@@ -35,6 +44,34 @@ CausalLMOutput = output_types(
     "CausalLMOutput",
     "logits presents hidden_states attentions",
     "logits (b, s, V); presents as GPT2Model's.",
+)
+
+DoubleHeadsOutput = NamedTuple(
+    "DoubleHeadsOutput",
+    [
+        ("logits", Tensor),
+        ("mc_logits", Tensor),
+        ("presents", tuple),
+        ("hidden_states", tuple),
+        ("attentions", tuple),
+    ],
+)
+DoubleHeadsOutput.__doc__ = "logits (b, n_choices, s, V); mc_logits (b, n_choices)."
+DoubleHeadsOutputWithLoss = NamedTuple(
+    "DoubleHeadsOutputWithLoss",
+    [
+        ("loss", Tensor),
+        ("lm_loss", Tensor),
+        ("mc_loss", Tensor),
+        ("logits", Tensor),
+        ("mc_logits", Tensor),
+        ("presents", tuple),
+        ("hidden_states", tuple),
+        ("attentions", tuple),
+    ],
+)
+DoubleHeadsOutputWithLoss.__doc__ = (
+    "loss = lm_loss + mc_loss over the labels given; a loss whose labels were not given is 0."
 )
 
 _BUFFERS = ("attn.bias", "attn.masked_bias")
@@ -279,3 +316,85 @@ class GPT2LMHeadModel(Model):
         logits = embedding.attend(params["transformer"]["wte"], enc.last_hidden_state)
         loss = None if labels is None else lm_loss(logits, labels)
         return make_output(CausalLMOutput, loss, logits, *enc[1:])
+
+
+class GPT2DoubleHeadsModel(Model):
+    """Language-model and multiple-choice heads over inputs (b, n_choices, s).
+
+    ``mc_token_ids`` (b, n_choices): the token whose state scores each choice
+    (default: the last). Labels: ``lm_labels`` (alias ``labels``) (b, n_choices, s),
+    shifted inside; ``mc_labels`` (b,). ``past`` is per flattened (b * n_choices) row.
+    """
+
+    config_class = GPT2Config
+    base_model_prefix = "transformer"
+    ignored_checkpoint_keys = _BUFFERS
+    tied = GPT2LMHeadModel.tied
+
+    def init(self, key: Key) -> Params:
+        c = self.config
+        kt, ks = split(key)
+        return {
+            "transformer": init_transformer(kt, c),
+            "multiple_choice_head": sequence_summary.init(
+                ks,
+                c.n_embd,
+                c.num_labels,
+                use_proj=c.summary_use_proj,
+                proj_to_labels=c.summary_proj_to_labels,
+                std=c.initializer_range,
+            ),
+        }
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        mc_token_ids: Tensor | None = None,
+        lm_labels: Tensor | None = None,
+        labels: Tensor | None = None,
+        mc_labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        c = self.config
+        if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
+            got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
+            raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
+        if lm_labels is not None and labels is not None:
+            raise ValueError("pass either lm_labels (pytorch-transformers 1.0) or labels, not both")
+        lm_labels = lm_labels if lm_labels is not None else labels
+        b, n, s = input_ids.shape
+        flat = {
+            k: (
+                v.reshape(b * n, -1)
+                if k in ("attention_mask", "token_type_ids", "position_ids") and v is not None
+                else v
+            )
+            for k, v in options.items()
+        }
+        k_enc, k_head = split(key) if (train and key is not None) else (None, None)
+        enc = transformer(
+            c, params["transformer"], input_ids.reshape(b * n, s), train=train, key=k_enc, **flat
+        )
+        hidden = enc.last_hidden_state.reshape(b, n, s, -1)
+        logits = embedding.attend(params["transformer"]["wte"], hidden)
+        mc_logits = sequence_summary.apply(
+            params["multiple_choice_head"],
+            hidden,
+            summary_type=c.summary_type,
+            cls_index=mc_token_ids,
+            activation=c.summary_activation,
+            first_dropout=c.summary_first_dropout,
+            key=k_head,
+            train=train,
+        ).squeeze(-1)
+        rest = (logits, mc_logits, *enc[1:])
+        if lm_labels is None and mc_labels is None:
+            return DoubleHeadsOutput(*rest)
+        zero = torch.zeros((), dtype=torch.float32, device=logits.device)
+        lm = zero if lm_labels is None else lm_loss(logits, lm_labels)
+        mc = zero if mc_labels is None else losses.cross_entropy(mc_logits, mc_labels)
+        return DoubleHeadsOutputWithLoss(lm + mc, lm, mc, *rest)
