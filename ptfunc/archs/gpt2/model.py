@@ -18,8 +18,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ...layers import activations, attention, dropout, embedding, layer_norm, linear, losses
-from ...layers import sequence_summary
+from ...layers import (
+    activations,
+    attention,
+    dropout,
+    embedding,
+    layer_norm,
+    linear,
+    losses,
+    sequence_summary,
+)
 from ...random import Key, split
 from ...tree import Params
 from ..model import Model, make_output, output_types
@@ -46,33 +54,29 @@ CausalLMOutput = output_types(
     "logits (b, s, V); presents as GPT2Model's.",
 )
 
-DoubleHeadsOutput = NamedTuple(
-    "DoubleHeadsOutput",
-    [
-        ("logits", Tensor),
-        ("mc_logits", Tensor),
-        ("presents", tuple),
-        ("hidden_states", tuple),
-        ("attentions", tuple),
-    ],
-)
-DoubleHeadsOutput.__doc__ = "logits (b, n_choices, s, V); mc_logits (b, n_choices)."
-DoubleHeadsOutputWithLoss = NamedTuple(
-    "DoubleHeadsOutputWithLoss",
-    [
-        ("loss", Tensor),
-        ("lm_loss", Tensor),
-        ("mc_loss", Tensor),
-        ("logits", Tensor),
-        ("mc_logits", Tensor),
-        ("presents", tuple),
-        ("hidden_states", tuple),
-        ("attentions", tuple),
-    ],
-)
-DoubleHeadsOutputWithLoss.__doc__ = (
-    "loss = lm_loss + mc_loss over the labels given; a loss whose labels were not given is 0."
-)
+
+class DoubleHeadsOutput(NamedTuple):
+    """logits (b, n_choices, s, V); mc_logits (b, n_choices)."""
+
+    logits: Tensor
+    mc_logits: Tensor
+    presents: tuple
+    hidden_states: tuple
+    attentions: tuple
+
+
+class DoubleHeadsOutputWithLoss(NamedTuple):
+    """loss = lm_loss + mc_loss over the labels given; a loss whose labels were not given is 0."""
+
+    loss: Tensor
+    lm_loss: Tensor
+    mc_loss: Tensor
+    logits: Tensor
+    mc_logits: Tensor
+    presents: tuple
+    hidden_states: tuple
+    attentions: tuple
+
 
 _BUFFERS = ("attn.bias", "attn.masked_bias")
 
