@@ -6,6 +6,7 @@ Architectures compose these; nothing here knows about a particular model.
 from . import (
     activations,
     attention,
+    causal_attention,
     dropout,
     embedding,
     feed_forward,
@@ -21,6 +22,7 @@ from . import (
 __all__ = [
     "activations",
     "attention",
+    "causal_attention",
     "dropout",
     "embedding",
     "feed_forward",

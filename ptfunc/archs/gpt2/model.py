@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ...layers import (
     activations,
-    attention,
+    causal_attention,
     dropout,
     embedding,
     layer_norm,
@@ -83,14 +83,11 @@ _BUFFERS = ("attn.bias", "attn.masked_bias")
 
 def init_block(key: Key, c: GPT2Config) -> Params:
     """One block: two LayerNorms, attention (c_attn, c_proj), MLP (c_fc, c_proj)."""
-    k1, k2, k3, k4 = split(key, 4)
+    k1, k3, k4 = split(key, 3)
     d, std = c.n_embd, c.initializer_range
     return {
         "ln_1": layer_norm.init(d),
-        "attn": {
-            "c_attn": linear.init_conv1d(k1, d, 3 * d, std=std),
-            "c_proj": linear.init_conv1d(k2, d, d, std=std),
-        },
+        "attn": causal_attention.init(k1, d, std=std),
         "ln_2": layer_norm.init(d),
         "mlp": {
             "c_fc": linear.init_conv1d(k3, d, 4 * d, std=std),
@@ -107,33 +104,6 @@ def init_transformer(key: Key, c: GPT2Config) -> Params:
         "h": [init_block(k, c) for k in split(kh, c.n_layer)],
         "ln_f": layer_norm.init(c.n_embd),
     }
-
-
-def _attention_bias(
-    q_len: int,
-    past_len: int,
-    attention_mask: Tensor | None,
-    dtype: torch.dtype,
-    device: torch.device,
-) -> Tensor | None:
-    """Causal (and padding) additive bias (b or 1, 1, q, past + q); None when SDPA's
-    ``is_causal`` alone is right (no past, no mask)."""
-    if past_len == 0 and attention_mask is None:
-        return None
-    k_len = past_len + q_len
-    keep = torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(past_len)[None, None]
-    if attention_mask is not None:
-        if attention_mask.dim() != 2 or attention_mask.shape[1] != k_len:
-            raise ValueError(
-                f"attention_mask must have shape (batch, past + seq) = (batch, {k_len}), "
-                f"got {tuple(attention_mask.shape)}"
-            )
-        keep = keep & (attention_mask[:, None, None, :] != 0)
-    return torch.where(
-        keep,
-        torch.zeros((), dtype=dtype, device=device),
-        torch.full((), torch.finfo(dtype).min, dtype=dtype, device=device),
-    )
 
 
 class _Encoded(NamedTuple):
@@ -190,7 +160,7 @@ def transformer(
         x = x + embedding.apply(wte, token_type_ids)
     x = dropout.apply(x, c.embd_pdrop, key=keys[0], train=train)
 
-    bias = _attention_bias(s, past_len, attention_mask, dtype, x.device)
+    bias = causal_attention.causal_bias(s, past_len, attention_mask, dtype, x.device)
     heads = _head_masks(c, head_mask, dtype)
     presents, hidden, probs_all = [], [], []
     for i, (block, k) in enumerate(zip(params["h"], keys[1:])):
@@ -223,34 +193,30 @@ def _head_masks(c: GPT2Config, head_mask: Tensor | None, dtype: torch.dtype) -> 
 
 def _block(c, p, x, layer_past, bias, head_mask, want_att, key, train):
     """Pre-LN block: x + attn(ln_1(x)), then + mlp(ln_2(x)). Returns (x, present, probs)."""
-    k_attn, k_res1, k_res2 = split(key, 3) if (train and key is not None) else (None,) * 3
+    k_attn, k_mlp = split(key) if (train and key is not None) else (None, None)
     a = layer_norm.apply(p["ln_1"], x, eps=c.layer_norm_epsilon)
-    q, k, v = linear.apply_conv1d(p["attn"]["c_attn"], a).chunk(3, dim=-1)
-    q, k, v = (attention.split_heads(t, c.head_dim) for t in (q, k, v))
-    if layer_past is not None:
-        k = torch.cat([layer_past[0], k], dim=-2)
-        v = torch.cat([layer_past[1], v], dim=-2)
-    present = torch.stack([k, v])
-    context, probs = attention.dot_product_attention(
-        q,
-        k,
-        v,
+    out, present, probs = causal_attention.apply(
+        p["attn"],
+        a,
+        head_dim=c.head_dim,
+        past=layer_past,
         bias=bias,
-        is_causal=bias is None,
-        dropout_rate=c.attn_pdrop,
+        attention_dropout=c.attn_pdrop,
+        residual_dropout=c.resid_pdrop,
         head_mask=head_mask,
         need_weights=want_att,
         key=k_attn,
         train=train,
     )
-    out = linear.apply_conv1d(p["attn"]["c_proj"], attention.merge_heads(context))
-    x = x + dropout.apply(out, c.resid_pdrop, key=k_res1, train=train)
+    x = x + out
     m = layer_norm.apply(p["ln_2"], x, eps=c.layer_norm_epsilon)
-    h = linear.apply_conv1d(
-        p["mlp"]["c_proj"], activations.gelu_new(linear.apply_conv1d(p["mlp"]["c_fc"], m))
-    )
-    x = x + dropout.apply(h, c.resid_pdrop, key=k_res2, train=train)
-    return x, present, probs
+    return x + mlp(p["mlp"], m, activations.gelu_new, c.resid_pdrop, k_mlp, train), present, probs
+
+
+def mlp(p: Params, x: Tensor, act, rate: float, key: Key | None, train: bool) -> Tensor:
+    """c_proj(act(c_fc(x))) then dropout (Conv1D layout)."""
+    h = linear.apply_conv1d(p["c_proj"], act(linear.apply_conv1d(p["c_fc"], x)))
+    return dropout.apply(h, rate, key=key, train=train)
 
 
 def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:

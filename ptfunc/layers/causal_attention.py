@@ -1,0 +1,97 @@
+"""Causal multi-head self-attention with Conv1D projections and a KV cache (GPT, GPT-2).
+
+Params (checkpoint names): ``c_attn`` (d -> 3d) and ``c_proj`` (d -> d), Conv1D
+layout (weight ``(in, out)``). The cache is one ``(2, batch, heads, length,
+head_dim)`` tensor per layer (stacked key and value, pytorch-transformers' layout).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..random import Key, split
+from ..tree import Params
+from . import attention, dropout, linear
+
+__all__ = ["init", "apply", "causal_bias"]
+
+
+def init(key: Key, dim: int, *, std: float = 0.02) -> Params:
+    """``c_attn`` (dim -> 3 dim) and ``c_proj`` (dim -> dim)."""
+    k1, k2 = split(key)
+    return {
+        "c_attn": linear.init_conv1d(k1, dim, 3 * dim, std=std),
+        "c_proj": linear.init_conv1d(k2, dim, dim, std=std),
+    }
+
+
+def causal_bias(
+    q_len: int,
+    past_len: int,
+    attention_mask: Tensor | None,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Tensor | None:
+    """Additive causal (and padding) bias (b or 1, 1, q_len, past_len + q_len).
+
+    None when the fused kernel's ``is_causal`` alone is right (no past, no mask).
+    ``attention_mask`` (b, past_len + q_len): 1 = attend.
+    """
+    if past_len == 0 and attention_mask is None:
+        return None
+    k_len = past_len + q_len
+    keep = torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(past_len)[None, None]
+    if attention_mask is not None:
+        if attention_mask.dim() != 2 or attention_mask.shape[1] != k_len:
+            raise ValueError(
+                f"attention_mask must have shape (batch, past + seq) = (batch, {k_len}), "
+                f"got {tuple(attention_mask.shape)}"
+            )
+        keep = keep & (attention_mask[:, None, None, :] != 0)
+    return torch.where(
+        keep,
+        torch.zeros((), dtype=dtype, device=device),
+        torch.full((), torch.finfo(dtype).min, dtype=dtype, device=device),
+    )
+
+
+def apply(
+    params: Params,
+    x: Tensor,
+    *,
+    head_dim: int,
+    past: Tensor | None = None,
+    bias: Tensor | None = None,
+    attention_dropout: float = 0.0,
+    residual_dropout: float = 0.0,
+    head_mask: Tensor | None = None,
+    need_weights: bool = False,
+    key: Key | None = None,
+    train: bool = False,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """x (b, s, d) -> (output (b, s, d) after c_proj and dropout, present, probs or None).
+
+    ``bias`` comes from :func:`causal_bias`; None means plain causal attention.
+    """
+    k_attn, k_out = split(key) if (train and key is not None) else (None, None)
+    q, k, v = linear.apply_conv1d(params["c_attn"], x).chunk(3, dim=-1)
+    q, k, v = (attention.split_heads(t, head_dim) for t in (q, k, v))
+    if past is not None:
+        k = torch.cat([past[0], k], dim=-2)
+        v = torch.cat([past[1], v], dim=-2)
+    present = torch.stack([k, v])
+    context, probs = attention.dot_product_attention(
+        q,
+        k,
+        v,
+        bias=bias,
+        is_causal=bias is None,
+        dropout_rate=attention_dropout,
+        head_mask=head_mask,
+        need_weights=need_weights,
+        key=k_attn,
+        train=train,
+    )
+    out = linear.apply_conv1d(params["c_proj"], attention.merge_heads(context))
+    return dropout.apply(out, residual_dropout, key=k_out, train=train), present, probs
