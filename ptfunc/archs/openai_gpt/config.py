@@ -1,0 +1,57 @@
+"""OpenAI GPT's configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..config import PretrainedConfig
+
+__all__ = ["OpenAIGPTConfig"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenAIGPTConfig(PretrainedConfig):
+    """Configuration of the OpenAI GPT models (defaults: openai-gpt).
+
+    ``afn`` is the feed-forward activation (``gelu`` is the tanh approximation
+    here, as in the seed and today's ``transformers``).
+    """
+
+    vocab_size: int = 40478
+    n_positions: int = 512
+    n_ctx: int = 512
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    afn: str = "gelu"
+    resid_pdrop: float = 0.1
+    embd_pdrop: float = 0.1
+    attn_pdrop: float = 0.1
+    layer_norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    predict_special_tokens: bool = True
+    summary_type: str = "cls_index"
+    summary_use_proj: bool = True
+    summary_activation: str | None = None
+    summary_proj_to_labels: bool = True
+    summary_first_dropout: float = 0.1
+    num_labels: int = dataclasses.field(default=1, kw_only=True)  # one score per choice
+
+    model_type = "openai-gpt"
+    aliases = {
+        "hidden_size": "n_embd",
+        "num_attention_heads": "n_head",
+        "num_hidden_layers": "n_layer",
+        "max_position_embeddings": "n_positions",
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if self.afn not in ("gelu", "relu", "swish", "silu"):
+            raise ValueError(f"afn must be one of gelu, relu, swish, silu; got {self.afn!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head

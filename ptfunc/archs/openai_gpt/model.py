@@ -1,0 +1,280 @@
+"""OpenAI GPT: post-LN causal transformer with Conv1D layers and no final LayerNorm.
+
+Params tree (checkpoint names)::
+
+    tokens_embed.weight, positions_embed.weight
+    h[i].attn.c_attn, h[i].attn.c_proj, h[i].ln_1, h[i].mlp.c_fc, h[i].mlp.c_proj, h[i].ln_2
+
+Token types are embedded with ``tokens_embed`` (the seed's choice). ``attention_mask``
+(b, s), 1 = attend, is accepted as today's ``transformers`` does (1.0 had none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...layers import activations, causal_attention, dropout, embedding, layer_norm, linear
+from ...layers import losses, sequence_summary
+from ...random import Key, split
+from ...tree import Params
+from ..gpt2.model import DoubleHeadsOutput, DoubleHeadsOutputWithLoss, lm_loss, mlp
+from ..model import Model, make_output, output_types
+from .config import OpenAIGPTConfig
+
+__all__ = ["OpenAIGPTModel", "OpenAIGPTLMHeadModel", "OpenAIGPTDoubleHeadsModel"]
+
+BaseOutput = output_types(
+    "OpenAIGPTModelOutput",
+    "last_hidden_state hidden_states attentions",
+    "last_hidden_state (b, s, d).",
+)
+LMOutput = output_types("OpenAIGPTLMOutput", "logits hidden_states attentions", "logits (b, s, V).")
+_BUFFERS = ("attn.bias", "position_ids")
+_ACT = {
+    "gelu": activations.gelu_new,
+    "relu": activations.relu,
+    "swish": activations.swish,
+    "silu": activations.swish,
+}
+
+
+def init_transformer(key: Key, c: OpenAIGPTConfig) -> Params:
+    kt, kp, kh = split(key, 3)
+    std, d = c.initializer_range, c.n_embd
+    layers = []
+    for k in split(kh, c.n_layer):
+        k1, k2, k3 = split(k, 3)
+        layers.append(
+            {
+                "attn": causal_attention.init(k1, d, std=std),
+                "ln_1": layer_norm.init(d),
+                "mlp": {
+                    "c_fc": linear.init_conv1d(k2, d, 4 * d, std=std),
+                    "c_proj": linear.init_conv1d(k3, 4 * d, d, std=std),
+                },
+                "ln_2": layer_norm.init(d),
+            }
+        )
+    return {
+        "tokens_embed": embedding.init(kt, c.vocab_size, d, std=std),
+        "positions_embed": embedding.init(kp, c.n_positions, d, std=std),
+        "h": layers,
+    }
+
+
+def transformer(
+    c: OpenAIGPTConfig,
+    params: Params,
+    input_ids: Tensor,
+    *,
+    attention_mask: Tensor | None = None,
+    token_type_ids: Tensor | None = None,
+    position_ids: Tensor | None = None,
+    head_mask: Tensor | None = None,
+    output_attentions: bool | None = None,
+    output_hidden_states: bool | None = None,
+    train: bool = False,
+    key: Key | None = None,
+):
+    """input_ids (b, s) -> (hidden (b, s, d), hidden_states, attentions)."""
+    dropout.require_key(train, key)
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
+        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        raise ValueError(f"input_ids must have shape (batch, seq), got {got}")
+    embedding.check_ids(input_ids, c.vocab_size)
+    b, s = input_ids.shape
+    if s > c.n_positions:
+        raise ValueError(f"sequence length {s} exceeds n_positions ({c.n_positions})")
+    want_att = c.output_attentions if output_attentions is None else output_attentions
+    want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
+    keys = (
+        list(split(key, c.n_layer + 1)) if (train and key is not None) else [None] * (c.n_layer + 1)
+    )
+    tokens = params["tokens_embed"]
+    dtype = tokens["weight"].dtype
+    x = embedding.apply(tokens, input_ids)
+    if position_ids is None:
+        x = x + params["positions_embed"]["weight"][:s]
+    else:
+        embedding.check_ids(position_ids, c.n_positions, name="position_ids")
+        x = x + embedding.apply(params["positions_embed"], position_ids)
+    if token_type_ids is not None:
+        x = x + embedding.apply(tokens, token_type_ids)
+    x = dropout.apply(x, c.embd_pdrop, key=keys[0], train=train)
+    bias = causal_attention.causal_bias(s, 0, attention_mask, dtype, x.device)
+    heads = _head_masks(c, head_mask, dtype)
+    act = _ACT[c.afn]
+    hidden, probs_all = [], []
+    for block, head, k in zip(params["h"], heads, keys[1:]):
+        if want_hidden:
+            hidden.append(x)
+        k_attn, k_mlp = split(k) if (train and k is not None) else (None, None)
+        a, _, probs = causal_attention.apply(
+            block["attn"],
+            x,
+            head_dim=c.head_dim,
+            bias=bias,
+            attention_dropout=c.attn_pdrop,
+            residual_dropout=c.resid_pdrop,
+            head_mask=head,
+            need_weights=want_att,
+            key=k_attn,
+            train=train,
+        )
+        n = layer_norm.apply(block["ln_1"], x + a, eps=c.layer_norm_epsilon)
+        m = mlp(block["mlp"], n, act, c.resid_pdrop, k_mlp, train)
+        x = layer_norm.apply(block["ln_2"], n + m, eps=c.layer_norm_epsilon)
+        if want_att:
+            probs_all.append(probs)
+    if want_hidden:
+        hidden.append(x)
+    return x, tuple(hidden), tuple(probs_all)
+
+
+def _head_masks(c: OpenAIGPTConfig, head_mask: Tensor | None, dtype: torch.dtype) -> list[Any]:
+    if head_mask is None:
+        return [None] * c.n_layer
+    if head_mask.dim() == 1:
+        head_mask = head_mask.expand(c.n_layer, -1)
+    if head_mask.shape != (c.n_layer, c.n_head):
+        raise ValueError(
+            f"head_mask must have shape (n_head,) or ({c.n_layer}, {c.n_head}), "
+            f"got {tuple(head_mask.shape)}"
+        )
+    return list(head_mask.to(dtype)[:, :, None, None].unbind(0))
+
+
+class OpenAIGPTModel(Model):
+    """The bare OpenAI GPT transformer -> ``(last_hidden_state (b, s, d), hidden_states, attentions)``."""
+
+    config_class = OpenAIGPTConfig
+    base_model_prefix = "transformer"
+    is_base_model = True
+    ignored_checkpoint_keys = _BUFFERS
+
+    def init(self, key: Key) -> Params:
+        return init_transformer(key, self.config)
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        return make_output(
+            BaseOutput,
+            None,
+            *transformer(self.config, params, input_ids, train=train, key=key, **options),
+        )
+
+
+class OpenAIGPTLMHeadModel(Model):
+    """OpenAI GPT with the LM head tied to ``tokens_embed``; ``labels`` shifted inside."""
+
+    config_class = OpenAIGPTConfig
+    base_model_prefix = "transformer"
+    ignored_checkpoint_keys = _BUFFERS
+    tied = {"lm_head.weight": "transformer.tokens_embed.weight"}
+
+    def init(self, key: Key) -> Params:
+        return {"transformer": init_transformer(key, self.config)}
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        h, hidden, att = transformer(
+            self.config, params["transformer"], input_ids, train=train, key=key, **options
+        )
+        logits = embedding.attend(params["transformer"]["tokens_embed"], h)
+        loss = None if labels is None else lm_loss(logits, labels)
+        return make_output(LMOutput, loss, logits, hidden, att)
+
+
+class OpenAIGPTDoubleHeadsModel(Model):
+    """LM and multiple-choice heads over (b, n_choices, s), as GPT-2's (``presents`` is ``()``)."""
+
+    config_class = OpenAIGPTConfig
+    base_model_prefix = "transformer"
+    ignored_checkpoint_keys = _BUFFERS
+    tied = OpenAIGPTLMHeadModel.tied
+
+    def init(self, key: Key) -> Params:
+        c = self.config
+        kt, ks = split(key)
+        return {
+            "transformer": init_transformer(kt, c),
+            "multiple_choice_head": sequence_summary.init(
+                ks,
+                c.n_embd,
+                c.num_labels,
+                use_proj=c.summary_use_proj,
+                proj_to_labels=c.summary_proj_to_labels,
+                std=c.initializer_range,
+            ),
+        }
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        mc_token_ids: Tensor | None = None,
+        lm_labels: Tensor | None = None,
+        labels: Tensor | None = None,
+        mc_labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        c = self.config
+        if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
+            got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
+            raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
+        if lm_labels is not None and labels is not None:
+            raise ValueError("pass either lm_labels (pytorch-transformers 1.0) or labels, not both")
+        lm_labels = lm_labels if lm_labels is not None else labels
+        b, n, s = input_ids.shape
+        flat = {
+            k: (
+                v.reshape(b * n, -1)
+                if k in ("attention_mask", "token_type_ids", "position_ids") and v is not None
+                else v
+            )
+            for k, v in options.items()
+        }
+        k_enc, k_head = split(key) if (train and key is not None) else (None, None)
+        h, hidden, att = transformer(
+            c, params["transformer"], input_ids.reshape(b * n, s), train=train, key=k_enc, **flat
+        )
+        h = h.reshape(b, n, s, -1)
+        logits = embedding.attend(params["transformer"]["tokens_embed"], h)
+        mc_logits = sequence_summary.apply(
+            params["multiple_choice_head"],
+            h,
+            summary_type=c.summary_type,
+            cls_index=mc_token_ids,
+            activation=c.summary_activation,
+            first_dropout=c.summary_first_dropout,
+            key=k_head,
+            train=train,
+        ).squeeze(-1)
+        rest = (logits, mc_logits, (), hidden, att)
+        if lm_labels is None and mc_labels is None:
+            return DoubleHeadsOutput(*rest)
+        zero = torch.zeros((), dtype=torch.float32, device=logits.device)
+        lm = zero if lm_labels is None else lm_loss(logits, lm_labels)
+        mc = zero if mc_labels is None else losses.cross_entropy(mc_logits, mc_labels)
+        return DoubleHeadsOutputWithLoss(lm + mc, lm, mc, *rest)
