@@ -95,8 +95,12 @@ def test_special_token_attributes_and_ids():
     assert tok.cls_token_id == 2 and tok.sep_token_id == 3
     assert tok.additional_special_tokens_ids == [5, 2]
     assert tok.special_tokens_map == {
-        "unk_token": "<unk>", "sep_token": "world", "pad_token": "<pad>", "cls_token": "hello",
-        "additional_special_tokens": ["cat", "hello"]}
+        "unk_token": "<unk>",
+        "sep_token": "world",
+        "pad_token": "<pad>",
+        "cls_token": "hello",
+        "additional_special_tokens": ["cat", "hello"],
+    }
     # attribute order, each token once
     assert tok.all_special_tokens == ["<unk>", "world", "<pad>", "hello", "cat"]
     assert tok.all_special_ids == [1, 3, 0, 2, 5]
@@ -147,8 +151,16 @@ def test_add_special_tokens_expands_lists(shared_fixtures):
     assert old.add_special_tokens({"additional_special_tokens": ["<e1>", "<e2>"]}) == 0
 
     tok = make()
-    assert tok.add_special_tokens({"additional_special_tokens": ["<e1>", "<e2>"],
-                                   "bos_token": "<s>", "cls_token": "hello"}) == 3
+    assert (
+        tok.add_special_tokens(
+            {
+                "additional_special_tokens": ["<e1>", "<e2>"],
+                "bos_token": "<s>",
+                "cls_token": "hello",
+            }
+        )
+        == 3
+    )
     assert tok.additional_special_tokens == ["<e1>", "<e2>"]
     assert tok.convert_tokens_to_ids(["<e1>", "<e2>", "<s>"]) == [9, 10, 11]
     assert tok.bos_token_id == 11 and tok.cls_token_id == 2
@@ -204,8 +216,14 @@ def test_convert_tokens_to_ids(caplog):
 
 @pytest.mark.parametrize(
     "ids",
-    [[2, 3], (2, 3), torch.tensor([2, 3]), torch.tensor([2, 3], dtype=torch.int32),
-     np.array([2, 3]), [np.int64(2), torch.tensor(3)]],
+    [
+        [2, 3],
+        (2, 3),
+        torch.tensor([2, 3]),
+        torch.tensor([2, 3], dtype=torch.int32),
+        np.array([2, 3]),
+        [np.int64(2), torch.tensor(3)],
+    ],
     ids=["list", "tuple", "tensor", "int32", "numpy", "mixed"],
 )
 def test_convert_ids_to_tokens_inputs(ids):
@@ -244,10 +262,17 @@ def test_decode_and_clean_up():
         tok.batch_decode(torch.tensor([2, 3]))
 
 
-@pytest.mark.parametrize("text", [
-    "i do not know , he 's here .", "it is n't ! you 're right ? ' quoted ' i 'm , we 've",
-    "no change", "do not", " do not", "a . b .. c ?!",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i do not know , he 's here .",
+        "it is n't ! you 're right ? ' quoted ' i 'm , we 've",
+        "no change",
+        "do not",
+        " do not",
+        "a . b .. c ?!",
+    ],
+)
 def test_clean_up_tokenization_equals_pytorch_transformers_1_0(text):
     ptt = pytest.importorskip("pytorch_transformers")
     assert clean_up_tokenization(text) == ptt.tokenization_utils.clean_up_tokenization(text)
@@ -262,7 +287,10 @@ def test_encode_without_template():
     assert tok.encode("hello world") == [2, 3]
     assert tok.encode("hello", "the cat") == [2, 4, 5]
     assert tok.encode_plus("hello", "the cat") == {
-        "input_ids": [2, 4, 5], "token_type_ids": [0, 1, 1], "attention_mask": [1, 1, 1]}
+        "input_ids": [2, 4, 5],
+        "token_type_ids": [0, 1, 1],
+        "attention_mask": [1, 1, 1],
+    }
     assert tok("hello", "the cat") == tok.encode_plus("hello", "the cat")
     assert tok.encode("the cat sat", max_length=2) == [4, 5]
     assert tok.get_special_tokens_mask([2, 3]) == [0, 0]
@@ -275,11 +303,18 @@ def test_batch_encode_padding_and_tensors():
     assert batch["input_ids"].dtype == torch.int64
     assert batch["input_ids"].tolist() == [[2, 0, 0], [4, 5, 6]]
     assert batch["attention_mask"].tolist() == [[1, 0, 0], [1, 1, 1]]
-    left = tok(["hello", "the cat sat"], padding="max_length", max_length=4, padding_side="left",
-               return_token_type_ids=False, return_attention_mask=False)
+    left = tok(
+        ["hello", "the cat sat"],
+        padding="max_length",
+        max_length=4,
+        padding_side="left",
+        return_token_type_ids=False,
+        return_attention_mask=False,
+    )
     assert left == {"input_ids": [[0, 0, 0, 2], [0, 4, 5, 6]]}
-    masked = tok(["hello"], ["cat"], return_special_tokens_mask=True, padding="max_length",
-                 max_length=3)
+    masked = tok(
+        ["hello"], ["cat"], return_special_tokens_mask=True, padding="max_length", max_length=3
+    )
     assert masked["special_tokens_mask"] == [[0, 0, 1]]
     assert masked["token_type_ids"] == [[0, 1, 0]]
     tok.padding_side = "left"
@@ -324,8 +359,12 @@ def saved(tmp_path: Path) -> tuple[WordTokenizer, Path]:
 
 def test_save_pretrained_files_and_round_trip(tmp_path):
     tok, path = saved(tmp_path)
-    assert sorted(os.listdir(path)) == ["added_tokens.json", "special_tokens_map.json",
-                                        "tokenizer_config.json", "words.txt"]
+    assert sorted(os.listdir(path)) == [
+        "added_tokens.json",
+        "special_tokens_map.json",
+        "tokenizer_config.json",
+        "words.txt",
+    ]
     assert json.loads((path / "added_tokens.json").read_text()) == {"new": 9, "<e1>": 10, "<s>": 11}
     config = json.loads((path / "tokenizer_config.json").read_text())
     assert config["lowercase"] is True and config["model_max_length"] == 64
@@ -342,12 +381,18 @@ def test_save_pretrained_files_and_round_trip(tmp_path):
 
 def test_reads_hugging_face_and_1_0_file_forms(tmp_path):
     (tmp_path / "words.txt").write_text("".join(w + "\n" for w in WORDS))
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "Whatever", "max_len": 8, "clean_up_tokenization_spaces": True,
-        "unk_token": {"content": "<unk>", "lstrip": False},
-        "extra_special_tokens": [{"content": "<e1>", "special": True}],
-        "added_tokens_decoder": {"0": {"content": "<pad>"}, "10": {"content": "<e1>"}},
-    }))
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "Whatever",
+                "max_len": 8,
+                "clean_up_tokenization_spaces": True,
+                "unk_token": {"content": "<unk>", "lstrip": False},
+                "extra_special_tokens": [{"content": "<e1>", "special": True}],
+                "added_tokens_decoder": {"0": {"content": "<pad>"}, "10": {"content": "<e1>"}},
+            }
+        )
+    )
     (tmp_path / "added_tokens.json").write_text(json.dumps({"9": "new"}))  # 1.0 wrote {id: token}
     tok = WordTokenizer.from_pretrained(tmp_path)
     assert tok.unk_token == "<unk>" and tok.max_len == 8
@@ -391,8 +436,11 @@ def test_failed_save_leaves_previous_files(tmp_path, monkeypatch, failure):
         tok.save_pretrained(path)
     monkeypatch.undo()
     assert _snapshot(path) == before  # every previous file intact, no temporary left
-    assert WordTokenizer.from_pretrained(path).added_tokens_encoder == {"new": 9, "<e1>": 10,
-                                                                        "<s>": 11}
+    assert WordTokenizer.from_pretrained(path).added_tokens_encoder == {
+        "new": 9,
+        "<e1>": 10,
+        "<s>": 11,
+    }
 
 
 def test_pickle_round_trip():

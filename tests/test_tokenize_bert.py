@@ -30,12 +30,18 @@ HFBert = transformers.BertTokenizer
 HFBertLegacy = getattr(transformers, "BertTokenizerLegacy", None)
 
 VOCABS = {"bert-base-uncased": True, "bert-base-cased": False, "bert-base-chinese": True}
-CORPORA = ["bert_sample_text.txt", "botchan.txt", "ptb.test.txt", "tinyshakespeare.txt",
-           "wikitext-2.test.txt"]
+CORPORA = [
+    "bert_sample_text.txt",
+    "botchan.txt",
+    "ptb.test.txt",
+    "tinyshakespeare.txt",
+    "wikitext-2.test.txt",
+]
 FAST_CHARS = 100_000  # characters per corpus compared line by line with the Rust reference
 PY_CHARS = 25_000  # ... and with the (slower) Python references
-HYPOTHESIS = settings(max_examples=150, deadline=None, derandomize=True,
-                      suppress_health_check=[HealthCheck.too_slow])
+HYPOTHESIS = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +53,11 @@ def fixtures(shared_fixtures: Path) -> Path:
 def _tokenizers(vocab_file: str, lower: bool, **options):
     opts = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
     ours = BertTokenizer(vocab_file, do_lower_case=lower, **opts)
-    fast = HFBert(vocab=vocab_file, do_lower_case=lower,
-                  **{k: v for k, v in opts.items() if k in ("strip_accents",
-                                                           "tokenize_chinese_chars")})
+    fast = HFBert(
+        vocab=vocab_file,
+        do_lower_case=lower,
+        **{k: v for k, v in opts.items() if k in ("strip_accents", "tokenize_chinese_chars")},
+    )
     slow = HFBertLegacy(vocab_file, do_lower_case=lower, **opts) if HFBertLegacy else None
     old = None
     if "strip_accents" not in opts:
@@ -251,8 +259,12 @@ def test_do_basic_tokenize_off(fixtures):
 def test_added_tokens_equal_references(fixtures):
     """Added tokens are matched before WordPiece, by all four tokenizers alike."""
     V = str(fixtures / "bert-base-uncased" / "vocab.txt")
-    ours, fast, slow, old = (BertTokenizer(V), HFBert(vocab=V),
-                             HFBertLegacy(V) if HFBertLegacy else None, ptt.BertTokenizer(V))
+    ours, fast, slow, old = (
+        BertTokenizer(V),
+        HFBert(vocab=V),
+        HFBertLegacy(V) if HFBertLegacy else None,
+        ptt.BertTokenizer(V),
+    )
     assert ours.add_tokens(["newword", "hello", "zq-zq"]) == 2  # 'hello' is in the vocab
     fast.add_tokens(["newword", "zq-zq"])
     old.add_tokens(["newword", "hello", "zq-zq"])
@@ -278,9 +290,13 @@ def _stable_alphabet() -> list[str]:
     without private use, surrogates and 'Σ': the Rust backend's Unicode tables are older
     than Python's, and it lower-cases 'Σ' without the final-sigma rule."""
     old = unicodedata.ucd_3_2_0
-    return [c for c in map(chr, range(0x110000))
-            if old.category(c) not in ("Cn", "Co", "Cs")
-            and old.category(c) == unicodedata.category(c) and c != "\u03a3"]
+    return [
+        c
+        for c in map(chr, range(0x110000))
+        if old.category(c) not in ("Cn", "Co", "Cs")
+        and old.category(c) == unicodedata.category(c)
+        and c != "\u03a3"
+    ]
 
 
 @pytest.mark.parametrize("lower", [True, False], ids=["uncased", "cased"])
@@ -390,8 +406,9 @@ def test_padding_and_truncation_equal_transformers(fixtures, padding, side, trun
                 continue
             if truncation == "only_first" and "text_pair" not in kwargs:
                 continue
-            options = dict(padding=padding, padding_side=side, max_length=max_length,
-                           truncation=truncation)
+            options = dict(
+                padding=padding, padding_side=side, max_length=max_length, truncation=truncation
+            )
             want = dict(fast(texts, kwargs.get("text_pair"), **options))
             got = ours(texts, kwargs.get("text_pair"), **options)
             assert got == want, options
@@ -515,7 +532,11 @@ def test_save_and_reload_keep_added_and_special_tokens(fixtures, tmp_path):
     assert tok.add_special_tokens({"additional_special_tokens": ["<ent>", "</ent>"]}) == 2
     paths = tok.save_pretrained(tmp_path)
     assert {Path(p).name for p in paths} == {
-        "vocab.txt", "special_tokens_map.json", "added_tokens.json", "tokenizer_config.json"}
+        "vocab.txt",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "tokenizer_config.json",
+    }
     assert (tmp_path / "vocab.txt").read_bytes() == V.read_bytes()
     text = "a newword<ent>b zzqx </ent> Hello"
     expected = tok.encode(text)

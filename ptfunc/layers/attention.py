@@ -23,6 +23,7 @@ from . import dropout, linear
 
 __all__ = [
     "additive_mask",
+    "per_layer_head_masks",
     "split_heads",
     "merge_heads",
     "dot_product_attention",
@@ -43,6 +44,21 @@ def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
         raise ValueError(f"attention_mask must have shape (batch, seq), got {tuple(mask.shape)}")
     keep = mask[:, None, None, :].to(dtype)
     return (1.0 - keep) * MASK_VALUE
+
+
+def per_layer_head_masks(head_mask: Tensor | None, num_layers: int, dtype: torch.dtype) -> list:
+    """Split a head_mask of shape (heads,) or (layers, heads) into per-layer (heads, 1, 1)
+    masks in ``dtype`` (1 keeps a head); ``[None] * num_layers`` when there is none."""
+    if head_mask is None:
+        return [None] * num_layers
+    if head_mask.dim() == 1:
+        head_mask = head_mask.expand(num_layers, -1)
+    if head_mask.dim() != 2 or head_mask.shape[0] != num_layers:
+        raise ValueError(
+            f"head_mask must have shape (num_heads,) or ({num_layers}, num_heads), "
+            f"got {tuple(head_mask.shape)}"
+        )
+    return list(head_mask.to(dtype)[:, :, None, None].unbind(0))
 
 
 def split_heads(x: Tensor, head_dim: int) -> Tensor:

@@ -37,7 +37,7 @@ class OpenAIGPTTokenizer(PreTrainedTokenizer):
             (see :class:`PreTrainedTokenizer`).
 
     Example:
-        >>> tok = OpenAIGPTTokenizer("openai-gpt/vocab.json", "openai-gpt/merges.txt")  # doctest: +SKIP
+        >>> tok = OpenAIGPTTokenizer("vocab.json", "merges.txt")  # doctest: +SKIP
         >>> tok.tokenize("Hello, World!")  # doctest: +SKIP
         ['hello</w>', ',</w>', 'world</w>', '!</w>']
     """

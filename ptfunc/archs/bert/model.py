@@ -106,21 +106,6 @@ def _check_input_ids(c: BertConfig, input_ids: Tensor) -> None:
         )
 
 
-def _layer_head_masks(c: BertConfig, head_mask: Tensor | None, dtype: torch.dtype) -> list[Any]:
-    """Per-layer masks (heads, 1, 1) from a (heads,) or (layers, heads) head_mask."""
-    n = c.num_hidden_layers
-    if head_mask is None:
-        return [None] * n
-    if head_mask.dim() == 1:
-        head_mask = head_mask.expand(n, -1)
-    if head_mask.dim() != 2 or head_mask.shape[0] != n:
-        raise ValueError(
-            f"head_mask must have shape (num_heads,) or ({n}, num_heads), "
-            f"got {tuple(head_mask.shape)}"
-        )
-    return list(head_mask.to(dtype)[:, :, None, None].unbind(0))
-
-
 class Encoded(NamedTuple):
     """What the encoder returns to the heads."""
 
@@ -158,7 +143,9 @@ def encode(
     hidden: list[Tensor] = []
     probs_all: list[Tensor] = []
     for layer, head, k in zip(
-        params["encoder"]["layer"], _layer_head_masks(c, head_mask, dtype), keys[1:]
+        params["encoder"]["layer"],
+        attention.per_layer_head_masks(head_mask, c.num_hidden_layers, dtype),
+        keys[1:],
     ):
         if want_hidden:
             hidden.append(x)

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ...layers import (
     activations,
+    attention,
     causal_attention,
     dropout,
     embedding,
@@ -161,7 +162,7 @@ def transformer(
     x = dropout.apply(x, c.embd_pdrop, key=keys[0], train=train)
 
     bias = causal_attention.causal_bias(s, past_len, attention_mask, dtype, x.device)
-    heads = _head_masks(c, head_mask, dtype)
+    heads = attention.per_layer_head_masks(head_mask, c.n_layer, dtype)
     presents, hidden, probs_all = [], [], []
     for i, (block, k) in enumerate(zip(params["h"], keys[1:])):
         if want_hidden:
@@ -176,19 +177,6 @@ def transformer(
     if want_hidden:
         hidden.append(x)
     return _Encoded(x, tuple(presents), tuple(hidden), tuple(probs_all))
-
-
-def _head_masks(c: GPT2Config, head_mask: Tensor | None, dtype: torch.dtype) -> list[Any]:
-    if head_mask is None:
-        return [None] * c.n_layer
-    if head_mask.dim() == 1:
-        head_mask = head_mask.expand(c.n_layer, -1)
-    if head_mask.shape != (c.n_layer, c.n_head):
-        raise ValueError(
-            f"head_mask must have shape (n_head,) or ({c.n_layer}, {c.n_head}), "
-            f"got {tuple(head_mask.shape)}"
-        )
-    return list(head_mask.to(dtype)[:, :, None, None].unbind(0))
 
 
 def _block(c, p, x, layer_past, bias, head_mask, want_att, key, train):

@@ -16,8 +16,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...layers import activations, causal_attention, dropout, embedding, layer_norm, linear
-from ...layers import losses, sequence_summary
+from ...layers import (
+    activations,
+    attention,
+    causal_attention,
+    dropout,
+    embedding,
+    layer_norm,
+    linear,
+    losses,
+    sequence_summary,
+)
 from ...random import Key, split
 from ...tree import Params
 from ..gpt2.model import DoubleHeadsOutput, DoubleHeadsOutputWithLoss, lm_loss, mlp
@@ -105,7 +114,7 @@ def transformer(
         x = x + embedding.apply(tokens, token_type_ids)
     x = dropout.apply(x, c.embd_pdrop, key=keys[0], train=train)
     bias = causal_attention.causal_bias(s, 0, attention_mask, dtype, x.device)
-    heads = _head_masks(c, head_mask, dtype)
+    heads = attention.per_layer_head_masks(head_mask, c.n_layer, dtype)
     act = _ACT[c.afn]
     hidden, probs_all = [], []
     for block, head, k in zip(params["h"], heads, keys[1:]):
@@ -134,21 +143,8 @@ def transformer(
     return x, tuple(hidden), tuple(probs_all)
 
 
-def _head_masks(c: OpenAIGPTConfig, head_mask: Tensor | None, dtype: torch.dtype) -> list[Any]:
-    if head_mask is None:
-        return [None] * c.n_layer
-    if head_mask.dim() == 1:
-        head_mask = head_mask.expand(c.n_layer, -1)
-    if head_mask.shape != (c.n_layer, c.n_head):
-        raise ValueError(
-            f"head_mask must have shape (n_head,) or ({c.n_layer}, {c.n_head}), "
-            f"got {tuple(head_mask.shape)}"
-        )
-    return list(head_mask.to(dtype)[:, :, None, None].unbind(0))
-
-
 class OpenAIGPTModel(Model):
-    """The bare OpenAI GPT transformer -> ``(last_hidden_state (b, s, d), hidden_states, attentions)``."""
+    """The bare OpenAI GPT: ``(last_hidden_state (b, s, d), hidden_states, attentions)``."""
 
     config_class = OpenAIGPTConfig
     base_model_prefix = "transformer"
