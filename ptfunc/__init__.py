@@ -12,6 +12,7 @@ Example:
 
 from . import archs, io, layers, optim, random, tokenize, tree
 from .archs import Model, PretrainedConfig
+from .generation import generate
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "random",
     "tokenize",
     "tree",
+    "generate",
     "Model",
     "PretrainedConfig",
     "__version__",
