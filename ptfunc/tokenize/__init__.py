@@ -21,3 +21,7 @@ __all__ = [
     "OpenAIGPTTokenizer",
     "bytes_to_unicode",
 ]
+
+from .train_bpe import train_bpe, train_gpt2_tokenizer  # noqa: E402
+
+__all__ += ["train_bpe", "train_gpt2_tokenizer"]
