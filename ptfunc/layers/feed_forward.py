@@ -9,7 +9,7 @@ from torch import Tensor
 from ..tree import Params
 from . import linear
 
-__all__ = ["apply"]
+__all__ = ["apply", "apply_conv1d"]
 
 
 def apply(
@@ -21,3 +21,8 @@ def apply(
     under different names (BERT: ``intermediate.dense`` / ``output.dense``).
     """
     return linear.apply(outer, activation(linear.apply(inner, x)))
+
+
+def apply_conv1d(params: Params, x: Tensor, *, activation: Callable[[Tensor], Tensor]) -> Tensor:
+    """GPT's MLP in Conv1D layout: ``c_proj(act(c_fc(x)))``, x (..., d) -> (..., d)."""
+    return linear.apply_conv1d(params["c_proj"], activation(linear.apply_conv1d(params["c_fc"], x)))

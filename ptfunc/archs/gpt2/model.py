@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import torch
 from torch import Tensor
 
 from ...layers import (
@@ -24,13 +23,14 @@ from ...layers import (
     causal_attention,
     dropout,
     embedding,
+    feed_forward,
     layer_norm,
     linear,
-    losses,
-    sequence_summary,
 )
 from ...random import Key, split
 from ...tree import Params
+from .. import double_heads
+from ..double_heads import DoubleHeadsOutput, DoubleHeadsOutputWithLoss, lm_loss
 from ..model import Model, make_output, output_types
 from .config import GPT2Config
 
@@ -54,29 +54,6 @@ CausalLMOutput = output_types(
     "logits presents hidden_states attentions",
     "logits (b, s, V); presents as GPT2Model's.",
 )
-
-
-class DoubleHeadsOutput(NamedTuple):
-    """logits (b, n_choices, s, V); mc_logits (b, n_choices)."""
-
-    logits: Tensor
-    mc_logits: Tensor
-    presents: tuple
-    hidden_states: tuple
-    attentions: tuple
-
-
-class DoubleHeadsOutputWithLoss(NamedTuple):
-    """loss = lm_loss + mc_loss over the labels given; a loss whose labels were not given is 0."""
-
-    loss: Tensor
-    lm_loss: Tensor
-    mc_loss: Tensor
-    logits: Tensor
-    mc_logits: Tensor
-    presents: tuple
-    hidden_states: tuple
-    attentions: tuple
 
 
 _BUFFERS = ("attn.bias", "attn.masked_bias")
@@ -198,18 +175,8 @@ def _block(c, p, x, layer_past, bias, head_mask, want_att, key, train):
     )
     x = x + out
     m = layer_norm.apply(p["ln_2"], x, eps=c.layer_norm_epsilon)
-    return x + mlp(p["mlp"], m, activations.gelu_new, c.resid_pdrop, k_mlp, train), present, probs
-
-
-def mlp(p: Params, x: Tensor, act, rate: float, key: Key | None, train: bool) -> Tensor:
-    """c_proj(act(c_fc(x))) then dropout (Conv1D layout)."""
-    h = linear.apply_conv1d(p["c_proj"], act(linear.apply_conv1d(p["c_fc"], x)))
-    return dropout.apply(h, rate, key=key, train=train)
-
-
-def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """Next-token cross-entropy: logits[..., :-1] against labels[..., 1:] (negatives ignored)."""
-    return losses.cross_entropy(logits[..., :-1, :], labels[..., 1:])
+    h = feed_forward.apply_conv1d(p["mlp"], m, activation=activations.gelu_new)
+    return x + dropout.apply(h, c.resid_pdrop, key=k_mlp, train=train), present, probs
 
 
 class GPT2Model(Model):
@@ -290,18 +257,10 @@ class GPT2DoubleHeadsModel(Model):
     tied = GPT2LMHeadModel.tied
 
     def init(self, key: Key) -> Params:
-        c = self.config
         kt, ks = split(key)
         return {
-            "transformer": init_transformer(kt, c),
-            "multiple_choice_head": sequence_summary.init(
-                ks,
-                c.n_embd,
-                c.num_labels,
-                use_proj=c.summary_use_proj,
-                proj_to_labels=c.summary_proj_to_labels,
-                std=c.initializer_range,
-            ),
+            "transformer": init_transformer(kt, self.config),
+            "multiple_choice_head": double_heads.init_head(ks, self.config),
         }
 
     def apply(
@@ -317,42 +276,20 @@ class GPT2DoubleHeadsModel(Model):
         key: Key | None = None,
         **options: Any,
     ) -> Any:
-        c = self.config
-        if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
-            got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
-            raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
-        if lm_labels is not None and labels is not None:
-            raise ValueError("pass either lm_labels (pytorch-transformers 1.0) or labels, not both")
-        lm_labels = lm_labels if lm_labels is not None else labels
-        b, n, s = input_ids.shape
-        flat = {
-            k: (
-                v.reshape(b * n, -1)
-                if k in ("attention_mask", "token_type_ids", "position_ids") and v is not None
-                else v
-            )
-            for k, v in options.items()
-        }
-        k_enc, k_head = split(key) if (train and key is not None) else (None, None)
-        enc = transformer(
-            c, params["transformer"], input_ids.reshape(b * n, s), train=train, key=k_enc, **flat
-        )
-        hidden = enc.last_hidden_state.reshape(b, n, s, -1)
-        logits = embedding.attend(params["transformer"]["wte"], hidden)
-        mc_logits = sequence_summary.apply(
-            params["multiple_choice_head"],
-            hidden,
-            summary_type=c.summary_type,
-            cls_index=mc_token_ids,
-            activation=c.summary_activation,
-            first_dropout=c.summary_first_dropout,
-            key=k_head,
+        def run(p, ids, **kw):
+            return tuple(transformer(self.config, p, ids, **kw))
+
+        return double_heads.apply(
+            self.config,
+            params,
+            input_ids,
+            run=run,
+            embed="wte",
+            mc_token_ids=mc_token_ids,
+            lm_labels=lm_labels,
+            labels=labels,
+            mc_labels=mc_labels,
             train=train,
-        ).squeeze(-1)
-        rest = (logits, mc_logits, *enc[1:])
-        if lm_labels is None and mc_labels is None:
-            return DoubleHeadsOutput(*rest)
-        zero = torch.zeros((), dtype=torch.float32, device=logits.device)
-        lm = zero if lm_labels is None else lm_loss(logits, lm_labels)
-        mc = zero if mc_labels is None else losses.cross_entropy(mc_logits, mc_labels)
-        return DoubleHeadsOutputWithLoss(lm + mc, lm, mc, *rest)
+            key=key,
+            options=options,
+        )

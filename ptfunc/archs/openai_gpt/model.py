@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ...layers import (
@@ -22,14 +21,14 @@ from ...layers import (
     causal_attention,
     dropout,
     embedding,
+    feed_forward,
     layer_norm,
     linear,
-    losses,
-    sequence_summary,
 )
 from ...random import Key, split
 from ...tree import Params
-from ..gpt2.model import DoubleHeadsOutput, DoubleHeadsOutputWithLoss, lm_loss, mlp
+from .. import double_heads
+from ..double_heads import lm_loss
 from ..model import Model, make_output, output_types
 from .config import OpenAIGPTConfig
 
@@ -134,7 +133,8 @@ def transformer(
             train=train,
         )
         n = layer_norm.apply(block["ln_1"], x + a, eps=c.layer_norm_epsilon)
-        m = mlp(block["mlp"], n, act, c.resid_pdrop, k_mlp, train)
+        m = feed_forward.apply_conv1d(block["mlp"], n, activation=act)
+        m = dropout.apply(m, c.resid_pdrop, key=k_mlp, train=train)
         x = layer_norm.apply(block["ln_2"], n + m, eps=c.layer_norm_epsilon)
         if want_att:
             probs_all.append(probs)
@@ -208,18 +208,10 @@ class OpenAIGPTDoubleHeadsModel(Model):
     tied = OpenAIGPTLMHeadModel.tied
 
     def init(self, key: Key) -> Params:
-        c = self.config
         kt, ks = split(key)
         return {
-            "transformer": init_transformer(kt, c),
-            "multiple_choice_head": sequence_summary.init(
-                ks,
-                c.n_embd,
-                c.num_labels,
-                use_proj=c.summary_use_proj,
-                proj_to_labels=c.summary_proj_to_labels,
-                std=c.initializer_range,
-            ),
+            "transformer": init_transformer(kt, self.config),
+            "multiple_choice_head": double_heads.init_head(ks, self.config),
         }
 
     def apply(
@@ -235,42 +227,21 @@ class OpenAIGPTDoubleHeadsModel(Model):
         key: Key | None = None,
         **options: Any,
     ) -> Any:
-        c = self.config
-        if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
-            got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
-            raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
-        if lm_labels is not None and labels is not None:
-            raise ValueError("pass either lm_labels (pytorch-transformers 1.0) or labels, not both")
-        lm_labels = lm_labels if lm_labels is not None else labels
-        b, n, s = input_ids.shape
-        flat = {
-            k: (
-                v.reshape(b * n, -1)
-                if k in ("attention_mask", "token_type_ids", "position_ids") and v is not None
-                else v
-            )
-            for k, v in options.items()
-        }
-        k_enc, k_head = split(key) if (train and key is not None) else (None, None)
-        h, hidden, att = transformer(
-            c, params["transformer"], input_ids.reshape(b * n, s), train=train, key=k_enc, **flat
-        )
-        h = h.reshape(b, n, s, -1)
-        logits = embedding.attend(params["transformer"]["tokens_embed"], h)
-        mc_logits = sequence_summary.apply(
-            params["multiple_choice_head"],
-            h,
-            summary_type=c.summary_type,
-            cls_index=mc_token_ids,
-            activation=c.summary_activation,
-            first_dropout=c.summary_first_dropout,
-            key=k_head,
+        def run(p, ids, **kw):
+            h, hidden, att = transformer(self.config, p, ids, **kw)
+            return h, (), hidden, att
+
+        return double_heads.apply(
+            self.config,
+            params,
+            input_ids,
+            run=run,
+            embed="tokens_embed",
+            mc_token_ids=mc_token_ids,
+            lm_labels=lm_labels,
+            labels=labels,
+            mc_labels=mc_labels,
             train=train,
-        ).squeeze(-1)
-        rest = (logits, mc_logits, (), hidden, att)
-        if lm_labels is None and mc_labels is None:
-            return DoubleHeadsOutput(*rest)
-        zero = torch.zeros((), dtype=torch.float32, device=logits.device)
-        lm = zero if lm_labels is None else lm_loss(logits, lm_labels)
-        mc = zero if mc_labels is None else losses.cross_entropy(mc_logits, mc_labels)
-        return DoubleHeadsOutputWithLoss(lm + mc, lm, mc, *rest)
+            key=key,
+            options=options,
+        )

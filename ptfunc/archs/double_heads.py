@@ -1,0 +1,116 @@
+"""The language-model + multiple-choice heads shared by OpenAI GPT and GPT-2.
+
+Inputs are (b, n_choices, s); the transformer runs on the flattened
+(b * n_choices, s) rows, the LM head reads the tied token embedding, and a
+``SequenceSummary`` scores each choice at ``mc_token_ids``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..layers import embedding, losses, sequence_summary
+from ..random import Key, split
+from ..tree import Params
+
+__all__ = ["DoubleHeadsOutput", "DoubleHeadsOutputWithLoss", "init_head", "apply"]
+
+_PER_TOKEN = ("attention_mask", "token_type_ids", "position_ids")
+
+
+class DoubleHeadsOutput(NamedTuple):
+    """logits (b, n_choices, s, V); mc_logits (b, n_choices); presents (GPT-2) or ()."""
+
+    logits: Tensor
+    mc_logits: Tensor
+    presents: tuple
+    hidden_states: tuple
+    attentions: tuple
+
+
+class DoubleHeadsOutputWithLoss(NamedTuple):
+    """loss = lm_loss + mc_loss over the labels given; a loss whose labels were not given is 0."""
+
+    loss: Tensor
+    lm_loss: Tensor
+    mc_loss: Tensor
+    logits: Tensor
+    mc_logits: Tensor
+    presents: tuple
+    hidden_states: tuple
+    attentions: tuple
+
+
+def init_head(key: Key, c: Any) -> Params:
+    """The ``multiple_choice_head`` params from the config's ``summary_*`` fields."""
+    return sequence_summary.init(
+        key,
+        c.n_embd,
+        c.num_labels,
+        use_proj=c.summary_use_proj,
+        proj_to_labels=c.summary_proj_to_labels,
+        std=c.initializer_range,
+    )
+
+
+def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Next-token cross-entropy: logits[..., :-1] against labels[..., 1:] (negatives ignored)."""
+    return losses.cross_entropy(logits[..., :-1, :], labels[..., 1:])
+
+
+def apply(
+    c: Any,
+    params: Params,
+    input_ids: Tensor,
+    *,
+    run: Callable[..., tuple[Tensor, tuple, tuple, tuple]],
+    embed: str,
+    mc_token_ids: Tensor | None,
+    lm_labels: Tensor | None,
+    labels: Tensor | None,
+    mc_labels: Tensor | None,
+    train: bool,
+    key: Key | None,
+    options: dict[str, Any],
+) -> Any:
+    """Run both heads. ``run(params, ids (b*n, s), train=, key=, **options)`` returns
+    ``(hidden (b*n, s, d), presents, hidden_states, attentions)``; ``embed`` names the
+    token-embedding leaf under ``params["transformer"]``."""
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
+        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
+        raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
+    if lm_labels is not None and labels is not None:
+        raise ValueError("pass either lm_labels (pytorch-transformers 1.0) or labels, not both")
+    lm_labels = lm_labels if lm_labels is not None else labels
+    b, n, s = input_ids.shape
+    flat = {
+        k: v.reshape(b * n, -1) if k in _PER_TOKEN and v is not None else v
+        for k, v in options.items()
+    }
+    k_enc, k_head = split(key) if (train and key is not None) else (None, None)
+    h, presents, hidden, att = run(
+        params["transformer"], input_ids.reshape(b * n, s), train=train, key=k_enc, **flat
+    )
+    h = h.reshape(b, n, s, -1)
+    logits = embedding.attend(params["transformer"][embed], h)
+    mc_logits = sequence_summary.apply(
+        params["multiple_choice_head"],
+        h,
+        summary_type=c.summary_type,
+        cls_index=mc_token_ids,
+        activation=c.summary_activation,
+        first_dropout=c.summary_first_dropout,
+        key=k_head,
+        train=train,
+    ).squeeze(-1)
+    rest = (logits, mc_logits, presents, hidden, att)
+    if lm_labels is None and mc_labels is None:
+        return DoubleHeadsOutput(*rest)
+    zero = torch.zeros((), dtype=torch.float32, device=logits.device)
+    lm = zero if lm_labels is None else lm_loss(logits, lm_labels)
+    mc = zero if mc_labels is None else losses.cross_entropy(mc_logits, mc_labels)
+    return DoubleHeadsOutputWithLoss(lm + mc, lm, mc, *rest)
