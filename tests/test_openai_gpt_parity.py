@@ -141,3 +141,47 @@ def test_matches_seed_with_head_mask_and_lm_labels():
     _close(out.mc_logits, ref[3], "mc logits")
     for a, b in zip(out.attentions, ref[4], strict=True):
         _close(a, b, "attentions")
+
+
+ppb = pytest.importorskip("pytorch_pretrained_bert")
+
+
+def test_set_num_special_tokens_like_0_6_2():
+    """0.6.2's set_num_special_tokens: vocab rows kept, special rows appended, LM head tied."""
+    import warnings
+
+    config = ppb.OpenAIGPTConfig(
+        V, n_special=0, n_positions=32, n_ctx=32, n_embd=16, n_layer=3, n_head=4
+    )
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = ppb.OpenAIGPTLMHeadModel(config).eval()
+    model, params = _ours("OpenAIGPTLMHeadModel", reference)
+    reference.set_num_special_tokens(3)
+    model3, params3 = model.set_num_special_tokens(params, 3, key=ptfunc.random.key(0))
+    weight = params3["transformer"]["tokens_embed"]["weight"]
+    assert model3.config.n_special == 3 and weight.shape == (V + 3, 16)
+    assert torch.equal(weight[:V], reference.transformer.tokens_embed.weight[:V])
+    assert params["transformer"]["tokens_embed"]["weight"].shape == (V, 16)  # input untouched
+    loaded = io.from_torch_state_dict(model3, reference.state_dict())
+    ids = torch.tensor([[1, V, V + 2, 5]])  # special ids are valid now
+    with torch.no_grad():
+        _close(model3.apply(loaded, ids).logits, reference(ids), "logits with special tokens")
+    with pytest.raises(ValueError, match=r"must lie in \[0, 60\)"):
+        model.apply(params, ids)
+
+
+def test_resize_token_embeddings_gpt2_keeps_tie():
+    from ptfunc.archs import gpt2
+
+    model = gpt2.GPT2LMHeadModel(
+        gpt2.GPT2Config(vocab_size=V, n_positions=32, n_embd=16, n_layer=1, n_head=4)
+    )
+    params = model.init(ptfunc.random.key(0))
+    bigger, new = model.resize_token_embeddings(params, V + 5, key=ptfunc.random.key(1))
+    assert bigger.config.vocab_size == V + 5
+    assert bigger.apply(new, torch.tensor([[V + 4]])).logits.shape == (1, 1, V + 5)
+    assert torch.equal(
+        new["transformer"]["wte"]["weight"][:V], params["transformer"]["wte"]["weight"]
+    )

@@ -43,12 +43,17 @@ class Model:
             embeddings).
         ignored_checkpoint_keys: suffixes of checkpoint names that carry no
             parameter (buffers such as ``position_ids``).
+        token_embedding_path: the token-embedding leaf, relative to the base
+            model's params (used by :meth:`resize_token_embeddings`).
+        vocab_biases: paths of vocabulary-sized biases in the whole params.
     """
 
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     base_model_prefix: ClassVar[str] = ""
     is_base_model: ClassVar[bool] = False
     tied: ClassVar[Mapping[str, str]] = {}
+    token_embedding_path: ClassVar[Sequence[str]] = ()
+    vocab_biases: ClassVar[Sequence[Sequence[str]]] = ()
     ignored_checkpoint_keys: ClassVar[Sequence[str]] = ()
 
     def __init__(self, config: PretrainedConfig) -> None:
@@ -78,6 +83,12 @@ class Model:
     def params_prefix(self) -> str:
         """The prefix of the base model's names in this model's params ("" for a base model)."""
         return "" if self.is_base_model else self.base_model_prefix
+
+    def resize_token_embeddings(self, params: Params, new_num_tokens: int, *, key: Key):
+        """Pure vocabulary resize: returns ``(model, params)``; see :mod:`ptfunc.archs.resize`."""
+        from .resize import resize_token_embeddings
+
+        return resize_token_embeddings(self, params, new_num_tokens, key=key)
 
     def __call__(self, params: Params, *inputs: Any, **options: Any) -> Any:
         return self.apply(params, *inputs, **options)

@@ -12,6 +12,7 @@ Example:
     torch.Size([1, 3, 99])
 """
 
+from ..resize import resize_token_embeddings
 from .config import BertConfig
 from .heads import (
     BertForMaskedLM,
@@ -23,7 +24,7 @@ from .heads import (
     BertForTokenClassification,
 )
 from .model import BertModel
-from .transforms import prune_heads, resize_token_embeddings
+from .transforms import prune_heads
 
 __all__ = [
     "BertConfig",

@@ -54,6 +54,8 @@ class _BertHead(ParamTransforms, Model):
     config_class = BertConfig
     base_model_prefix = "bert"
     ignored_checkpoint_keys = BertModel.ignored_checkpoint_keys
+    token_embedding_path = BertModel.token_embedding_path
+    vocab_biases = (("cls", "predictions", "bias"),)
     has_pooler = True
 
     def init(self, key: Key) -> Params:

@@ -192,6 +192,7 @@ class BertModel(ParamTransforms, Model):
     base_model_prefix = "bert"
     is_base_model = True
     ignored_checkpoint_keys = ("embeddings.position_ids",)
+    token_embedding_path = ("embeddings", "word_embeddings", "weight")
 
     def init(self, key: Key) -> Params:
         ke, kl, kp = split(key, 3)

@@ -1,4 +1,4 @@
-"""Pure param transforms: resize the vocabulary, prune attention heads.
+"""Pure param transforms: prune attention heads (resizing lives in ``archs.resize``).
 
 Each returns a new ``(model, params)``: the config changes with the params
 (``vocab_size``, ``pruned_heads``), so a saved model reloads with the right shapes.
@@ -11,11 +11,9 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from ...layers.initializers import normal
-from ...random import Key
 from ...tree import Params
 
-__all__ = ["resize_token_embeddings", "prune_heads", "prune_layer_heads", "ParamTransforms"]
+__all__ = ["prune_heads", "prune_layer_heads", "ParamTransforms"]
 
 
 def _base(params: Params, prefix: str) -> Params:
@@ -24,41 +22,6 @@ def _base(params: Params, prefix: str) -> Params:
 
 def _with_base(params: Params, prefix: str, base: Params) -> Params:
     return {**params, prefix: base} if prefix else base
-
-
-def resize_token_embeddings(model, params: Params, new_num_tokens: int, *, key: Key):
-    """Grow or shrink the word embeddings to ``new_num_tokens`` rows.
-
-    Kept rows are copied; new rows are drawn from N(0, initializer_range) with
-    ``key``. A tied MLM decoder follows automatically (it reads the same leaf);
-    its bias is cut or padded with zeros.
-
-    Returns:
-        ``(model with config.vocab_size = new_num_tokens, new params)``.
-    """
-    if not isinstance(new_num_tokens, int) or new_num_tokens < 1:
-        raise ValueError(f"new_num_tokens must be a positive int, got {new_num_tokens!r}")
-    c = model.config
-    prefix = model.params_prefix
-    base = _base(params, prefix)
-    old = base["embeddings"]["word_embeddings"]["weight"]
-    keep = min(old.shape[0], new_num_tokens)
-    fresh = normal(key, (new_num_tokens, old.shape[1]), std=c.initializer_range, dtype=old.dtype)
-    weight = torch.cat([old[:keep], fresh[keep:].to(old.device)])
-    embeddings = {**base["embeddings"], "word_embeddings": {"weight": weight}}
-    out = _with_base(params, prefix, {**base, "embeddings": embeddings})
-    predictions = out.get("cls", {}).get("predictions")
-    if predictions is not None:
-        bias = predictions["bias"]
-        pad = bias.new_zeros(max(0, new_num_tokens - bias.shape[0]))
-        out = {
-            **out,
-            "cls": {
-                **out["cls"],
-                "predictions": {**predictions, "bias": torch.cat([bias[:keep], pad])},
-            },
-        }
-    return type(model)(c.replace(vocab_size=new_num_tokens)), out
 
 
 def prune_layer_heads(
@@ -130,11 +93,7 @@ def prune_heads(model, params: Params, heads_to_prune: Mapping[int, Iterable[int
 
 
 class ParamTransforms:
-    """Mixin giving BERT models ``resize_token_embeddings`` and ``prune_heads`` methods."""
-
-    def resize_token_embeddings(self, params: Params, new_num_tokens: int, *, key: Key):
-        """See :func:`resize_token_embeddings`; returns ``(model, params)``."""
-        return resize_token_embeddings(self, params, new_num_tokens, key=key)
+    """Mixin giving BERT models a ``prune_heads`` method."""
 
     def prune_heads(self, params: Params, heads_to_prune: Mapping[int, Iterable[int]]):
         """See :func:`prune_heads`; returns ``(model, params)``."""

@@ -191,6 +191,7 @@ class GPT2Model(Model):
 
     config_class = GPT2Config
     base_model_prefix = "transformer"
+    token_embedding_path = ("wte", "weight")
     is_base_model = True
     ignored_checkpoint_keys = _BUFFERS
 
@@ -219,6 +220,7 @@ class GPT2LMHeadModel(Model):
 
     config_class = GPT2Config
     base_model_prefix = "transformer"
+    token_embedding_path = ("wte", "weight")
     ignored_checkpoint_keys = _BUFFERS
     tied = {"lm_head.weight": "transformer.wte.weight"}
 
@@ -253,6 +255,7 @@ class GPT2DoubleHeadsModel(Model):
 
     config_class = GPT2Config
     base_model_prefix = "transformer"
+    token_embedding_path = ("wte", "weight")
     ignored_checkpoint_keys = _BUFFERS
     tied = GPT2LMHeadModel.tied
 

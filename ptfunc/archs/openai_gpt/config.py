@@ -35,6 +35,7 @@ class OpenAIGPTConfig(PretrainedConfig):
     summary_activation: str | None = None
     summary_proj_to_labels: bool = True
     summary_first_dropout: float = 0.1
+    n_special: int = dataclasses.field(default=0, kw_only=True)
     num_labels: int = dataclasses.field(default=1, kw_only=True)  # one score per choice
 
     model_type = "openai-gpt"
@@ -51,6 +52,12 @@ class OpenAIGPTConfig(PretrainedConfig):
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
         if self.afn not in ("gelu", "relu", "swish", "silu"):
             raise ValueError(f"afn must be one of gelu, relu, swish, silu; got {self.afn!r}")
+
+    @property
+    def total_tokens_embeddings(self) -> int:
+        """Rows of ``tokens_embed``: the vocabulary plus ``n_special`` learned special tokens
+        (pytorch-pretrained-bert 0.6's ``n_special``; 0 in 1.0 and today's files)."""
+        return self.vocab_size + self.n_special
 
     @property
     def head_dim(self) -> int:

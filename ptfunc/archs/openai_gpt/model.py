@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ...layers import (
@@ -25,11 +26,13 @@ from ...layers import (
     layer_norm,
     linear,
 )
+from ...layers.initializers import normal
 from ...random import Key, split
 from ...tree import Params
 from .. import double_heads
 from ..double_heads import lm_loss
 from ..model import Model, make_output, output_types
+from ..resize import replace_at
 from .config import OpenAIGPTConfig
 
 __all__ = ["OpenAIGPTModel", "OpenAIGPTLMHeadModel", "OpenAIGPTDoubleHeadsModel"]
@@ -67,7 +70,7 @@ def init_transformer(key: Key, c: OpenAIGPTConfig) -> Params:
             }
         )
     return {
-        "tokens_embed": embedding.init(kt, c.vocab_size, d, std=std),
+        "tokens_embed": embedding.init(kt, c.total_tokens_embeddings, d, std=std),
         "positions_embed": embedding.init(kp, c.n_positions, d, std=std),
         "h": layers,
     }
@@ -92,7 +95,7 @@ def transformer(
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
         got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
         raise ValueError(f"input_ids must have shape (batch, seq), got {got}")
-    embedding.check_ids(input_ids, c.vocab_size)
+    embedding.check_ids(input_ids, c.total_tokens_embeddings)
     b, s = input_ids.shape
     if s > c.n_positions:
         raise ValueError(f"sequence length {s} exceeds n_positions ({c.n_positions})")
@@ -143,11 +146,43 @@ def transformer(
     return x, tuple(hidden), tuple(probs_all)
 
 
-class OpenAIGPTModel(Model):
+class _SpecialTokens:
+    """``set_num_special_tokens``: 0.6's way to add learned special tokens, as a pure transform."""
+
+    def set_num_special_tokens(self, params: Params, num_special_tokens: int, *, key: Key):
+        """Resize ``tokens_embed`` to ``vocab_size + num_special_tokens`` rows: the first
+        ``vocab_size`` rows are kept, the special rows drawn fresh (as 0.6.2 does).
+
+        Returns:
+            ``(model whose config.n_special is num_special_tokens, new params)``.
+        """
+        if not isinstance(num_special_tokens, int) or num_special_tokens < 0:
+            raise ValueError(f"num_special_tokens must be an int >= 0, got {num_special_tokens!r}")
+        c = self.config
+        if c.n_special == num_special_tokens:
+            return self, params
+        path = (("transformer",) if self.params_prefix else ()) + ("tokens_embed", "weight")
+        old = (
+            params["transformer"]["tokens_embed"]["weight"]
+            if self.params_prefix
+            else params["tokens_embed"]["weight"]
+        )
+        fresh = normal(
+            key,
+            (c.vocab_size + num_special_tokens, old.shape[1]),
+            std=c.initializer_range,
+            dtype=old.dtype,
+        ).to(old.device)
+        weight = torch.cat([old[: c.vocab_size], fresh[c.vocab_size :]])
+        return type(self)(c.replace(n_special=num_special_tokens)), replace_at(params, path, weight)
+
+
+class OpenAIGPTModel(_SpecialTokens, Model):
     """The bare OpenAI GPT: ``(last_hidden_state (b, s, d), hidden_states, attentions)``."""
 
     config_class = OpenAIGPTConfig
     base_model_prefix = "transformer"
+    token_embedding_path = ("tokens_embed", "weight")
     is_base_model = True
     ignored_checkpoint_keys = _BUFFERS
 
@@ -170,11 +205,12 @@ class OpenAIGPTModel(Model):
         )
 
 
-class OpenAIGPTLMHeadModel(Model):
+class OpenAIGPTLMHeadModel(_SpecialTokens, Model):
     """OpenAI GPT with the LM head tied to ``tokens_embed``; ``labels`` shifted inside."""
 
     config_class = OpenAIGPTConfig
     base_model_prefix = "transformer"
+    token_embedding_path = ("tokens_embed", "weight")
     ignored_checkpoint_keys = _BUFFERS
     tied = {"lm_head.weight": "transformer.tokens_embed.weight"}
 
@@ -199,11 +235,12 @@ class OpenAIGPTLMHeadModel(Model):
         return make_output(LMOutput, loss, logits, hidden, att)
 
 
-class OpenAIGPTDoubleHeadsModel(Model):
+class OpenAIGPTDoubleHeadsModel(_SpecialTokens, Model):
     """LM and multiple-choice heads over (b, n_choices, s), as GPT-2's (``presents`` is ``()``)."""
 
     config_class = OpenAIGPTConfig
     base_model_prefix = "transformer"
+    token_embedding_path = ("tokens_embed", "weight")
     ignored_checkpoint_keys = _BUFFERS
     tied = OpenAIGPTLMHeadModel.tied
 
