@@ -8,7 +8,8 @@ Rows (ratios of interleaved medians, ptfunc / transformers):
 * greedy generation, a 1 x 32 prompt and 128 new tokens with the KV cache: time ratio
   (tokens/s ratio = 1 / time ratio; target >= 1.0 tokens/s);
 * GPT-2 tokenizer on tinyshakespeare (when ``../shared/fixtures`` is present): ptfunc
-  against transformers' ``GPT2Tokenizer`` (Rust), fresh tokenizers each call.
+  against transformers' ``GPT2Tokenizer`` (Rust) and pytorch-transformers 1.0's pure-Python
+  one (the slow reference; transformers 5 has none), fresh tokenizers each call.
 """
 
 from __future__ import annotations
@@ -102,7 +103,25 @@ def main() -> None:
 
         same = ours_tok() == ref_tok()
         stats = time_interleaved([ours_tok, ref_tok], repeats=args.repeats, warmup=0)
-        rows.append(Row("tokenize tinyshakespeare (cold)", *stats, f"same ids: {same}"))
+        rows.append(Row("tokenize tinyshakespeare (cold) / Rust", *stats, f"same ids: {same}"))
+        try:  # the slow (pure Python) reference: pytorch-transformers 1.0's GPT2Tokenizer
+            import logging
+
+            import pytorch_transformers
+
+            logging.getLogger("pytorch_transformers").setLevel(logging.ERROR)
+
+            def slow_tok():
+                tok = pytorch_transformers.GPT2Tokenizer(str(vocab), str(merges))
+                return tok.encode(text)
+
+            same = ours_tok() == slow_tok()
+            stats = time_interleaved([ours_tok, slow_tok], repeats=1, warmup=0)
+            rows.append(
+                Row("tokenize tinyshakespeare (cold) / 1.0 Python", *stats, f"same ids: {same}")
+            )
+        except ImportError:
+            pass
     print()
     print(format_table(rows, peer="transformers"))
     print("\nratio = ptfunc / transformers time (< 1: ptfunc faster); tokens/s ratio = 1 / ratio")

@@ -14,7 +14,9 @@ import ptfunc
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(ptfunc.__path__, "ptfunc.") if not m.name.endswith("cli")
+    m.name
+    for m in pkgutil.walk_packages(ptfunc.__path__, "ptfunc.")
+    if not m.name.endswith("__main__")
 )
 
 
