@@ -35,7 +35,17 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["Key", "key", "split", "fold_in", "bits", "uniform", "normal", "bernoulli"]
+__all__ = [
+    "Key",
+    "key",
+    "split",
+    "split_for_dropout",
+    "fold_in",
+    "bits",
+    "uniform",
+    "normal",
+    "bernoulli",
+]
 
 Key = Tensor
 """A random key: ``int64`` tensor of shape ``(2,)`` (or ``(n, 2)`` for a batch from ``split``)."""
@@ -114,6 +124,14 @@ def split(k: Key, num: int = 2) -> Key:
         raise ValueError(f"split needs num >= 1, got {num}")
     counter = torch.arange(1, num + 1, dtype=torch.int64, device=k.device)
     return _words(_mix64(_seed(k).unsqueeze(-1) + counter * _MIX1))
+
+
+def split_for_dropout(k: Key | None, num: int, train: bool) -> list[Key | None]:
+    """``num`` independent keys for dropout sites, or ``num`` Nones when not training
+    (or when no key was given; callers check that ``train=True`` has one)."""
+    if not train or k is None:
+        return [None] * num
+    return list(split(k, num))
 
 
 def bits(k: Key, shape: Sequence[int]) -> Tensor:

@@ -46,8 +46,6 @@ __all__ = [
 Params = dict[str, Any]
 """A nested dict (with lists for layer stacks) whose leaves are tensors."""
 
-_builtin_map = map
-
 
 def map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:  # noqa: A001 - mirrors jax.tree.map
     """Apply ``fn`` to every leaf (and the matching leaves of ``rest``); same structure out."""

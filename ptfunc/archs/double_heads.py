@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..layers import embedding, losses, sequence_summary
-from ..random import Key, split
+from ..random import Key, split_for_dropout
 from ..tree import Params
 
 __all__ = ["DoubleHeadsOutput", "DoubleHeadsOutputWithLoss", "init_head", "apply"]
@@ -91,7 +91,7 @@ def apply(
         k: v.reshape(b * n, -1) if k in _PER_TOKEN and v is not None else v
         for k, v in options.items()
     }
-    k_enc, k_head = split(key) if (train and key is not None) else (None, None)
+    k_enc, k_head = split_for_dropout(key, 2, train)
     h, presents, hidden, att = run(
         params["transformer"], input_ids.reshape(b * n, s), train=train, key=k_enc, **flat
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..random import Key, split
+from ..random import Key, split, split_for_dropout
 from ..tree import Params
 from . import attention, dropout, linear
 
@@ -74,7 +74,7 @@ def apply(
 
     ``bias`` comes from :func:`causal_bias`; None means plain causal attention.
     """
-    k_attn, k_out = split(key) if (train and key is not None) else (None, None)
+    k_attn, k_out = split_for_dropout(key, 2, train)
     q, k, v = linear.apply_conv1d(params["c_attn"], x).chunk(3, dim=-1)
     q, k, v = (attention.split_heads(t, head_dim) for t in (q, k, v))
     if past is not None:

@@ -10,7 +10,7 @@ from ..random import Key
 from ..tree import Params
 from .initializers import normal
 
-__all__ = ["init", "apply", "attend", "check_ids"]
+__all__ = ["init", "apply", "attend", "check_ids", "check_input_ids"]
 
 
 def init(key: Key, num_embeddings: int, dim: int, *, std: float = 0.02) -> Params:
@@ -57,3 +57,28 @@ def check_ids(ids: Tensor, num_embeddings: int, *, name: str = "input_ids") -> N
                 f"{name} must lie in [0, {num_embeddings}) (the vocabulary size), "
                 f"got values in [{lo}, {hi}]"
             )
+
+
+def check_input_ids(
+    input_ids: Tensor,
+    vocab_size: int,
+    max_positions: int,
+    *,
+    positions_name: str,
+    past_len: int = 0,
+) -> None:
+    """Validate a (batch, seq) id tensor: rank, dtype, vocabulary range and length.
+
+    ``past_len`` counts cached positions (GPT-2's ``past``) towards ``max_positions``.
+    """
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
+        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        raise ValueError(
+            f"input_ids must have shape (batch, seq); got {got}. "
+            "Under vmap over examples, add the batch axis with input_ids[None]."
+        )
+    check_ids(input_ids, vocab_size)
+    total = past_len + input_ids.shape[1]
+    if total > max_positions:
+        what = "past + sequence length" if past_len else "sequence length"
+        raise ValueError(f"{what} {total} exceeds {positions_name} ({max_positions})")

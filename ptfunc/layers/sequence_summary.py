@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..random import Key, split
+from ..random import Key, split_for_dropout
 from ..tree import Params
 from . import activations, dropout, linear
 
@@ -67,7 +67,7 @@ def apply(
             out = hidden_states.gather(-2, index.to(torch.long)).squeeze(-2)
     else:
         raise ValueError(f"summary_type must be one of {SUMMARY_TYPES}, got {summary_type!r}")
-    k1, k2 = split(key) if (train and key is not None) else (None, None)
+    k1, k2 = split_for_dropout(key, 2, train)
     out = dropout.apply(out, first_dropout, key=k1, train=train)
     if "summary" in params:
         out = linear.apply(params["summary"], out)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from ..random import Key, split
+from ..random import Key, split, split_for_dropout
 from ..tree import Params
 from . import attention, feed_forward, layer_norm, linear, residual
 
@@ -64,7 +64,7 @@ def apply(
         head_mask: (heads,) or broadcastable to (batch, heads, 1, 1); 1 keeps a head.
         key: one key for the block; its dropout sites get independent sub-keys.
     """
-    k_attn, k_attn_out, k_ff = split(key, 3) if (train and key is not None) else (None,) * 3
+    k_attn, k_attn_out, k_ff = split_for_dropout(key, 3, train)
     if head_mask is not None and head_mask.dim() == 1:
         head_mask = head_mask[:, None, None]
     attn = params["attention"]

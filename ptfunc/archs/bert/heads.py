@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...layers import activations, dropout, embedding, layer_norm, linear, losses
-from ...random import Key, split
+from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from .. import outputs
 from ..model import Model, make_output
@@ -88,7 +88,7 @@ class _BertHead(ParamTransforms, Model):
                 f"{type(self).__name__}.apply got unexpected options {sorted(unknown)}; "
                 f"expected some of {sorted(_ENCODER_OPTIONS)} or the head's labels"
             )
-        k_enc, k_head = split(key) if (train and key is not None) else (None, None)
+        k_enc, k_head = split_for_dropout(key, 2, train)
         kw = {name: options.get(name) for name in _ENCODER_OPTIONS}
         dropout.require_key(train, key, f"{type(self).__name__}.apply")
         return encode(self.config, params["bert"], input_ids, key=k_enc, train=train, **kw), k_head

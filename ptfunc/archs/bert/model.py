@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ...layers import activations, attention, dropout, embedding, layer_norm, linear
 from ...layers import transformer_block as block
-from ...random import Key, split
+from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from ..model import Model, make_output
 from ..outputs import BaseModelOutputWithPooling
@@ -91,21 +91,6 @@ def _embed(
     return dropout.apply(x, c.hidden_dropout_prob, key=key, train=train)
 
 
-def _check_input_ids(c: BertConfig, input_ids: Tensor) -> None:
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
-        raise ValueError(
-            f"input_ids must have shape (batch, seq); got {got}. "
-            "Under vmap over examples, add the batch axis with input_ids[None]."
-        )
-    embedding.check_ids(input_ids, c.vocab_size)
-    if input_ids.shape[1] > c.max_position_embeddings:
-        raise ValueError(
-            f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
-            f"({c.max_position_embeddings})"
-        )
-
-
 class Encoded(NamedTuple):
     """What the encoder returns to the heads."""
 
@@ -130,11 +115,13 @@ def encode(
 ) -> Encoded:
     """Embeddings and encoder stack: input_ids (b, s) -> (b, s, d), plus optional outputs."""
     dropout.require_key(train, key)
-    _check_input_ids(c, input_ids)
+    embedding.check_input_ids(
+        input_ids, c.vocab_size, c.max_position_embeddings, positions_name="max_position_embeddings"
+    )
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
     n = c.num_hidden_layers
-    keys = list(split(key, n + 1)) if (train and key is not None) else [None] * (n + 1)
+    keys = split_for_dropout(key, n + 1, train)
     dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
 
     x = _embed(c, params["embeddings"], input_ids, token_type_ids, position_ids, keys[0], train)

@@ -27,7 +27,7 @@ from ...layers import (
     layer_norm,
     linear,
 )
-from ...random import Key, split
+from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from .. import double_heads
 from ..double_heads import DoubleHeadsOutput, DoubleHeadsOutputWithLoss, lm_loss
@@ -108,23 +108,16 @@ def transformer(
 ) -> _Encoded:
     """input_ids (b, s) -> hidden states (b, s, d) after ``ln_f``, and the new cache."""
     dropout.require_key(train, key)
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
-        raise ValueError(f"input_ids must have shape (batch, seq), got {got}")
-    embedding.check_ids(input_ids, c.vocab_size)
-    want_att = c.output_attentions if output_attentions is None else output_attentions
-    want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
-    b, s = input_ids.shape
     past_len = 0 if past is None else past[0].shape[-2]
     if past is not None and len(past) != c.n_layer:
         raise ValueError(f"past must hold one tensor per layer ({c.n_layer}), got {len(past)}")
-    if past_len + s > c.n_positions:
-        raise ValueError(
-            f"past + sequence length {past_len + s} exceeds n_positions ({c.n_positions})"
-        )
-    keys = (
-        list(split(key, c.n_layer + 1)) if (train and key is not None) else [None] * (c.n_layer + 1)
+    embedding.check_input_ids(
+        input_ids, c.vocab_size, c.n_positions, positions_name="n_positions", past_len=past_len
     )
+    want_att = c.output_attentions if output_attentions is None else output_attentions
+    want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
+    b, s = input_ids.shape
+    keys = split_for_dropout(key, c.n_layer + 1, train)
     wte = params["wte"]
     dtype = wte["weight"].dtype
 
@@ -158,7 +151,7 @@ def transformer(
 
 def _block(c, p, x, layer_past, bias, head_mask, want_att, key, train):
     """Pre-LN block: x + attn(ln_1(x)), then + mlp(ln_2(x)). Returns (x, present, probs)."""
-    k_attn, k_mlp = split(key) if (train and key is not None) else (None, None)
+    k_attn, k_mlp = split_for_dropout(key, 2, train)
     a = layer_norm.apply(p["ln_1"], x, eps=c.layer_norm_epsilon)
     out, present, probs = causal_attention.apply(
         p["attn"],

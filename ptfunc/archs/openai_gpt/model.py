@@ -27,7 +27,7 @@ from ...layers import (
     linear,
 )
 from ...layers.initializers import normal
-from ...random import Key, split
+from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from .. import double_heads
 from ..double_heads import lm_loss
@@ -92,18 +92,13 @@ def transformer(
 ):
     """input_ids (b, s) -> (hidden (b, s, d), hidden_states, attentions)."""
     dropout.require_key(train, key)
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
-        raise ValueError(f"input_ids must have shape (batch, seq), got {got}")
-    embedding.check_ids(input_ids, c.total_tokens_embeddings)
+    embedding.check_input_ids(
+        input_ids, c.total_tokens_embeddings, c.n_positions, positions_name="n_positions"
+    )
     b, s = input_ids.shape
-    if s > c.n_positions:
-        raise ValueError(f"sequence length {s} exceeds n_positions ({c.n_positions})")
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
-    keys = (
-        list(split(key, c.n_layer + 1)) if (train and key is not None) else [None] * (c.n_layer + 1)
-    )
+    keys = split_for_dropout(key, c.n_layer + 1, train)
     tokens = params["tokens_embed"]
     dtype = tokens["weight"].dtype
     x = embedding.apply(tokens, input_ids)
@@ -122,7 +117,7 @@ def transformer(
     for block, head, k in zip(params["h"], heads, keys[1:]):
         if want_hidden:
             hidden.append(x)
-        k_attn, k_mlp = split(k) if (train and k is not None) else (None, None)
+        k_attn, k_mlp = split_for_dropout(k, 2, train)
         a, _, probs = causal_attention.apply(
             block["attn"],
             x,
