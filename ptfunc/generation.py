@@ -1,11 +1,25 @@
 """Text generation for causal language models: greedy, temperature, top-k, top-p,
-repetition penalty, EOS stopping, left-padded batches and KV-cache reuse.
+repetition penalty, EOS stopping, left-padded batches and cache reuse.
 
 ``generate(model, params, input_ids, max_new_tokens=...)`` works with any ptfunc
-causal LM whose ``apply`` returns ``logits``. Models that return ``presents``
-(GPT-2) are fed only the new token each step, with the cache; others (OpenAI GPT)
-recompute the whole context. Sampling is a pure function of ``key``: the same key
-gives the same text (``fold_in(key, step)`` per step, Gumbel-max draws).
+language model. Each step asks the model for the next-token logits through its
+``decode_step`` method when it has one (the protocol below), else through the
+default step: GPT-2, which returns ``presents``, is fed only the new token with
+its cache; OpenAI GPT recomputes the whole context. Sampling is a pure function
+of ``key``: the same key gives the same text (``fold_in(key, step)`` per step,
+Gumbel-max draws).
+
+The decoding protocol, for models whose cache is not GPT-2's ``past``
+(Transformer-XL memories, XLNet's permutation-mask trick)::
+
+    logits, cache = model.decode_step(
+        params, ids, cache=cache, attention_mask=mask, use_cache=use_cache
+    )
+
+``ids`` (b, L) is the whole sequence so far, ``mask`` (b, L) its attention mask,
+``cache`` what the previous call returned (None on the first call). It returns
+the next-token logits (b, V) and the new cache; with ``use_cache=False`` it must
+recompute from ``ids`` alone.
 """
 
 from __future__ import annotations
@@ -47,6 +61,23 @@ def _penalise(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
     return torch.where(seen, scaled, logits)
 
 
+def _past_decode_step(
+    model: Any, params: Any, ids: Tensor, past: Any, mask: Tensor, use_cache: bool
+) -> tuple[Tensor, Any]:
+    """The default step: GPT-2's ``past``/``presents`` cache, or the whole context again.
+
+    Position ids count only unmasked tokens, so left-padded prompts line up.
+    """
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    options: dict[str, Any] = {"attention_mask": mask}
+    if past is not None:
+        options["past"] = past
+        ids, positions = ids[:, -1:], positions[:, -1:]
+    out = model.apply(params, ids, position_ids=positions, **options)
+    presents = getattr(out, "presents", ())
+    return out.logits[:, -1, :], (presents if use_cache and presents else None)
+
+
 def generate(
     model: Any,
     params: Any,
@@ -72,7 +103,8 @@ def generate(
             ``temperature``, ``top_k``, ``top_p`` asks for sampling. Needs ``key``.
         eos_token_id: a row that produced it is finished; its later tokens are
             ``pad_token_id`` (default: the EOS id). Stops when every row is done.
-        use_cache: reuse ``presents`` when the model returns them.
+        use_cache: reuse the model's cache (GPT-2's ``presents``, Transformer-XL's and
+            XLNet's memories) instead of re-running the prefix.
     """
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
         raise ValueError("input_ids must have shape (batch, seq)")
@@ -87,15 +119,17 @@ def generate(
     b, s = input_ids.shape
     mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(input_ids)
     pad = eos_token_id if pad_token_id is None else pad_token_id
-    ids, past = input_ids, None
+    ids, cache = input_ids, None
     done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
-    step_ids, step_positions = input_ids, (mask.cumsum(-1) - 1).clamp(min=0)
+    decode_step = getattr(model, "decode_step", None)
     for step in range(max_new_tokens):
-        options: dict[str, Any] = {"attention_mask": mask, "position_ids": step_positions}
-        if past is not None:
-            options["past"] = past
-        out = model.apply(params, step_ids, **options)
-        logits = out.logits[:, -1, :].float()
+        if decode_step is not None:
+            logits, cache = decode_step(
+                params, ids, cache=cache, attention_mask=mask, use_cache=use_cache
+            )
+        else:
+            logits, cache = _past_decode_step(model, params, ids, cache, mask, use_cache)
+        logits = logits.float()
         if repetition_penalty != 1.0:
             seen = torch.zeros(b, logits.shape[-1], dtype=torch.bool, device=logits.device)
             seen = seen.scatter(1, ids, torch.ones_like(ids, dtype=torch.bool))
@@ -110,13 +144,7 @@ def generate(
             token = torch.where(done, torch.full_like(token, pad), token)
             done = done | (token == eos_token_id)
         ids = torch.cat([ids, token[:, None]], dim=1)
-        new_positions = step_positions[:, -1:] + 1
         mask = torch.cat([mask, mask.new_ones(b, 1)], dim=1)
-        presents = getattr(out, "presents", ())
-        if use_cache and presents:
-            past, step_ids, step_positions = presents, token[:, None], new_positions
-        else:
-            step_ids, step_positions = ids, (mask.cumsum(-1) - 1).clamp(min=0)
         if eos_token_id is not None and bool(done.all()):
             break
     return ids
