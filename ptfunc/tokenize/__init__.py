@@ -9,6 +9,7 @@ from .base import PreTrainedTokenizer, clean_up_tokenization
 from .bert import BasicTokenizer, BertTokenizer, WordpieceTokenizer, load_vocab
 from .gpt2 import GPT2Tokenizer, bytes_to_unicode
 from .openai import OpenAIGPTTokenizer
+from .transfo_xl import LMOrderedIterator, TransfoXLTokenizer, batchify
 
 __all__ = [
     "BasicTokenizer",
@@ -20,6 +21,9 @@ __all__ = [
     "GPT2Tokenizer",
     "OpenAIGPTTokenizer",
     "bytes_to_unicode",
+    "LMOrderedIterator",
+    "TransfoXLTokenizer",
+    "batchify",
 ]
 
 from .train_bpe import train_bpe, train_gpt2_tokenizer  # noqa: E402
