@@ -1,0 +1,260 @@
+"""XLNet's task heads, named after the pytorch-transformers classes.
+
+Every head's ``apply(params, input_ids, *, <labels>, train=False, key=None,
+**options)`` takes the options of :class:`~ptfunc.archs.xlnet.XLNetModel`
+(``mems``, ``perm_mask``, ``target_mapping``, ``token_type_ids``, ``input_mask``,
+``attention_mask``, ``head_mask``, ``use_mems``, ``output_attentions``,
+``output_hidden_states``) and returns a NamedTuple whose ``mems``,
+``hidden_states`` and ``attentions`` are the base model's; given labels, the
+loss comes first, as in the seed.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...layers import dropout, embedding, linear, losses, question_answering, sequence_summary
+from ...random import Key, split, split_for_dropout
+from ...tree import Params
+from ..model import Model, make_output, output_types
+from .config import XLNetConfig
+from .model import Encoded, XLNetModel, init_transformer, transformer
+
+__all__ = [
+    "XLNetLMHeadModel",
+    "XLNetForSequenceClassification",
+    "XLNetForQuestionAnswering",
+    "XLNetLMHeadModelOutput",
+    "XLNetForSequenceClassificationOutput",
+    "XLNetForQuestionAnsweringOutput",
+    "XLNetForQuestionAnsweringLossOutput",
+]
+
+_REST = "mems hidden_states attentions"
+_REST_DOC = " mems, hidden_states, attentions: as XLNetModel's."
+
+XLNetLMHeadModelOutput = output_types(
+    "XLNetLMHeadModelOutput",
+    "logits " + _REST,
+    "logits (b, s, V), or (b, num_predict, V) with target_mapping;" + _REST_DOC,
+)
+XLNetForSequenceClassificationOutput = output_types(
+    "XLNetForSequenceClassificationOutput", "logits " + _REST, "logits (b, num_labels);" + _REST_DOC
+)
+XLNetForQuestionAnsweringOutput = namedtuple(
+    "XLNetForQuestionAnsweringOutput", " ".join(question_answering.BeamOutput._fields) + " " + _REST
+)
+XLNetForQuestionAnsweringOutput.__doc__ = (
+    "Inference outputs: the SQuAD beam (see ptfunc.layers.question_answering.BeamOutput: "
+    "start_top_* (b, start_n_top), end_top_* (b, start_n_top * end_n_top), cls_logits (b,));"
+    + _REST_DOC
+)
+XLNetForQuestionAnsweringLossOutput = namedtuple(
+    "XLNetForQuestionAnsweringLossOutput", "loss " + _REST
+)
+XLNetForQuestionAnsweringLossOutput.__doc__ = (
+    "Training outputs (start and end positions given): loss (scalar float32) first, as the "
+    "seed's (total_loss, mems, ...);" + _REST_DOC
+)
+
+_BASE_OPTIONS = frozenset(
+    {
+        "mems",
+        "perm_mask",
+        "target_mapping",
+        "token_type_ids",
+        "input_mask",
+        "attention_mask",
+        "head_mask",
+        "use_mems",
+        "output_attentions",
+        "output_hidden_states",
+    }
+)
+
+
+class _XLNetHead(Model):
+    """An XLNet transformer under ``params["transformer"]`` plus head params beside it."""
+
+    config_class = XLNetConfig
+    base_model_prefix = "transformer"
+    token_embedding_path = XLNetModel.token_embedding_path
+
+    def init(self, key: Key) -> Params:
+        kt, kh = split(key)
+        return {"transformer": init_transformer(kt, self.config), **self.init_head(kh)}
+
+    def init_head(self, key: Key) -> Params:
+        """The head's own params (beside ``"transformer"``)."""
+        raise NotImplementedError
+
+    def _encode(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        options: dict[str, Any],
+        key: Key | None,
+        train: bool,
+    ) -> tuple[Encoded, Key | None]:
+        """Run the transformer; returns its output and a key for the head's own dropout."""
+        unknown = set(options) - _BASE_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}.apply got unexpected options {sorted(unknown)}; "
+                f"expected some of {sorted(_BASE_OPTIONS)} or the head's labels"
+            )
+        dropout.require_key(train, key, f"{type(self).__name__}.apply")
+        k_enc, k_head = split_for_dropout(key, 2, train)
+        enc = transformer(
+            self.config, params["transformer"], input_ids, key=k_enc, train=train, **options
+        )
+        return enc, k_head
+
+
+class XLNetLMHeadModel(_XLNetHead):
+    """XLNet with the language-model head ``lm_loss``: the word embedding (one leaf,
+    tied) plus its own bias (vocab,).
+
+    Labels: ``labels`` (b, s), or (b, num_predict) with ``target_mapping``; not
+    shifted; negative labels (1.0's -1, today's -100) are ignored.
+    Returns ``XLNetLMHeadModelOutput(logits, mems, hidden_states, attentions)``.
+    """
+
+    tied = {"lm_loss.weight": "transformer.word_embedding.weight"}
+    vocab_biases = (("lm_loss", "bias"),)
+
+    def init_head(self, key: Key) -> Params:
+        return {"lm_loss": {"bias": torch.zeros(self.config.vocab_size)}}
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        enc, _ = self._encode(params, input_ids, options, key, train)
+        logits = embedding.attend(
+            params["transformer"]["word_embedding"], enc.output, params["lm_loss"]["bias"]
+        )
+        loss = None if labels is None else losses.cross_entropy(logits, labels)
+        return make_output(XLNetLMHeadModelOutput, loss, logits, *enc[1:])
+
+
+class XLNetForSequenceClassification(_XLNetHead):
+    """``SequenceSummary`` (``summary_type``, projection to d_model, ``summary_activation``,
+    ``summary_last_dropout``) then ``logits_proj`` Linear(d_model, num_labels).
+
+    Labels: ``labels`` (b,) class ids, or floats for regression when ``num_labels == 1``.
+    Returns ``XLNetForSequenceClassificationOutput(logits (b, num_labels), mems, ...)``.
+    """
+
+    def init_head(self, key: Key) -> Params:
+        c = self.config
+        ks, kp = split(key)
+        return {
+            "sequence_summary": sequence_summary.init(
+                ks,
+                c.d_model,
+                c.num_labels,
+                use_proj=c.summary_use_proj,
+                proj_to_labels=False,
+                std=c.initializer_range,
+            ),
+            "logits_proj": linear.init(kp, c.d_model, c.num_labels, std=c.initializer_range),
+        }
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        c = self.config
+        enc, k_head = self._encode(params, input_ids, options, key, train)
+        summary = sequence_summary.apply(
+            params["sequence_summary"],
+            enc.output,
+            summary_type=c.summary_type,
+            activation=c.summary_activation,
+            last_dropout=c.summary_last_dropout,
+            key=k_head,
+            train=train,
+        )
+        logits = linear.apply(params["logits_proj"], summary)
+        loss = None
+        if labels is not None:
+            loss = (
+                losses.mse(logits, labels)
+                if c.num_labels == 1
+                else losses.cross_entropy(logits, labels)
+            )
+        return make_output(XLNetForSequenceClassificationOutput, loss, logits, *enc[1:])
+
+
+class XLNetForQuestionAnswering(_XLNetHead):
+    """The SQuAD head of :mod:`ptfunc.layers.question_answering` (``start_logits``,
+    ``end_logits``, ``answer_class`` beside ``transformer``).
+
+    Labels: ``start_positions``, ``end_positions`` (b,); optional ``cls_index`` and
+    ``is_impossible`` (b,) add the answerability loss. ``p_mask`` (b, s), 1 = not
+    an answer token, applies in both modes.
+
+    Returns, with both positions, ``XLNetForQuestionAnsweringLossOutput(loss, mems,
+    hidden_states, attentions)``; otherwise ``XLNetForQuestionAnsweringOutput``
+    with the top ``start_n_top`` starts, ``end_n_top`` ends per start and
+    ``cls_logits`` (softmax probabilities named log_probs, as in the seed).
+    """
+
+    def init_head(self, key: Key) -> Params:
+        return question_answering.init(key, self.config.d_model, std=self.config.initializer_range)
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        start_positions: Tensor | None = None,
+        end_positions: Tensor | None = None,
+        cls_index: Tensor | None = None,
+        is_impossible: Tensor | None = None,
+        p_mask: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        c = self.config
+        enc, _ = self._encode(params, input_ids, options, key, train)
+        if start_positions is not None and end_positions is not None:
+            loss = question_answering.loss(
+                params,
+                enc.output,
+                start_positions,
+                end_positions,
+                cls_index=cls_index,
+                is_impossible=is_impossible,
+                p_mask=p_mask,
+                eps=c.layer_norm_eps,
+            )
+            return XLNetForQuestionAnsweringLossOutput(loss, *enc[1:])
+        beam = question_answering.beam_search(
+            params,
+            enc.output,
+            start_n_top=c.start_n_top,
+            end_n_top=c.end_n_top,
+            p_mask=p_mask,
+            cls_index=cls_index,
+            eps=c.layer_norm_eps,
+        )
+        return XLNetForQuestionAnsweringOutput(*beam, *enc[1:])
