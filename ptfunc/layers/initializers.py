@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..random import Key, _check_key
 
-__all__ = ["generator", "normal", "zeros", "ones"]
+__all__ = ["generator", "normal", "uniform", "zeros", "ones"]
 
 
 def generator(key: Key) -> torch.Generator:
@@ -37,6 +37,21 @@ def normal(
     out = torch.empty(tuple(shape), dtype=torch.float32)
     if out.device.type != "meta":
         out.normal_(mean, std, generator=generator(key))
+    return out if dtype is None else out.to(dtype)
+
+
+def uniform(
+    key: Key,
+    shape: Sequence[int],
+    *,
+    low: float,
+    high: float,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """``U(low, high)`` samples of ``shape`` (float32 unless ``dtype`` says otherwise)."""
+    out = torch.empty(tuple(shape), dtype=torch.float32)
+    if out.device.type != "meta":
+        out.uniform_(low, high, generator=generator(key))
     return out if dtype is None else out.to(dtype)
 
 
