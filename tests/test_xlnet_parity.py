@@ -268,3 +268,18 @@ def test_uni_with_padding_and_perm_mask_matches_row_by_row(same_length):
             ref = reference(IDS[row : row + 1], mems=ref_first.mems, **pick)
         _close(out.logits[row : row + 1], ref.logits, f"row {row} logits")
         _close([m[:, row : row + 1] for m in out.mems], ref.mems, f"row {row} mems")
+
+
+def test_pretrained_directories_both_ways(tmp_path):
+    """A directory saved by transformers loads into ptfunc, and ptfunc's loads back."""
+    reference, model, params = _pair("XLNetLMHeadModel", mem_len=4)
+    reference.save_pretrained(tmp_path / "theirs")
+    loaded_model, loaded = io.from_pretrained(tmp_path / "theirs", xlnet.XLNetLMHeadModel)
+    assert loaded_model.config.mem_len == 4 and loaded_model.config.ff_activation == "gelu_new"
+    with torch.no_grad():
+        ref = reference(IDS).logits
+    _close(loaded_model.apply(loaded, IDS).logits, ref, "from transformers' directory")
+    io.save_pretrained(tmp_path / "ours", model, params)
+    back = transformers.XLNetLMHeadModel.from_pretrained(tmp_path / "ours").eval()
+    with torch.no_grad():
+        _close(back(IDS).logits, ref, "transformers reading ptfunc's directory")

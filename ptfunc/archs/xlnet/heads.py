@@ -6,7 +6,8 @@ Every head's ``apply(params, input_ids, *, <labels>, train=False, key=None,
 ``attention_mask``, ``head_mask``, ``use_mems``, ``output_attentions``,
 ``output_hidden_states``) and returns a NamedTuple whose ``mems``,
 ``hidden_states`` and ``attentions`` are the base model's; given labels, the
-loss comes first, as in the seed.
+loss (a scalar, at least float32) comes first, as in the seed. Logits are in the
+params' dtype; beam indices are int64.
 """
 
 from __future__ import annotations

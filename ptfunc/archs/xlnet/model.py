@@ -253,8 +253,9 @@ class XLNetModel(Model):
     ``transformers`` does (pytorch-transformers 1.0 returned Nones there). Without
     ``use_mems`` the field is ``()``.
 
-    ``train=True`` turns dropout on (embeddings, positions, attention, residuals,
-    output) and needs ``key``.
+    Outputs are in the params' dtype (float32, bfloat16 or float16); memories are
+    cast to it on the way in. ``train=True`` turns dropout on (embeddings, positions,
+    attention, residuals, output) and needs ``key``.
     """
 
     config_class = XLNetConfig
