@@ -10,6 +10,7 @@ from .bert import BasicTokenizer, BertTokenizer, WordpieceTokenizer, load_vocab
 from .gpt2 import GPT2Tokenizer, bytes_to_unicode
 from .openai import OpenAIGPTTokenizer
 from .transfo_xl import LMOrderedIterator, TransfoXLTokenizer, batchify
+from .xlnet import XLNetTokenizer
 
 __all__ = [
     "BasicTokenizer",
@@ -24,6 +25,7 @@ __all__ = [
     "LMOrderedIterator",
     "TransfoXLTokenizer",
     "batchify",
+    "XLNetTokenizer",
 ]
 
 from .train_bpe import train_bpe, train_gpt2_tokenizer  # noqa: E402

@@ -3,7 +3,8 @@
 A subclass supplies the vocabulary and the algorithm through a few hooks:
 
 - ``vocab_files_names`` (class attribute): constructor argument -> file name;
-- ``vocab_size`` (property), ``_tokenize(text)``, ``_convert_token_to_id(token)`` and
+- ``vocab_size`` (property), ``_tokenize(text, **options)`` (the options are the
+  keywords given to ``tokenize``, if the family has any), ``_convert_token_to_id(token)`` and
   ``_convert_id_to_token(index)`` (returning None for tokens / ids outside the base
   vocabulary), ``convert_tokens_to_string(tokens)``;
 - ``_vocabulary_files()`` (file name -> content, written by ``save_vocabulary``) and
@@ -332,7 +333,7 @@ class PreTrainedTokenizer:
         self._split_cache = (key, pattern)
         return pattern
 
-    def tokenize(self, text: TextInput) -> list[str]:
+    def tokenize(self, text: TextInput, **kwargs: Any) -> list[str]:
         """Split a text into tokens; added and special tokens are kept whole.
 
         The text is first cut around added and special tokens (longest match first); with
@@ -341,6 +342,9 @@ class PreTrainedTokenizer:
 
         Args:
             text: the text.
+            **kwargs: options of the family's ``_tokenize``, passed to every piece as in
+                pytorch-transformers 1.0 (e.g. XLNet's ``sample``); the families without
+                options take none.
 
         Returns:
             Tokens (str).
@@ -352,7 +356,7 @@ class PreTrainedTokenizer:
             raise TypeError(f"text must be a str; got {type(text).__name__}")
         pattern = self._no_split_pattern()
         if pattern is None:
-            return self._tokenize(text) if text else []
+            return self._tokenize(text, **kwargs) if text else []
         tokens: list[str] = []
         for i, piece in enumerate(pattern.split(text)):
             if i % 2:
@@ -361,7 +365,7 @@ class PreTrainedTokenizer:
             if self.strip_around_added_tokens:
                 piece = piece.strip()
             if piece:
-                tokens.extend(self._tokenize(piece))
+                tokens.extend(self._tokenize(piece, **kwargs))
         return tokens
 
     def _tokenize(self, text: str) -> list[str]:
