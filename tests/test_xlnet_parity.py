@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import ptfunc
 from ptfunc import io, tree
 from ptfunc.archs import xlnet
 
@@ -283,3 +284,28 @@ def test_pretrained_directories_both_ways(tmp_path):
     back = transformers.XLNetLMHeadModel.from_pretrained(tmp_path / "ours").eval()
     with torch.no_grad():
         _close(back(IDS).logits, ref, "transformers reading ptfunc's directory")
+
+
+def test_generate_greedy_matches_a_transformers_loop_and_left_padding():
+    """ptfunc.generate through XLNetLMHeadModel.decode_step: each step equals the
+    reference's permutation-LM prediction of an appended dummy token."""
+    reference, model, params = _pair("XLNetLMHeadModel")
+    prompt = IDS[:2, :4]
+    out = ptfunc.generate(model, params, prompt, max_new_tokens=3)
+    ids = prompt
+    for _ in range(3):
+        b, s = ids.shape
+        x = torch.cat([ids, torch.zeros(b, 1, dtype=ids.dtype)], 1)
+        perm = torch.zeros(b, s + 1, s + 1)
+        perm[:, :, -1] = 1.0
+        target = torch.zeros(b, 1, s + 1)
+        target[:, 0, -1] = 1.0
+        with torch.no_grad():
+            logits = reference(x, perm_mask=perm, target_mapping=target).logits[:, 0]
+        ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], 1)
+    assert torch.equal(out, ids)
+    padded = torch.cat([torch.zeros(1, 2, dtype=prompt.dtype), prompt[1:]], 1)
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1]])
+    logits, cache = model.decode_step(params, padded, attention_mask=mask)
+    _close(logits, model.decode_step(params, prompt[1:])[0], "left-padded step")
+    assert cache is None

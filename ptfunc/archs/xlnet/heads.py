@@ -148,6 +148,42 @@ class XLNetLMHeadModel(_XLNetHead):
         loss = None if labels is None else losses.cross_entropy(logits, labels)
         return make_output(XLNetLMHeadModelOutput, loss, logits, *enc[1:])
 
+    def decode_step(
+        self,
+        params: Params,
+        ids: Tensor,
+        *,
+        cache: Any = None,
+        attention_mask: Tensor | None = None,
+        use_cache: bool = True,
+    ) -> tuple[Tensor, None]:
+        """``ptfunc.generate``'s step: next-token logits (b, V) after ids (b, L).
+
+        As XLNet generates in both references: a dummy token is appended, hidden
+        from every position by ``perm_mask``, and the query stream predicts it.
+        Every step recomputes the whole sequence and the cache is always None:
+        memories cannot reproduce the bidirectional recomputation (today's
+        ``transformers`` reuses them with an offset of 2 as an approximation).
+        Left-padded prompts (``attention_mask`` (b, L), 0 = padding) give the same
+        logits as unpadded ones: positions are relative and padding is masked.
+        """
+        b, length = ids.shape
+        last = torch.arange(length + 1, device=ids.device) == length
+        perm = last.to(torch.float32).expand(b, length + 1, length + 1)
+        target = last.to(torch.float32).expand(b, 1, length + 1)
+        mask = None
+        if attention_mask is not None:
+            mask = torch.cat([attention_mask, attention_mask.new_ones(b, 1)], dim=1)
+        out = self.apply(
+            params,
+            torch.cat([ids, ids.new_zeros(b, 1)], dim=1),
+            perm_mask=perm,
+            target_mapping=target,
+            attention_mask=mask,
+            use_mems=False,
+        )
+        return out.logits[:, 0], None
+
 
 class XLNetForSequenceClassification(_XLNetHead):
     """``SequenceSummary`` (``summary_type``, projection to d_model, ``summary_activation``,
