@@ -138,6 +138,25 @@ def test_labels_match_seed_criterion_on_shifted_inputs(variant):
     assert type(out).__name__ == "TransfoXLLMHeadModelOutputWithLoss" and out[0] is out.loss
 
 
+def test_targets_match_seed_unshifted_labels():
+    """``targets`` (not shifted) are 1.0's own labels: its LM head returns the same losses
+    grouped by cluster; its crit with keep_order=True returns them in input order."""
+    reference, model, params = _pair()
+    ids = _segments(1, b=2, s=6, seed=3)[0]
+    targets = torch.roll(ids, -1, dims=1)
+    targets[1, 2] = -1  # 1.0's ignore index: in no cluster, loss 0
+    with torch.no_grad():
+        grouped = reference(ids, labels=targets)[0]
+        hidden = reference.transformer(ids)[0].reshape(-1, 16)
+        ordered = reference.crit(hidden, targets.reshape(-1), keep_order=True).view(2, 6)
+    out = model.apply(params, ids, targets=targets, mems=model.init_mems(2))
+    _close(out.losses, ordered, "losses in input order")
+    _close(out.losses.flatten().sort().values, grouped.flatten().sort().values, "1.0's grouped")
+    _close(out.loss, ordered.sum() / 11, "loss over the 11 counted targets")
+    with pytest.raises(ValueError, match="not both"):
+        model.apply(params, ids, labels=ids, targets=targets)
+
+
 def test_ignored_labels_are_left_out_of_the_loss():
     _, model, params = _pair()
     ids = _segments(1, b=2, s=6, seed=2)[0]

@@ -20,6 +20,8 @@ Tensors are batch-first inside ptfunc: x (b, s, d_model), memory (b, m, d_model)
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -30,7 +32,17 @@ from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from .config import TransfoXLConfig
 
-__all__ = ["init_layer", "apply_layer", "attention_mask", "position_table"]
+__all__ = ["seed_initializers", "init_layer", "apply_layer", "attention_mask", "position_table"]
+
+
+def seed_initializers(c: TransfoXLConfig) -> tuple[Initializer, Initializer]:
+    """(weights, projections) initialisers of the seed: weights N(0, init_std), or
+    U(-init_range, init_range) when ``init="uniform"``; projections N(0, proj_init_std)."""
+    if c.init == "uniform":
+        weight = functools.partial(initializers.uniform, low=-c.init_range, high=c.init_range)
+    else:
+        weight = functools.partial(initializers.normal, std=c.init_std)
+    return weight, functools.partial(initializers.normal, std=c.proj_init_std)
 
 
 def _layer_norm(key: Key, c: TransfoXLConfig) -> Params:
@@ -64,7 +76,9 @@ def init_layer(key: Key, c: TransfoXLConfig, init_weight: Initializer) -> Params
     return {"dec_attn": attn, "pos_ff": {"CoreNet": core, "layer_norm": _layer_norm(ks[8], c)}}
 
 
-def attention_mask(c: TransfoXLConfig, q_len: int, mem_len: int, device) -> Tensor:
+def attention_mask(
+    c: TransfoXLConfig, q_len: int, mem_len: int, device: torch.device | None = None
+) -> Tensor:
     """Bool (q_len, mem_len + q_len), True = masked: future keys, and with ``same_length``
     keys so far back that every query would see more than ``c.mem_len + 1`` of them."""
     k_len = mem_len + q_len
@@ -78,7 +92,9 @@ def attention_mask(c: TransfoXLConfig, q_len: int, mem_len: int, device) -> Tens
     return mask
 
 
-def position_table(c: TransfoXLConfig, k_len: int, dtype: torch.dtype, device) -> Tensor:
+def position_table(
+    c: TransfoXLConfig, k_len: int, dtype: torch.dtype, device: torch.device | None = None
+) -> Tensor:
     """Sinusoid embeddings (k_len, d_model) of distances ``k_len-1 .. 0``, clamped at clamp_len."""
     distances = torch.arange(k_len - 1, -1, -1.0, device=device, dtype=dtype)
     if c.clamp_len > 0:

@@ -56,7 +56,6 @@ Decisions on the seed's quirks (each is tested):
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -64,13 +63,12 @@ import torch
 from torch import Tensor
 
 from ...layers import adaptive_embedding, adaptive_softmax, attention, dropout, embedding
-from ...layers.adaptive_embedding import Initializer
-from ...layers.initializers import normal, uniform
 from ...random import Key, split, split_for_dropout
 from ...tree import Params, from_flat_dict, to_flat_dict
 from ..model import Model
 from .config import TransfoXLConfig
-from .layer import apply_layer, attention_mask, init_layer, position_table
+from .layer import apply_layer, attention_mask, init_layer, position_table, seed_initializers
+from .resize import resize_last_cluster
 
 __all__ = [
     "TransfoXLModel",
@@ -104,8 +102,9 @@ class TransfoXLLMHeadModelOutput(NamedTuple):
 
 
 class TransfoXLLMHeadModelOutputWithLoss(NamedTuple):
-    """loss: scalar float32 mean NLL; prediction_scores: () (not computed with labels);
-    losses: (b, s-1) NLL of labels[:, 1:] (0 where ignored); the rest as TransfoXLModelOutput."""
+    """loss: scalar mean NLL (float32 at least); prediction_scores: () (not computed with
+    labels); losses: (b, s-1) NLL of labels[:, 1:], or (b, s) of targets (0 where ignored);
+    the rest as TransfoXLModelOutput."""
 
     loss: Tensor
     prediction_scores: tuple
@@ -116,16 +115,6 @@ class TransfoXLLMHeadModelOutputWithLoss(NamedTuple):
 
 
 _BUFFERS = ("pos_emb.inv_freq",)
-
-
-def _initializers(c: TransfoXLConfig) -> tuple[Initializer, Initializer]:
-    """(weights, projections) initialisers of the seed: N(0, init_std) or U(+-init_range);
-    projections N(0, proj_init_std)."""
-    if c.init == "uniform":
-        weight = functools.partial(uniform, low=-c.init_range, high=c.init_range)
-    else:
-        weight = functools.partial(normal, std=c.init_std)
-    return weight, functools.partial(normal, std=c.proj_init_std)
 
 
 def _check_supported(c: TransfoXLConfig) -> None:
@@ -139,7 +128,7 @@ def _check_supported(c: TransfoXLConfig) -> None:
 
 def init_transformer(key: Key, c: TransfoXLConfig) -> Params:
     """Params of the bare model, initialised like the seed."""
-    init_weight, init_proj = _initializers(c)
+    init_weight, init_proj = seed_initializers(c)
     k_emb, k_layers, k_r = split(key, 3)
     params: Params = {
         "word_emb": adaptive_embedding.init(
@@ -307,8 +296,6 @@ class _TransfoXLBase(Model):
         the LM head's last-cluster bias (and untied table) follow. ``cutoffs``
         are unchanged, so ``new_num_tokens`` must exceed ``cutoffs[-1]``.
         """
-        from .resize import resize_last_cluster
-
         return resize_last_cluster(self, params, new_num_tokens, key=key)
 
 
@@ -409,7 +396,7 @@ def lm_head_tied(c: TransfoXLConfig) -> dict[str, str]:
 
 def init_crit(key: Key, c: TransfoXLConfig) -> Params:
     """The LM head's own params: the adaptive softmax without its tied entries."""
-    init_weight, init_proj = _initializers(c)
+    init_weight, init_proj = seed_initializers(c)
     full = adaptive_softmax.init(
         key,
         c.vocab_size,
@@ -433,7 +420,12 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
     * without labels -> ``TransfoXLLMHeadModelOutput(prediction_scores, mems,
       hidden_states, attentions)``, prediction_scores the log-probabilities (b, s, n_token);
     * with ``labels`` (b, s) int64, shifted inside, negative = ignored ->
-      ``TransfoXLLMHeadModelOutputWithLoss(loss, (), losses (b, s-1), mems, ...)``.
+      ``TransfoXLLMHeadModelOutputWithLoss(loss, (), losses (b, s-1), mems, ...)``;
+    * with ``targets`` (b, s) int64 instead, the token each position predicts (no
+      shift: the paper's and 1.0's convention, the ``(data, target)`` pairs of
+      ``ptfunc.tokenize.LMOrderedIterator``), negative = ignored -> the same output
+      with ``losses`` (b, s). Every token of a stream is then predicted once across
+      consecutive segments, which the shifted ``labels`` cannot do.
 
     Example:
         >>> import torch, ptfunc
@@ -477,6 +469,7 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
         input_ids: Tensor,
         *,
         labels: Tensor | None = None,
+        targets: Tensor | None = None,
         train: bool = False,
         key: Key | None = None,
         **options: Any,
@@ -485,17 +478,21 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
         enc = transformer(c, params["transformer"], input_ids, train=train, key=key, **options)
         crit = _resolved_crit(c, params)
         hidden = enc.last_hidden_state
-        if labels is None:
+        if labels is None and targets is None:
             scores = adaptive_softmax.log_probs(crit, hidden, c.cutoffs)
             return TransfoXLLMHeadModelOutput(scores, *enc[1:])
-        if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
-            got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        if labels is not None and targets is not None:
+            raise ValueError("pass labels (shifted inside) or targets (not shifted), not both")
+        name, given = ("labels", labels) if targets is None else ("targets", targets)
+        if not isinstance(given, Tensor) or given.shape != input_ids.shape:
+            got = tuple(given.shape) if isinstance(given, Tensor) else type(given).__name__
             raise ValueError(
-                f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {got}"
+                f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, got {got}"
             )
-        targets = labels[:, 1:]
-        embedding.check_ids(targets.clamp(min=0), c.vocab_size, name="labels")
-        losses = adaptive_softmax.nll(crit, hidden[:, :-1], targets, c.cutoffs)
+        if targets is None:
+            hidden, targets = hidden[:, :-1], labels[:, 1:]
+        embedding.check_ids(targets.clamp(min=0), c.vocab_size, name=name)
+        losses = adaptive_softmax.nll(crit, hidden, targets, c.cutoffs)
         counted = (targets >= 0).sum()
         loss = losses.sum() / counted.clamp(min=1).to(losses.dtype)
         return TransfoXLLMHeadModelOutputWithLoss(loss, (), losses, *enc[1:])

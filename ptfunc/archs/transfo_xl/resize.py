@@ -15,6 +15,7 @@ from torch import Tensor
 from ...random import Key, split
 from ...tree import Params
 from ..resize import replace_at
+from .layer import seed_initializers
 
 __all__ = ["resize_last_cluster"]
 
@@ -37,8 +38,6 @@ def resize_last_cluster(model: Any, params: Params, new_num_tokens: int, *, key:
     Raises:
         ValueError: ``new_num_tokens`` would leave the last cluster empty.
     """
-    from .model import _initializers  # the seed's initialisers for new rows
-
     c = model.config
     first = c.cutoffs[-1] if c.cutoffs else 0
     if not isinstance(new_num_tokens, int) or new_num_tokens <= first:
@@ -47,7 +46,7 @@ def resize_last_cluster(model: Any, params: Params, new_num_tokens: int, *, key:
             f"cluster keeps at least one token, got {new_num_tokens!r}"
         )
     delta = new_num_tokens - c.vocab_size
-    init_weight, _ = _initializers(c)
+    init_weight, _ = seed_initializers(c)  # new rows drawn as the seed draws them
     k_emb, k_out = split(key)
     prefix = (model.params_prefix,) if model.params_prefix else ()
     emb_layers = (
