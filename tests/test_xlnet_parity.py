@@ -309,3 +309,34 @@ def test_generate_greedy_matches_a_transformers_loop_and_left_padding():
     logits, cache = model.decode_step(params, padded, attention_mask=mask)
     _close(logits, model.decode_step(params, prompt[1:])[0], "left-padded step")
     assert cache is None
+
+
+@pytest.mark.parametrize("attn_type", ["bi", "uni"])
+def test_generate_equals_transformers_generate_without_mems(attn_type):
+    """Greedy ptfunc.generate == transformers' generate(use_mems=False) (the exact,
+    recomputing path); for a causal model ptfunc reuses memories, exactly."""
+    reference, model, params = _pair("XLNetLMHeadModel", attn_type=attn_type)
+    prompt = IDS[:2, :5]
+    # one row at a time: both references crash on "uni" with a perm_mask and batch > 1
+    with torch.no_grad():
+        want = torch.cat(
+            [
+                reference.generate(
+                    row[None],
+                    attention_mask=torch.ones_like(row[None]),
+                    max_new_tokens=6,
+                    do_sample=False,
+                    use_mems=False,
+                    pad_token_id=0,
+                )
+                for row in prompt
+            ]
+        )
+    assert torch.equal(ptfunc.generate(model, params, prompt, max_new_tokens=6), want)
+    logits, cache = model.decode_step(params, prompt)
+    assert (cache is None) == (attn_type == "bi")
+    if attn_type == "uni":  # the cache covers the prompt; the next step equals recomputation
+        assert cache[1] == prompt.shape[1] and cache[0][0].shape[0] == prompt.shape[1]
+        longer = torch.cat([prompt, logits.argmax(-1, keepdim=True)], 1)
+        step, _ = model.decode_step(params, longer, cache=cache)
+        _close(step, model.decode_step(params, longer, use_cache=False)[0], "cached step")

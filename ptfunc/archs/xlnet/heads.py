@@ -156,33 +156,55 @@ class XLNetLMHeadModel(_XLNetHead):
         cache: Any = None,
         attention_mask: Tensor | None = None,
         use_cache: bool = True,
-    ) -> tuple[Tensor, None]:
+    ) -> tuple[Tensor, Any]:
         """``ptfunc.generate``'s step: next-token logits (b, V) after ids (b, L).
 
         As XLNet generates in both references: a dummy token is appended, hidden
         from every position by ``perm_mask``, and the query stream predicts it.
-        Every step recomputes the whole sequence and the cache is always None:
-        memories cannot reproduce the bidirectional recomputation (today's
-        ``transformers`` reuses them with an offset of 2 as an approximation).
+
+        Memories are reused only where that is exact: a causal model
+        (``attn_type="uni"``, no ``same_length``, ``bi_data`` or ``reuse_len``) on an
+        unpadded batch. Then each step feeds only the tokens added since the last
+        call, with the memories of all earlier ones (the dummy's state is dropped),
+        and with ``mem_len`` None the logits equal a full recomputation. A
+        bidirectional model (the pretrained XLNet checkpoints) recomputes the whole
+        sequence every step, as 1.0's generation script did: its earlier tokens'
+        states change when a token is added, so memories cannot reproduce it.
+        (Today's ``transformers`` reuses memories there anyway, with an offset of
+        2, which changes the text; ``use_mems=False`` makes it recompute.)
         Left-padded prompts (``attention_mask`` (b, L), 0 = padding) give the same
         logits as unpadded ones: positions are relative and padding is masked.
+
+        The cache is ``(mems, number of tokens they cover)`` or None.
         """
+        c = self.config
         b, length = ids.shape
-        last = torch.arange(length + 1, device=ids.device) == length
-        perm = last.to(torch.float32).expand(b, length + 1, length + 1)
-        target = last.to(torch.float32).expand(b, 1, length + 1)
+        padded = attention_mask is not None and not bool(attention_mask.all())
+        exact = c.attn_type == "uni" and not (c.same_length or c.bi_data or c.reuse_len)
+        reuse = use_cache and exact and not padded
+        mems, new = None, ids
+        if reuse:
+            attention_mask = None  # nothing is masked, and the mask would span the memories
+            if cache is not None:
+                mems, seen = cache
+                new = ids[:, seen:]
+        n = new.shape[1]
+        last = torch.arange(n + 1, device=ids.device) == n
         mask = None
         if attention_mask is not None:
             mask = torch.cat([attention_mask, attention_mask.new_ones(b, 1)], dim=1)
         out = self.apply(
             params,
-            torch.cat([ids, ids.new_zeros(b, 1)], dim=1),
-            perm_mask=perm,
-            target_mapping=target,
+            torch.cat([new, new.new_zeros(b, 1)], dim=1),
+            perm_mask=last.to(torch.float32).expand(b, n + 1, n + 1),
+            target_mapping=last.to(torch.float32).expand(b, 1, n + 1),
             attention_mask=mask,
-            use_mems=False,
+            mems=mems,
+            use_mems=reuse,
         )
-        return out.logits[:, 0], None
+        if not reuse:
+            return out.logits[:, 0], None
+        return out.logits[:, 0], (tuple(m[:-1] for m in out.mems), length)
 
 
 class XLNetForSequenceClassification(_XLNetHead):
