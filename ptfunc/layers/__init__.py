@@ -5,6 +5,8 @@ Architectures compose these; nothing here knows about a particular model.
 
 from . import (
     activations,
+    adaptive_embedding,
+    adaptive_softmax,
     attention,
     causal_attention,
     dropout,
@@ -14,6 +16,7 @@ from . import (
     layer_norm,
     linear,
     losses,
+    question_answering,
     relative_position,
     residual,
     sequence_summary,
@@ -22,6 +25,8 @@ from . import (
 
 __all__ = [
     "activations",
+    "adaptive_embedding",
+    "adaptive_softmax",
     "attention",
     "causal_attention",
     "dropout",
@@ -31,6 +36,7 @@ __all__ = [
     "layer_norm",
     "linear",
     "losses",
+    "question_answering",
     "relative_position",
     "residual",
     "sequence_summary",
