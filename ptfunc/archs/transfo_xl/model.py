@@ -126,21 +126,27 @@ def _check_supported(c: TransfoXLConfig) -> None:
         )
 
 
+def _init_adaptive(layer: Any, key: Key, c: TransfoXLConfig) -> Params:
+    """``layer.init`` (adaptive input or softmax) over the config's clusters, seed initialisers."""
+    init_weight, init_proj = seed_initializers(c)
+    return layer.init(
+        key,
+        c.vocab_size,
+        c.d_embed,
+        c.d_model,
+        c.cutoffs,
+        div_val=c.div_val,
+        init_weight=init_weight,
+        init_proj=init_proj,
+    )
+
+
 def init_transformer(key: Key, c: TransfoXLConfig) -> Params:
     """Params of the bare model, initialised like the seed."""
-    init_weight, init_proj = seed_initializers(c)
+    init_weight, _ = seed_initializers(c)
     k_emb, k_layers, k_r = split(key, 3)
     params: Params = {
-        "word_emb": adaptive_embedding.init(
-            k_emb,
-            c.vocab_size,
-            c.d_embed,
-            c.d_model,
-            c.cutoffs,
-            div_val=c.div_val,
-            init_weight=init_weight,
-            init_proj=init_proj,
-        ),
+        "word_emb": _init_adaptive(adaptive_embedding, k_emb, c),
         "layers": [init_layer(k, c, init_weight) for k in split(k_layers, c.n_layer)],
     }
     if not c.untie_r:
@@ -396,17 +402,7 @@ def lm_head_tied(c: TransfoXLConfig) -> dict[str, str]:
 
 def init_crit(key: Key, c: TransfoXLConfig) -> Params:
     """The LM head's own params: the adaptive softmax without its tied entries."""
-    init_weight, init_proj = seed_initializers(c)
-    full = adaptive_softmax.init(
-        key,
-        c.vocab_size,
-        c.d_embed,
-        c.d_model,
-        c.cutoffs,
-        div_val=c.div_val,
-        init_weight=init_weight,
-        init_proj=init_proj,
-    )
+    full = _init_adaptive(adaptive_softmax, key, c)
     flat = {f"crit.{n}": t for n, t in to_flat_dict(full).items()}
     tied = lm_head_tied(c)
     return from_flat_dict({n: t for n, t in flat.items() if n not in tied})["crit"]
