@@ -340,3 +340,22 @@ def test_generate_equals_transformers_generate_without_mems(attn_type):
         longer = torch.cat([prompt, logits.argmax(-1, keepdim=True)], 1)
         step, _ = model.decode_step(params, longer, cache=cache)
         _close(step, model.decode_step(params, longer, use_cache=False)[0], "cached step")
+
+
+def test_generate_sampling_is_keyed():
+    """Sampling through decode_step: the same key gives the same text, top_k=1 is greedy."""
+    _, model, params = _pair("XLNetLMHeadModel", attn_type="uni")
+    prompt = IDS[:2, :4]
+    sample = dict(max_new_tokens=5, temperature=0.8, top_k=10)
+    a = ptfunc.generate(model, params, prompt, key=ptfunc.random.key(1), **sample)
+    assert torch.equal(
+        a, ptfunc.generate(model, params, prompt, key=ptfunc.random.key(1), **sample)
+    )
+    assert not torch.equal(
+        a, ptfunc.generate(model, params, prompt, key=ptfunc.random.key(2), **sample)
+    )
+    greedy = ptfunc.generate(model, params, prompt, max_new_tokens=5)
+    top1 = ptfunc.generate(
+        model, params, prompt, key=ptfunc.random.key(3), max_new_tokens=5, top_k=1
+    )
+    assert torch.equal(top1, greedy)
