@@ -57,7 +57,15 @@ class PretrainedConfig:
 
     model_type: ClassVar[str] = ""
     aliases: ClassVar[Mapping[str, str]] = {}
-    """Other names of fields in config files: ``{file key: field name}``."""
+    """Other names of fields: ``{other name: field name}``. Config files may use
+    them, and they read as attributes (``GPT2Config().hidden_size`` is ``n_embd``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        """Read an alias (``hidden_size`` for ``n_embd``...) as the field it names."""
+        target = type(self).aliases.get(name) if not name.startswith("_") else None
+        if target is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self, target)
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))

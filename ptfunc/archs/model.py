@@ -15,7 +15,7 @@ seed put the loss first in its tuples.
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -24,7 +24,7 @@ from ..random import Key
 from ..tree import Params
 from .config import PretrainedConfig
 
-__all__ = ["Model", "output_types"]
+__all__ = ["Model", "output_types", "check_options"]
 
 
 class Model:
@@ -122,3 +122,17 @@ def make_output(types: tuple[type, type], loss: Tensor | None, *values: Any) -> 
     """Instantiate the plain type, or the ``WithLoss`` twin when ``loss`` is not None."""
     plain, with_loss = types
     return plain(*values) if loss is None else with_loss(loss, *values)
+
+
+def check_options(owner: str, options: Mapping[str, Any], accepted: Collection[str]) -> None:
+    """Refuse call options a model does not take (a misspelt ``atention_mask``...).
+
+    Raises:
+        TypeError: naming the unexpected options and the accepted ones.
+    """
+    unknown = set(options) - set(accepted)
+    if unknown:
+        raise TypeError(
+            f"{owner} got unexpected options {sorted(unknown)}; "
+            f"expected some of {sorted(accepted)} or the head's labels"
+        )

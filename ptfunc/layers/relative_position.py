@@ -69,9 +69,7 @@ def rel_shift(scores: Tensor, key_len: int, offset: int) -> Tensor:
     pad = max(0, key_len + 1 - n)
     start = offset + pad
     if not 0 <= start <= q_len:
-        raise ValueError(
-            f"rel_shift: offset {offset} does not fit q_len {q_len} and {n} distances"
-        )
+        raise ValueError(f"rel_shift: offset {offset} does not fit q_len {q_len} and {n} distances")
     if pad:
         scores = F.pad(scores, (pad, 0))
     width = n + pad

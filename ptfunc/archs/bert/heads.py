@@ -20,7 +20,7 @@ from ...layers import activations, dropout, embedding, layer_norm, linear, losse
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from .. import outputs
-from ..model import Model, make_output
+from ..model import Model, check_options, make_output
 from .config import BertConfig
 from .model import BertModel, Encoded, encode, init_embeddings, init_encoder, init_pooler, pool
 from .transforms import ParamTransforms
@@ -82,12 +82,7 @@ class _BertHead(ParamTransforms, Model):
         train: bool,
     ) -> tuple[Encoded, Key | None]:
         """Run the encoder; returns its output and a key for the head's own dropout."""
-        unknown = set(options) - _ENCODER_OPTIONS
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__}.apply got unexpected options {sorted(unknown)}; "
-                f"expected some of {sorted(_ENCODER_OPTIONS)} or the head's labels"
-            )
+        check_options(f"{type(self).__name__}.apply", options, _ENCODER_OPTIONS)
         k_enc, k_head = split_for_dropout(key, 2, train)
         kw = {name: options.get(name) for name in _ENCODER_OPTIONS}
         dropout.require_key(train, key, f"{type(self).__name__}.apply")

@@ -58,19 +58,3 @@ class GPT2Config(PretrainedConfig):
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
-
-    @property
-    def hidden_size(self) -> int:
-        return self.n_embd
-
-    @property
-    def num_attention_heads(self) -> int:
-        return self.n_head
-
-    @property
-    def num_hidden_layers(self) -> int:
-        return self.n_layer
-
-    @property
-    def max_position_embeddings(self) -> int:
-        return self.n_positions

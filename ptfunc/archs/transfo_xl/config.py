@@ -166,22 +166,6 @@ class TransfoXLConfig(PretrainedConfig):
         return dataclasses.replace(self, **changes)
 
     @property
-    def n_token(self) -> int:
-        return self.vocab_size
-
-    @property
-    def hidden_size(self) -> int:
-        return self.d_model
-
-    @property
-    def num_attention_heads(self) -> int:
-        return self.n_head
-
-    @property
-    def num_hidden_layers(self) -> int:
-        return self.n_layer
-
-    @property
     def max_position_embeddings(self) -> int:
         """1.0's ``tgt_len + ext_len + mem_len`` (positions are sinusoids: no hard limit)."""
         return self.tgt_len + self.ext_len + self.mem_len

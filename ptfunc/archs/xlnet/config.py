@@ -130,18 +130,6 @@ class XLNetConfig(PretrainedConfig):
         return self.d_model // self.n_head
 
     @property
-    def hidden_size(self) -> int:
-        return self.d_model
-
-    @property
-    def num_attention_heads(self) -> int:
-        return self.n_head
-
-    @property
-    def num_hidden_layers(self) -> int:
-        return self.n_layer
-
-    @property
     def max_position_embeddings(self) -> int:
         """-1: relative positions put no limit on the length (as in the seed)."""
         return -1

@@ -21,7 +21,7 @@ from torch import Tensor
 from ...layers import dropout, embedding, linear, losses, question_answering, sequence_summary
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
-from ..model import Model, make_output, output_types
+from ..model import Model, check_options, make_output, output_types
 from .config import XLNetConfig
 from .model import Encoded, XLNetModel, init_transformer, transformer
 
@@ -102,12 +102,7 @@ class _XLNetHead(Model):
         train: bool,
     ) -> tuple[Encoded, Key | None]:
         """Run the transformer; returns its output and a key for the head's own dropout."""
-        unknown = set(options) - _BASE_OPTIONS
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__}.apply got unexpected options {sorted(unknown)}; "
-                f"expected some of {sorted(_BASE_OPTIONS)} or the head's labels"
-            )
+        check_options(f"{type(self).__name__}.apply", options, _BASE_OPTIONS)
         dropout.require_key(train, key, f"{type(self).__name__}.apply")
         k_enc, k_head = split_for_dropout(key, 2, train)
         enc = transformer(
