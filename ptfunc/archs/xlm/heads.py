@@ -1,0 +1,272 @@
+"""XLM's task heads, named after the pytorch-transformers classes.
+
+Every head's ``apply(params, input_ids, *, <labels>, train=False, key=None,
+**options)`` takes the options of :class:`~ptfunc.archs.xlm.XLMModel` and
+returns a NamedTuple whose ``cache``, ``hidden_states`` and ``attentions`` are
+the base model's; given labels, the loss (a scalar, at least float32) comes
+first, as in the seed.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...layers import dropout, embedding, losses, question_answering, sequence_summary
+from ...random import Key, split, split_for_dropout
+from ...tree import Params
+from ..model import Model, check_options, make_output, output_types
+from .config import XLMConfig
+from .model import BASE_OPTIONS, Encoded, XLMModel, check_config, init_transformer, transformer
+
+__all__ = [
+    "XLMWithLMHeadModel",
+    "XLMForSequenceClassification",
+    "XLMForQuestionAnswering",
+    "XLMWithLMHeadModelOutput",
+    "XLMForSequenceClassificationOutput",
+    "XLMForQuestionAnsweringOutput",
+    "XLMForQuestionAnsweringLossOutput",
+]
+
+_REST = "cache hidden_states attentions"
+_REST_DOC = " cache, hidden_states, attentions: as XLMModel's."
+
+XLMWithLMHeadModelOutput = output_types(
+    "XLMWithLMHeadModelOutput", "logits " + _REST, "logits (b, s, vocab_size);" + _REST_DOC
+)
+XLMForSequenceClassificationOutput = output_types(
+    "XLMForSequenceClassificationOutput", "logits " + _REST, "logits (b, num_labels);" + _REST_DOC
+)
+XLMForQuestionAnsweringOutput = namedtuple(
+    "XLMForQuestionAnsweringOutput", " ".join(question_answering.BeamOutput._fields) + " " + _REST
+)
+XLMForQuestionAnsweringOutput.__doc__ = (
+    "Inference outputs: the SQuAD beam (see ptfunc.layers.question_answering.BeamOutput);"
+    + _REST_DOC
+)
+XLMForQuestionAnsweringLossOutput = namedtuple("XLMForQuestionAnsweringLossOutput", "loss " + _REST)
+XLMForQuestionAnsweringLossOutput.__doc__ = (
+    "Training outputs (start and end positions given): loss (scalar float32) first;" + _REST_DOC
+)
+
+
+class _XLMHead(Model):
+    """An XLM transformer under ``params["transformer"]`` plus head params beside it."""
+
+    config_class = XLMConfig
+    base_model_prefix = "transformer"
+    token_embedding_path = XLMModel.token_embedding_path
+    ignored_checkpoint_keys = XLMModel.ignored_checkpoint_keys
+
+    def __init__(self, config: XLMConfig) -> None:
+        super().__init__(config)
+        check_config(config)
+
+    def init(self, key: Key) -> Params:
+        kt, kh = split(key)
+        return {"transformer": init_transformer(kt, self.config), **self.init_head(kh)}
+
+    def init_head(self, key: Key) -> Params:
+        """The head's own params (beside ``"transformer"``)."""
+        raise NotImplementedError
+
+    def _encode(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        options: dict[str, Any],
+        key: Key | None,
+        train: bool,
+    ) -> tuple[Encoded, Key | None]:
+        check_options(f"{type(self).__name__}.apply", options, BASE_OPTIONS)
+        dropout.require_key(train, key, f"{type(self).__name__}.apply")
+        k_enc, k_head = split_for_dropout(key, 2, train)
+        enc = transformer(
+            self.config, params["transformer"], input_ids, key=k_enc, train=train, **options
+        )
+        return enc, k_head
+
+
+class XLMWithLMHeadModel(_XLMHead):
+    """XLM with the prediction layer ``pred_layer.proj``: the word embeddings (one
+    leaf, tied) plus its own bias (vocab_size,).
+
+    Labels: ``labels`` (b, s), not shifted; negative labels (today's -100) are
+    ignored. Logits are (b, s, V) as in today's ``transformers`` (1.0 flattened them
+    to (b * s, V)). ``asm=True`` (adaptive softmax) is refused.
+    Returns ``XLMWithLMHeadModelOutput(logits, cache, hidden_states, attentions)``.
+    """
+
+    tied = {"pred_layer.proj.weight": "transformer.embeddings.weight"}
+    vocab_biases = (("pred_layer", "proj", "bias"),)
+
+    def __init__(self, config: XLMConfig) -> None:
+        super().__init__(config)
+        if config.asm:
+            raise NotImplementedError(
+                "XLMWithLMHeadModel: asm=True (adaptive softmax prediction layer) is not "
+                "implemented in ptfunc; use a checkpoint with asm=False"
+            )
+
+    def init_head(self, key: Key) -> Params:
+        return {"pred_layer": {"proj": {"bias": torch.zeros(self.config.vocab_size)}}}
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        enc, _ = self._encode(params, input_ids, options, key, train)
+        logits = embedding.attend(
+            params["transformer"]["embeddings"],
+            enc.last_hidden_state,
+            params["pred_layer"]["proj"]["bias"],
+        )
+        loss = None if labels is None else losses.cross_entropy(logits, labels)
+        return make_output(XLMWithLMHeadModelOutput, loss, logits, *enc[1:])
+
+    def decode_step(
+        self,
+        params: Params,
+        ids: Tensor,
+        *,
+        cache: Any = None,
+        attention_mask: Tensor | None = None,
+        use_cache: bool = True,
+    ) -> tuple[Tensor, Any]:
+        """``ptfunc.generate``'s step: next-token logits (b, V) after ids (b, L).
+
+        A causal model with ``use_cache`` feeds only the tokens added since the last
+        call, with the cache (``(key/value tensors, tokens covered)``); otherwise the
+        whole sequence is recomputed. ``attention_mask`` (b, L) marks kept tokens
+        (the seed's padding semantics: states of masked tokens are zeroed).
+        """
+        reuse = use_cache and self.config.causal
+        if reuse and cache is not None:
+            kv, seen = cache
+            out = self.apply(params, ids[:, seen:], cache=kv, attention_mask=attention_mask)
+        else:
+            out = self.apply(params, ids, attention_mask=attention_mask, use_cache=reuse)
+        new = (out.cache, ids.shape[1]) if reuse else None
+        return out.logits[:, -1], new
+
+
+class XLMForSequenceClassification(_XLMHead):
+    """``SequenceSummary`` (``summary_type`` "first" by default, projection straight to
+    num_labels, ``summary_first_dropout``) under ``sequence_summary``.
+
+    Labels: ``labels`` (b,) class ids, or floats for regression when ``num_labels == 1``.
+    Returns ``XLMForSequenceClassificationOutput(logits (b, num_labels), cache, ...)``.
+    """
+
+    def init_head(self, key: Key) -> Params:
+        c = self.config
+        return {
+            "sequence_summary": sequence_summary.init(
+                key,
+                c.emb_dim,
+                c.num_labels,
+                use_proj=c.summary_use_proj,
+                proj_to_labels=c.summary_proj_to_labels,
+                std=c.init_std,
+            )
+        }
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        c = self.config
+        enc, k_head = self._encode(params, input_ids, options, key, train)
+        logits = sequence_summary.apply(
+            params["sequence_summary"],
+            enc.last_hidden_state,
+            summary_type=c.summary_type,
+            activation=c.summary_activation,
+            first_dropout=c.summary_first_dropout,
+            key=k_head,
+            train=train,
+        )
+        loss = None
+        if labels is not None:
+            loss = (
+                losses.mse(logits, labels)
+                if c.num_labels == 1
+                else losses.cross_entropy(logits, labels)
+            )
+        return make_output(XLMForSequenceClassificationOutput, loss, logits, *enc[1:])
+
+
+class XLMForQuestionAnswering(_XLMHead):
+    """The SQuAD head of :mod:`ptfunc.layers.question_answering` under ``qa_outputs``.
+
+    Labels: ``start_positions``, ``end_positions`` (b,); optional ``cls_index`` and
+    ``is_impossible`` (b,) add the answerability loss. ``p_mask`` (b, s), 1 = not
+    an answer token, applies in both modes.
+
+    Returns, with both positions, ``XLMForQuestionAnsweringLossOutput(loss, cache,
+    hidden_states, attentions)``; otherwise ``XLMForQuestionAnsweringOutput`` with
+    the top ``start_n_top`` starts, ``end_n_top`` ends per start and ``cls_logits``.
+    """
+
+    def init_head(self, key: Key) -> Params:
+        return {
+            "qa_outputs": question_answering.init(
+                key, self.config.emb_dim, std=self.config.init_std
+            )
+        }
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        start_positions: Tensor | None = None,
+        end_positions: Tensor | None = None,
+        cls_index: Tensor | None = None,
+        is_impossible: Tensor | None = None,
+        p_mask: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        c = self.config
+        enc, _ = self._encode(params, input_ids, options, key, train)
+        qa = params["qa_outputs"]
+        if start_positions is not None and end_positions is not None:
+            loss = question_answering.loss(
+                qa,
+                enc.last_hidden_state,
+                start_positions,
+                end_positions,
+                cls_index=cls_index,
+                is_impossible=is_impossible,
+                p_mask=p_mask,
+                eps=c.layer_norm_eps,
+            )
+            return XLMForQuestionAnsweringLossOutput(loss, *enc[1:])
+        beam = question_answering.beam_search(
+            qa,
+            enc.last_hidden_state,
+            start_n_top=c.start_n_top,
+            end_n_top=c.end_n_top,
+            p_mask=p_mask,
+            cls_index=cls_index,
+            eps=c.layer_norm_eps,
+        )
+        return XLMForQuestionAnsweringOutput(*beam, *enc[1:])
