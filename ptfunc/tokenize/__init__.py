@@ -10,6 +10,7 @@ from .bert import BasicTokenizer, BertTokenizer, WordpieceTokenizer, load_vocab
 from .gpt2 import GPT2Tokenizer, bytes_to_unicode
 from .openai import OpenAIGPTTokenizer
 from .transfo_xl import LMOrderedIterator, TransfoXLTokenizer, batchify
+from .xlm import XLMTokenizer
 from .xlnet import XLNetTokenizer
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "LMOrderedIterator",
     "TransfoXLTokenizer",
     "batchify",
+    "XLMTokenizer",
     "XLNetTokenizer",
 ]
 
