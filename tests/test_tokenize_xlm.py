@@ -10,9 +10,11 @@ References (tolerance: tokens and ids equal exactly):
 - "1.0": ``pytorch_transformers.XLMTokenizer`` 1.0.0 with ftfy/spaCy absent, i.e. its
   ``BasicTokenizer(do_lower_case=True)`` fallback, for ``pretokenizer="basic"``.
 
-Vocabulary: OpenAI GPT's ``</w>`` BPE (shared fixtures ``openai-gpt``), rewritten in XLM's
+Vocabularies: OpenAI GPT's ``</w>`` BPE (shared fixtures ``openai-gpt``), rewritten in XLM's
 layout: the 14 XLM special tokens first, and ``merges.txt`` as headerless ``a b count``
-lines. Text: the English corpora of the shared fixtures (run under every language's rules
+lines; and a ``</w>`` BPE trained in the test by the reference ``tokenizers`` library on
+the test texts (so French, German and Spanish words have merges of their own).
+Text: the English corpora of the shared fixtures (run under every language's rules
 too) and hand-written sentences in the four languages.
 """
 
@@ -102,6 +104,29 @@ def files(shared_fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     return str(out / "vocab.json"), str(out / "merges.txt")
 
 
+@pytest.fixture(scope="module")
+def trained_files(texts: list[str], tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """XLM-layout vocab.json / merges.txt of a ``</w>`` BPE trained by ``tokenizers``."""
+    tokenizers = pytest.importorskip("tokenizers")
+    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(end_of_word_suffix="</w>"))
+    bpe.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=3000, min_frequency=2, end_of_word_suffix="</w>", show_progress=False
+    )
+    words = [" ".join(moses_pipeline(t, lang)).lower() for t in texts for lang in ("en", "fr")]
+    bpe.train_from_iterator(words, trainer)
+    model = json.loads(bpe.to_str())["model"]
+    vocab = {token: i for i, token in enumerate(XLM_SPECIALS)}
+    for token in sorted(model["vocab"], key=model["vocab"].__getitem__):
+        vocab.setdefault(token, len(vocab))
+    out = tmp_path_factory.mktemp("xlm-trained")
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
+    lines = [f"{m} {len(merges) - i}\n" for i, m in enumerate(merges)]
+    (out / "merges.txt").write_text("".join(lines), encoding="utf-8")
+    return str(out / "vocab.json"), str(out / "merges.txt")
+
+
 def _sacremoses_words(text: str, lang: str) -> list[str]:
     text = hf_xlm.replace_unicode_punct(text)
     text = sacremoses.MosesPunctNormalizer(lang=lang).normalize(text)
@@ -152,6 +177,20 @@ def test_tokens_and_ids_match_transformers(
         assert ours.encode(text) == [bos, *ref.convert_tokens_to_ids(tokens), sep], text
         if lang == "en":
             assert ours.encode(text) == ref.encode(text), text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_ids_match_transformers_with_a_trained_vocabulary(
+    trained_files: tuple[str, str], texts: list[str], lang: str
+) -> None:
+    ours = XLMTokenizer(*trained_files, lang=lang)
+    ref = transformers.XLMTokenizer(*trained_files)
+    for text in texts[::3]:
+        tokens = _ref_tokens(ref, text, lang)
+        assert ours.tokenize(text) == tokens, text
+        assert ours.convert_tokens_to_ids(ours.tokenize(text)) == ref.convert_tokens_to_ids(tokens)
+    pieces = [t for text in texts for t in ours.tokenize(text)]
+    assert sum(len(p) > 5 for p in pieces) > len(pieces) // 2  # mostly merged words, not letters
 
 
 def test_basic_matches_pytorch_transformers_1_0(files: tuple[str, str], texts: list[str]) -> None:
