@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...layers import activations, dropout, embedding, layer_norm, linear, losses
-from ...random import Key, split, split_for_dropout
+from ...random import Key, split
 from ...tree import Params
 from .. import outputs
-from ..model import Model, check_options, make_output
+from ..head import HeadModel
+from ..model import make_output
 from .config import BertConfig
 from .model import BertModel, Encoded, encode, init_embeddings, init_encoder, init_pooler, pool
 from .transforms import ParamTransforms
@@ -48,7 +49,7 @@ _ENCODER_OPTIONS = frozenset(
 _WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 
 
-class _BertHead(ParamTransforms, Model):
+class _BertHead(ParamTransforms, HeadModel):
     """A BERT encoder under ``params["bert"]`` plus head params beside it."""
 
     config_class = BertConfig
@@ -56,6 +57,7 @@ class _BertHead(ParamTransforms, Model):
     ignored_checkpoint_keys = BertModel.ignored_checkpoint_keys
     token_embedding_path = BertModel.token_embedding_path
     vocab_biases = (("cls", "predictions", "bias"),)
+    base_options = _ENCODER_OPTIONS
     has_pooler = True
 
     def init(self, key: Key) -> Params:
@@ -66,27 +68,14 @@ class _BertHead(ParamTransforms, Model):
             base["pooler"] = init_pooler(kp, c)
         return {"bert": base, **self.init_head(kh)}
 
-    def init_head(self, key: Key) -> Params:
-        """The head's own params (beside ``"bert"``)."""
-        raise NotImplementedError
-
     def _linear(self, key: Key, d_out: int) -> Params:
         return linear.init(key, self.config.hidden_size, d_out, std=self.config.initializer_range)
 
-    def _encode(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        options: dict[str, Any],
-        key: Key | None,
-        train: bool,
-    ) -> tuple[Encoded, Key | None]:
-        """Run the encoder; returns its output and a key for the head's own dropout."""
-        check_options(f"{type(self).__name__}.apply", options, _ENCODER_OPTIONS)
-        k_enc, k_head = split_for_dropout(key, 2, train)
+    def run_base(
+        self, params: Params, input_ids: Tensor, *, key: Key | None, train: bool, **options: Any
+    ) -> Encoded:
         kw = {name: options.get(name) for name in _ENCODER_OPTIONS}
-        dropout.require_key(train, key, f"{type(self).__name__}.apply")
-        return encode(self.config, params["bert"], input_ids, key=k_enc, train=train, **kw), k_head
+        return encode(self.config, params, input_ids, key=key, train=train, **kw)
 
 
 def _lm_head_init(c: BertConfig, key: Key) -> Params:

@@ -15,10 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...layers import dropout, embedding, losses, question_answering, sequence_summary
-from ...random import Key, split, split_for_dropout
+from ...layers import embedding, losses, question_answering, sequence_summary
+from ...random import Key
 from ...tree import Params
-from ..model import Model, check_options, make_output, output_types
+from ..head import HeadModel
+from ..model import make_output, output_types
 from .config import XLMConfig
 from .model import BASE_OPTIONS, Encoded, XLMModel, check_config, init_transformer, transformer
 
@@ -54,41 +55,26 @@ XLMForQuestionAnsweringLossOutput.__doc__ = (
 )
 
 
-class _XLMHead(Model):
+class _XLMHead(HeadModel):
     """An XLM transformer under ``params["transformer"]`` plus head params beside it."""
 
     config_class = XLMConfig
     base_model_prefix = "transformer"
     token_embedding_path = XLMModel.token_embedding_path
     ignored_checkpoint_keys = XLMModel.ignored_checkpoint_keys
+    base_options = BASE_OPTIONS
 
     def __init__(self, config: XLMConfig) -> None:
         super().__init__(config)
         check_config(config)
 
-    def init(self, key: Key) -> Params:
-        kt, kh = split(key)
-        return {"transformer": init_transformer(kt, self.config), **self.init_head(kh)}
+    def init_base(self, key: Key) -> Params:
+        return init_transformer(key, self.config)
 
-    def init_head(self, key: Key) -> Params:
-        """The head's own params (beside ``"transformer"``)."""
-        raise NotImplementedError
-
-    def _encode(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        options: dict[str, Any],
-        key: Key | None,
-        train: bool,
-    ) -> tuple[Encoded, Key | None]:
-        check_options(f"{type(self).__name__}.apply", options, BASE_OPTIONS)
-        dropout.require_key(train, key, f"{type(self).__name__}.apply")
-        k_enc, k_head = split_for_dropout(key, 2, train)
-        enc = transformer(
-            self.config, params["transformer"], input_ids, key=k_enc, train=train, **options
-        )
-        return enc, k_head
+    def run_base(
+        self, params: Params, input_ids: Tensor, *, key: Key | None, train: bool, **options: Any
+    ) -> Encoded:
+        return transformer(self.config, params, input_ids, key=key, train=train, **options)
 
 
 class XLMWithLMHeadModel(_XLMHead):
