@@ -40,6 +40,7 @@ __all__ = [
     "loss",
     "beam_search",
     "BeamOutput",
+    "apply",
 ]
 
 
@@ -254,4 +255,43 @@ def beam_search(
         end_top_probs.reshape(b, start_n_top * end_n_top),
         end_top_index.reshape(b, start_n_top * end_n_top),
         cls_logits,
+    )
+
+
+def apply(
+    params: Params,
+    hidden: Tensor,
+    *,
+    start_n_top: int,
+    end_n_top: int,
+    start_positions: Tensor | None = None,
+    end_positions: Tensor | None = None,
+    cls_index: Tensor | None = None,
+    is_impossible: Tensor | None = None,
+    p_mask: Tensor | None = None,
+    eps: float = 1e-12,
+) -> Tensor | BeamOutput:
+    """The SQuAD head as the seed's models call it: the training :func:`loss` (a
+    scalar tensor) when both start and end positions are given, else the
+    :func:`beam_search` outputs. Arguments as in those two functions.
+    """
+    if start_positions is not None and end_positions is not None:
+        return loss(
+            params,
+            hidden,
+            start_positions,
+            end_positions,
+            cls_index=cls_index,
+            is_impossible=is_impossible,
+            p_mask=p_mask,
+            eps=eps,
+        )
+    return beam_search(
+        params,
+        hidden,
+        start_n_top=start_n_top,
+        end_n_top=end_n_top,
+        p_mask=p_mask,
+        cls_index=cls_index,
+        eps=eps,
     )

@@ -233,26 +233,18 @@ class XLMForQuestionAnswering(_XLMHead):
     ) -> Any:
         c = self.config
         enc, _ = self._encode(params, input_ids, options, key, train)
-        qa = params["qa_outputs"]
-        if start_positions is not None and end_positions is not None:
-            loss = question_answering.loss(
-                qa,
-                enc.last_hidden_state,
-                start_positions,
-                end_positions,
-                cls_index=cls_index,
-                is_impossible=is_impossible,
-                p_mask=p_mask,
-                eps=c.layer_norm_eps,
-            )
-            return XLMForQuestionAnsweringLossOutput(loss, *enc[1:])
-        beam = question_answering.beam_search(
-            qa,
+        out = question_answering.apply(
+            params["qa_outputs"],
             enc.last_hidden_state,
             start_n_top=c.start_n_top,
             end_n_top=c.end_n_top,
-            p_mask=p_mask,
+            start_positions=start_positions,
+            end_positions=end_positions,
             cls_index=cls_index,
+            is_impossible=is_impossible,
+            p_mask=p_mask,
             eps=c.layer_norm_eps,
         )
-        return XLMForQuestionAnsweringOutput(*beam, *enc[1:])
+        if isinstance(out, question_answering.BeamOutput):
+            return XLMForQuestionAnsweringOutput(*out, *enc[1:])
+        return XLMForQuestionAnsweringLossOutput(out, *enc[1:])

@@ -275,25 +275,18 @@ class XLNetForQuestionAnswering(_XLNetHead):
     ) -> Any:
         c = self.config
         enc, _ = self._encode(params, input_ids, options, key, train)
-        if start_positions is not None and end_positions is not None:
-            loss = question_answering.loss(
-                params,
-                enc.output,
-                start_positions,
-                end_positions,
-                cls_index=cls_index,
-                is_impossible=is_impossible,
-                p_mask=p_mask,
-                eps=c.layer_norm_eps,
-            )
-            return XLNetForQuestionAnsweringLossOutput(loss, *enc[1:])
-        beam = question_answering.beam_search(
+        out = question_answering.apply(
             params,
             enc.output,
             start_n_top=c.start_n_top,
             end_n_top=c.end_n_top,
-            p_mask=p_mask,
+            start_positions=start_positions,
+            end_positions=end_positions,
             cls_index=cls_index,
+            is_impossible=is_impossible,
+            p_mask=p_mask,
             eps=c.layer_norm_eps,
         )
-        return XLNetForQuestionAnsweringOutput(*beam, *enc[1:])
+        if isinstance(out, question_answering.BeamOutput):
+            return XLNetForQuestionAnsweringOutput(*out, *enc[1:])
+        return XLNetForQuestionAnsweringLossOutput(out, *enc[1:])
