@@ -26,7 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...layers import attention, dropout, initializers, layer_norm, linear, relative_position
+from ...layers import (
+    attention,
+    dropout,
+    feed_forward,
+    initializers,
+    layer_norm,
+    linear,
+    relative_position,
+)
 from ...layers.adaptive_embedding import Initializer
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
@@ -157,9 +165,17 @@ def _attention(
 def _feed_forward(c: TransfoXLConfig, p: Params, x: Tensor, keys: list, train: bool) -> Tensor:
     """CoreNet (Linear, ReLU, Dropout, Linear, Dropout) with a pre- or post-LN residual."""
     h = layer_norm.apply(p["layer_norm"], x, eps=c.layer_norm_epsilon) if c.pre_lnorm else x
-    h = F.relu(linear.apply(p["CoreNet"]["0"], h))
-    h = dropout.apply(h, c.dropout, key=keys[0], train=train)
-    h = dropout.apply(linear.apply(p["CoreNet"]["3"], h), c.dropout, key=keys[1], train=train)
+    core = p["CoreNet"]
+    h = feed_forward.apply(
+        core["0"],
+        core["3"],
+        h,
+        activation=F.relu,
+        inner_dropout=c.dropout,
+        key=keys[0],
+        train=train,
+    )
+    h = dropout.apply(h, c.dropout, key=keys[1], train=train)
     if c.pre_lnorm:
         return x + h
     return layer_norm.apply(p["layer_norm"], x + h, eps=c.layer_norm_epsilon)

@@ -25,7 +25,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ...layers import activations, attention, dropout, embedding, layer_norm, linear, positions
+from ...layers import (
+    activations,
+    attention,
+    dropout,
+    embedding,
+    feed_forward,
+    layer_norm,
+    linear,
+    positions,
+)
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from ..model import Model, check_options, make_output, output_types
@@ -296,7 +305,7 @@ def transformer(
         x = x + dropout.apply(a, c.dropout, key=k_res, train=train)
         x = layer_norm.apply(params["layer_norm1"][i], x, eps=c.layer_norm_eps)
         pf = params["ffns"][i]
-        h = linear.apply(pf["lin2"], act(linear.apply(pf["lin1"], x)))
+        h = feed_forward.apply(pf["lin1"], pf["lin2"], x, activation=act)
         x = x + dropout.apply(h, c.dropout, key=keys[2 + 2 * i], train=train)
         x = layer_norm.apply(params["layer_norm2"][i], x, eps=c.layer_norm_eps) * keep
         if want_att:

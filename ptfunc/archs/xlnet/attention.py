@@ -30,7 +30,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ...layers import attention, dropout, layer_norm, linear, question_answering, residual
+from ...layers import (
+    attention,
+    feed_forward,
+    layer_norm,
+    linear,
+    question_answering,
+    residual,
+)
 from ...layers.initializers import normal
 from ...layers.relative_position import rel_shift, sinusoid_table
 from ...random import Key, split, split_for_dropout
@@ -231,10 +238,18 @@ def _feed_forward(
     train: bool,
 ) -> Tensor:
     """LayerNorm(x + dropout(layer_2(dropout(act(layer_1(x))))))."""
-    h = dropout.apply(act(linear.apply(p["layer_1"], x)), c.dropout, key=keys[0], train=train)
+    h = feed_forward.apply(
+        p["layer_1"],
+        p["layer_2"],
+        x,
+        activation=act,
+        inner_dropout=c.dropout,
+        key=keys[0],
+        train=train,
+    )
     return residual.post_norm(
         p["layer_norm"],
-        linear.apply(p["layer_2"], h),
+        h,
         x,
         eps=c.layer_norm_eps,
         dropout_rate=c.dropout,
