@@ -36,6 +36,7 @@ __all__ = [
     "from_pretrained",
     "save_pretrained",
     "load_state_dict_file",
+    "load_torch_object",
     "CONFIG_NAME",
     "SAFE_WEIGHTS_NAME",
     "WEIGHTS_NAME",
@@ -44,6 +45,35 @@ __all__ = [
 CONFIG_NAME = "config.json"
 SAFE_WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_NAME = "pytorch_model.bin"
+
+
+def load_torch_object(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
+    """Whatever a ``.bin``/``.pt``/``.pth`` file holds, read with ``torch.load(weights_only=True)``.
+
+    Only tensors and plain containers/numbers/strings come back; a pickle that would
+    run code is refused. ``mmap=True`` maps the tensors' storage instead of reading it
+    (zip-format files), for listing shapes cheaply.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: truncated, corrupt, or holding objects weights-only loading refuses.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"expected a checkpoint file at {path}")
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError as e:
+            if not mmap or "mmap" not in str(e):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)  # legacy format
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt, or it holds "
+            f"objects that weights_only loading refuses): {reason}"
+        ) from None
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -56,15 +86,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     path = Path(path)
     if path.suffix == ".safetensors":
         return load_flat(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"expected a checkpoint file at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        raise ValueError(
-            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt, or it holds "
-            f"objects that weights_only loading refuses): {e}"
-        ) from None
+    state = load_torch_object(path)
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return state

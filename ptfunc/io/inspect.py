@@ -1,0 +1,196 @@
+"""List what a checkpoint holds, in any format ptfunc reads, without loading the data.
+
+Formats: a ptfunc / ``transformers`` / pytorch-transformers 1.0 model directory
+(``model.safetensors``, ``pytorch_model.bin``, sharded ``*.index.json``); a single
+``.safetensors`` file; a PyTorch ``.bin`` / ``.pt`` / ``.pth`` file (read with
+``weights_only=True``; nested dicts such as an original XLM checkpoint are listed
+with dotted names); a TensorFlow checkpoint (prefix, ``.index`` file, or a directory
+holding one); the original OpenAI GPT release (``params_shapes.json`` + ``params_*.npy``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = ["TensorInfo", "CheckpointSummary", "inspect_checkpoint"]
+
+
+class TensorInfo(NamedTuple):
+    """One tensor: its ``name``, ``shape``, ``dtype`` (e.g. ``"float32"``) and ``nbytes``."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    nbytes: int
+
+
+class CheckpointSummary(NamedTuple):
+    """What :func:`inspect_checkpoint` found: the ``format`` and the tensors, sorted by name."""
+
+    format: str
+    tensors: list[TensorInfo]
+
+    @property
+    def num_parameters(self) -> int:
+        """Total number of elements over all tensors."""
+        return sum(int(np.prod(t.shape, dtype=np.int64)) for t in self.tensors)
+
+    @property
+    def nbytes(self) -> int:
+        """Total size of the tensors' data in bytes."""
+        return sum(t.nbytes for t in self.tensors)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _info(name: str, shape: Any, dtype: torch.dtype) -> TensorInfo:
+    shape = tuple(int(d) for d in shape)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return TensorInfo(
+        name, shape, _dtype_name(dtype), int(np.prod(shape, dtype=np.int64)) * itemsize
+    )
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+
+
+def _safetensors(path: Path) -> list[TensorInfo]:
+    """Read only the JSON header of a safetensors file."""
+    from .safetensors_io import load_flat
+
+    try:
+        with open(path, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 2 <= size <= min(path.stat().st_size - 8, 100 * 2**20):
+                raise ValueError("bad header length")
+            header = json.loads(handle.read(size))
+        out = []
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
+            if dtype is None:
+                return [_info(n, t.shape, t.dtype) for n, t in load_flat(path).items()]
+            out.append(_info(name, entry["shape"], dtype))
+        return out
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # Let the full reader produce its clear error.
+        return [_info(n, t.shape, t.dtype) for n, t in load_flat(path).items()]
+
+
+def _flatten(prefix: str, value: Any, out: list[TensorInfo]) -> None:
+    if isinstance(value, torch.Tensor):
+        out.append(_info(prefix, value.shape, value.dtype))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _flatten(f"{prefix}.{i}" if prefix else str(i), item, out)
+
+
+def _torch_file(path: Path) -> list[TensorInfo]:
+    from .pretrained import load_torch_object
+
+    out: list[TensorInfo] = []
+    _flatten("", load_torch_object(path, mmap=True), out)
+    return out
+
+
+def _tf(path: Path) -> list[TensorInfo]:
+    from .tf_checkpoint import TFCheckpoint
+
+    ckpt = TFCheckpoint(path)
+    return [_info(name, ckpt.shape(name), ckpt.dtype(name)) for name in ckpt.names]
+
+
+def _openai_numpy(directory: Path) -> list[TensorInfo]:
+    shapes = json.loads((directory / "params_shapes.json").read_text(encoding="utf-8"))
+    names_file = directory / "parameters_names.json"
+    names = (
+        json.loads(names_file.read_text(encoding="utf-8"))
+        if names_file.is_file()
+        else [f"params[{i}]" for i in range(len(shapes))]
+    )
+    dtype = torch.float32
+    first = directory / "params_0.npy"
+    if first.is_file():
+        dtype = torch.from_numpy(np.zeros(0, np.load(first, mmap_mode="r").dtype)).dtype
+    return [_info(str(n), s, dtype) for n, s in zip(names, shapes)]
+
+
+def _model_directory(directory: Path) -> tuple[str, list[TensorInfo]] | None:
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = directory / index_name
+        if index.is_file():
+            shards = sorted(
+                set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+            )
+            out: list[TensorInfo] = []
+            for shard in shards:
+                out += _file(directory / shard)[1]
+            return f"sharded {index_name.split('.index')[0]}", out
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (directory / name).is_file():
+            return _file(directory / name)
+    return None
+
+
+def _file(path: Path) -> tuple[str, list[TensorInfo]]:
+    if path.suffix == ".safetensors":
+        return "safetensors", _safetensors(path)
+    if path.suffix == ".index" or Path(str(path) + ".index").is_file():
+        return "tensorflow checkpoint", _tf(path)
+    if path.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl"):
+        return "pytorch (weights_only)", _torch_file(path)
+    raise ValueError(
+        f"{path}: unknown checkpoint format; expected .safetensors, .bin/.pt/.pth, a TensorFlow "
+        "checkpoint (prefix or .index), or a directory"
+    )
+
+
+def inspect_checkpoint(path: str | os.PathLike[str]) -> CheckpointSummary:
+    """Names, shapes, dtypes and sizes of the tensors in ``path`` (see the module docstring).
+
+    Raises:
+        FileNotFoundError: nothing at ``path`` (or a TensorFlow prefix without its files).
+        ValueError: an unknown or corrupt format, with the reason.
+
+    Example:
+        >>> from ptfunc.cli import DEFAULT_MODEL
+        >>> summary = inspect_checkpoint(DEFAULT_MODEL)
+        >>> summary.format, summary.tensors[0].dtype
+        ('safetensors', 'float32')
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = _model_directory(path)
+        if found is not None:
+            fmt, tensors = found
+        elif (path / "params_shapes.json").is_file():
+            fmt, tensors = "openai-gpt numpy", _openai_numpy(path)
+        elif any(path.glob("*.index")) or (path / "checkpoint").is_file():
+            fmt, tensors = "tensorflow checkpoint", _tf(path)
+        else:
+            raise FileNotFoundError(
+                f"{path} holds no checkpoint: expected model.safetensors, pytorch_model.bin, "
+                "a TensorFlow *.index, or params_shapes.json"
+            )
+    elif path.is_file() or Path(str(path) + ".index").is_file():
+        fmt, tensors = _file(path)
+    else:
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return CheckpointSummary(fmt, sorted(tensors, key=lambda t: t.name))
