@@ -57,7 +57,7 @@ def generate_text(
     model_dir = Path(model_dir)
     kind = _model_type(model_dir)
     class_name, context_field = _LM_CLASSES[kind]
-    tokenizer = load_tokenizer(model_dir, kind)
+    tokenizer = load_tokenizer(model_dir)
     model, params = ptfunc.io.from_pretrained(model_dir, model_class(class_name))
     ids = tokenizer.encode(prompt, add_special_tokens=False)
     if not ids:
