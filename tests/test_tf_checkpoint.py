@@ -22,7 +22,7 @@ from ptfunc.io._crc32c import crc32c, mask, unmask
 from ptfunc.io.tf_checkpoint import CheckpointError, TFCheckpoint, load_tf_checkpoint
 
 BUNDLE = Path(__file__).resolve().parent / "data" / "checkpoints" / "bundle"
-FIXTURES = ["dtypes", "partitioned", "sharded", "object_graph"]
+FIXTURES = ["dtypes", "partitioned", "sharded", "object_graph", "big_endian", "snappy"]
 
 TORCH_DTYPES = {
     "float32": torch.float32,

@@ -101,6 +101,11 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
     return text
 
 
+def _slice_label(name: str, box) -> str:
+    """``name[0:3, 0:4]``: how a slice of a partitioned variable is named in messages."""
+    return f"{name}[{', '.join(f'{a}:{b}' for a, b in box)}]"
+
+
 class TFCheckpoint:
     """The tensors of a TensorFlow V2 checkpoint, read on demand.
 
@@ -212,14 +217,14 @@ class TFCheckpoint:
                 box.append((start, stop))
             part = entries.get(slice_key(key, extents))
             if part is None:
-                raise self._error(f"{name!r}: the slice {box} is not stored")
+                raise self._error(f"{_slice_label(name, box)!r} is not stored")
             lengths = tuple(stop - start for start, stop in box)
             if part.slices or part.dtype != entry.dtype or part.shape != lengths:
                 raise self._error(
-                    f"{name!r}: slice {box} is stored as {DTYPE_NAMES.get(part.dtype)} "
+                    f"{_slice_label(name, box)!r} is stored as {DTYPE_NAMES.get(part.dtype)} "
                     f"{part.shape}, expected {DTYPE_NAMES[entry.dtype]} {lengths}"
                 )
-            self._check_entry(f"{name} slice {box}", part)
+            self._check_entry(_slice_label(name, box), part)
             boxes.append(tuple(box))
             parts.append((tuple(slice(a, b) for a, b in box), part))
         for i, a in enumerate(boxes):
@@ -246,7 +251,7 @@ class TFCheckpoint:
         return self._entry(name).shape
 
     def tf_dtype(self, name: str) -> str:
-        """TensorFlow's name for the dtype of ``name``: ``"float32"``, ``"bfloat16"``, ``"string"``..."""
+        """TF dtype name of ``name``: ``"float32"``, ``"bfloat16"``, ``"string"``..."""
         return DTYPE_NAMES[self._entry(name).dtype]
 
     def dtype(self, name: str) -> torch.dtype:
@@ -325,7 +330,8 @@ class TFCheckpoint:
             return self._read_plain(name, entry)
         full = torch.empty(entry.shape, dtype=dtype)
         for index, part in self._slices[name]:
-            full[index] = self._read_plain(f"{name} slice {index}", part)
+            label = _slice_label(name, [(i.start, i.stop) for i in index])
+            full[index] = self._read_plain(label, part)
         return full
 
     def read_strings(self, name: str) -> list[bytes]:
