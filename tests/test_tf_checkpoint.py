@@ -197,6 +197,9 @@ def test_missing_files(tmp_path):
         TFCheckpoint(tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match=r"\*\.index"):
         TFCheckpoint(tmp_path)
+    (tmp_path / "v1.ckpt").write_bytes(b"not a bundle")
+    with pytest.raises(FileNotFoundError, match="V1-format"):
+        TFCheckpoint(tmp_path / "v1.ckpt")
     copy = tmp_path / "sharded"
     shutil.copytree(BUNDLE / "sharded", copy)
     os.remove(copy / "model.ckpt.data-00001-of-00002")

@@ -97,7 +97,10 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
     else:
         text = re.sub(r"\.data-\d{5}-of-\d{5}$", "", text)
     if not Path(f"{text}.index").is_file():
-        raise FileNotFoundError(f"expected a TensorFlow checkpoint index at {text}.index")
+        hint = ""
+        if Path(text).is_file():  # V1 checkpoints are one file; V2 is PREFIX.index + data
+            hint = f" ({text} is a single file: a V1-format checkpoint, which is not supported)"
+        raise FileNotFoundError(f"expected a TensorFlow checkpoint index at {text}.index{hint}")
     return text
 
 
