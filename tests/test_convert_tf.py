@@ -425,7 +425,7 @@ def test_missing_variable_is_named(tmp_path, monkeypatch):
 
 def test_xlnet_head_mismatches_are_explained(tmp_path):
     d = DATA / "xlnet_stsb"
-    with pytest.raises(ValueError, match="pass finetuning_task"):
+    with pytest.raises(ValueError, match="pass finetuning_task='sts-b'"):
         convert_xlnet(d, d / "xlnet_config.json", tmp_path / "out")  # LM head asked
     with pytest.raises(ValueError, match="no model/classification_mrpc/logit"):
         convert_xlnet(

@@ -52,6 +52,7 @@ __all__ = [
     "concat",
     "is_training_state",
     "open_checkpoint",
+    "checkpoint_folder",
     "read_json",
     "build_params",
     "pretrained_files",
@@ -230,14 +231,14 @@ def build_params(
     missing = needed - available
     if missing:
         raise ValueError(
-            f"the checkpoint {ckpt_label(ckpt)} lacks variables that {type(model).__name__} "
+            f"the checkpoint {_label(ckpt)} lacks variables that {type(model).__name__} "
             f"with this config needs: {_short(missing)}. Does the config match the "
             f"checkpoint?{hint}"
         )
     unused = {n for n in available - needed if not is_training_state(n)}
     if unused:
         message = (
-            f"the checkpoint {ckpt_label(ckpt)} has variables that {type(model).__name__} "
+            f"the checkpoint {_label(ckpt)} has variables that {type(model).__name__} "
             f"with this config does not use: {_short(unused)}"
         )
         if strict:
@@ -288,7 +289,7 @@ def build_params(
     return from_torch_state_dict(model, state, strict=True)
 
 
-def ckpt_label(ckpt: TFCheckpoint) -> str:
+def _label(ckpt: TFCheckpoint) -> str:
     """How errors name a checkpoint (its path when the reader tells it)."""
     for attribute in ("prefix", "path"):
         value = getattr(ckpt, attribute, None)

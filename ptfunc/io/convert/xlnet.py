@@ -155,11 +155,11 @@ def xlnet_table(model: Any, *, logit_scope: str | None = None) -> dict[str, Sour
 
 def _hint(ckpt: TFCheckpoint, task: str | None) -> str:
     """What to try when names do not match: the heads the checkpoint holds."""
-    heads = [n[: -len("/logit/kernel")][len("model/") :] for n in ckpt.names if _LOGIT.fullmatch(n)]
+    tasks = [m.group(2) for n in ckpt.names if (m := _LOGIT.fullmatch(n))]
     if "start_logits/dense/kernel" in ckpt:
-        heads.append("squad")
-    if task is None and heads:
-        return f" It holds a fine-tuned head ({', '.join(heads)}): pass finetuning_task=..."
+        tasks.append("squad")
+    if task is None and tasks:
+        return f" It holds a fine-tuned head: pass finetuning_task={' or '.join(map(repr, tasks))}."
     if task is not None and "model/lm_loss/bias" in ckpt:
         return " It holds the pretraining LM head: leave finetuning_task out."
     return ""
