@@ -1,0 +1,284 @@
+"""Export of ptfunc model directories to today's ``transformers`` layout and to 1.0's.
+
+Oracles: ``transformers`` 5 (``from_pretrained`` of the specific class) and
+pytorch-transformers 1.0 (``<Class>.from_pretrained(dir)``) load each exported
+directory; their float32 outputs equal ptfunc's within 1e-5 (max-abs). Then the
+reference library's own ``save_pretrained`` output, read back by ptfunc, gives
+bitwise the same params (the round trips ptfunc -> transformers -> ptfunc and
+ptfunc -> 1.0 -> ptfunc), as does ptfunc reading the exported directory itself.
+
+Transformer-XL is not in ``transformers`` 5: only the 1.0 path runs here, with the
+test-only ``seed_bool_masks`` shim of ``tests/test_transfo_xl_parity.py`` (1.0's
+uint8 attention masks fail in torch 2.x). Its 4.x export was checked by hand with
+transformers 4.46.3. XLM with sinusoidal positions is checked against
+``transformers`` only (1.0 cannot build it under current torch).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import ptfunc
+from ptfunc import io, tree
+from ptfunc.archs import bert, gpt2, openai_gpt, transfo_xl, xlm, xlnet
+from ptfunc.io.convert.export import export_directory
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    transformers = pytest.importorskip("transformers")
+    pt = pytest.importorskip("pytorch_transformers")
+    from test_transfo_xl_parity import seed_bool_masks  # noqa: F401 (autouse shim)
+
+ATOL = 1e-5
+V = 40
+B, S = 2, 6
+GEN = torch.Generator().manual_seed(0)
+IDS = torch.randint(0, V, (B, S), generator=GEN)
+TYPES = torch.randint(0, 2, (B, S), generator=GEN)
+MASK = torch.tensor([[1] * S, [1] * (S - 2) + [0, 0]])
+LANGS = torch.randint(0, 2, (B, S), generator=GEN)
+
+BERT = dict(
+    vocab_size=V,
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=32,
+    max_position_embeddings=16,
+)
+GPT = dict(vocab_size=V, n_positions=16, n_ctx=16, n_embd=16, n_layer=2, n_head=4)
+XLNET = dict(vocab_size=V, d_model=16, n_layer=2, n_head=4, d_inner=32)
+XLM = dict(vocab_size=V, emb_dim=16, n_layers=2, n_heads=4, n_langs=2, max_position_embeddings=16)
+TXL = dict(
+    vocab_size=V, cutoffs=[10, 20], d_model=16, d_embed=16, n_head=2, d_head=8, d_inner=32,
+    div_val=2, n_layer=2, tgt_len=S, mem_len=4, clamp_len=6,
+)  # fmt: skip
+
+BERT_INPUTS = dict(token_type_ids=TYPES, attention_mask=MASK)
+XLM_INPUTS = dict(langs=LANGS)
+
+# (ptfunc module, class, config, inputs, in transformers 5)
+CASES = {
+    "bert-pretraining": (bert, "BertForPreTraining", BERT, BERT_INPUTS, True),
+    "bert-classification-3": (
+        bert, "BertForSequenceClassification", {**BERT, "num_labels": 3}, BERT_INPUTS, True
+    ),
+    "gpt2-lm": (gpt2, "GPT2LMHeadModel", GPT, {}, True),
+    "openai-gpt-lm": (openai_gpt, "OpenAIGPTLMHeadModel", GPT, {}, True),
+    "xlnet-lm": (xlnet, "XLNetLMHeadModel", XLNET, {}, True),
+    "xlnet-qa": (xlnet, "XLNetForQuestionAnswering", XLNET, {}, True),
+    "xlm-lm": (xlm, "XLMWithLMHeadModel", XLM, XLM_INPUTS, True),
+    "xlm-classification": (xlm, "XLMForSequenceClassification", XLM, XLM_INPUTS, True),
+    "transfo-xl-lm": (transfo_xl, "TransfoXLLMHeadModel", TXL, {}, False),
+}  # fmt: skip
+TRANSFORMERS_CASES = [name for name, case in CASES.items() if case[4]]
+
+
+def _close(a, b, what):
+    err = (a - b).abs().max().item()
+    assert a.shape == b.shape and err <= ATOL, f"{what}: {tuple(a.shape)} {tuple(b.shape)} {err}"
+
+
+def _assert_same_params(a, b, what):
+    flat_a, flat_b = tree.to_flat_dict(a), tree.to_flat_dict(b)
+    assert sorted(flat_a) == sorted(flat_b), what
+    for name, value in flat_a.items():
+        assert flat_b[name].dtype == value.dtype and torch.equal(flat_b[name], value), (what, name)
+
+
+def _source(case, tmp_path):
+    """A ptfunc directory with random params (noise on every leaf, so no leaf is 0 or 1)."""
+    module, name, config, _, _ = CASES[case]
+    model = getattr(module, name)(getattr(module, name).config_class(**config))
+    g = torch.Generator().manual_seed(1)
+    params = tree.map(
+        lambda x: x + 0.1 * torch.randn(x.shape, generator=g), model.init(ptfunc.random.key(0))
+    )
+    io.save_pretrained(tmp_path / "src", model, params)
+    return model, params, tmp_path / "src"
+
+
+def _ours(model, params, case):
+    return model.apply(params, IDS, **CASES[case][3])[0]
+
+
+def _seed_txl_inputs(model):
+    """ptfunc's default (empty memories) is 1.0 given length-0 memories."""
+    return {"mems": [torch.zeros(0, B, model.config.d_model)] * model.config.n_layer}
+
+
+@pytest.mark.parametrize("case", TRANSFORMERS_CASES)
+def test_transformers_loads_the_export_and_round_trips(case, tmp_path):
+    model, params, src = _source(case, tmp_path)
+    out = export_directory(src, tmp_path / "hf", to="transformers")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    cls = getattr(transformers, CASES[case][1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference, info = cls.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    with torch.no_grad():
+        want = reference.eval()(IDS, **CASES[case][3])[0]
+    _close(_ours(model, params, case), want, f"{case} vs transformers")
+    _, back = io.from_pretrained(out, type(model), strict=True)
+    _assert_same_params(params, back, "exported directory")
+    reference.save_pretrained(tmp_path / "resaved")
+    loaded_model, resaved = io.from_pretrained(tmp_path / "resaved", type(model), strict=True)
+    _assert_same_params(params, resaved, "ptfunc -> transformers -> ptfunc")
+    assert loaded_model.config.replace(extra={}) == _comparable(model.config, case)
+
+
+def _comparable(config, case):
+    """What the config reads back as (XLNet's tanh gelu is written gelu_new)."""
+    if case.startswith("xlnet") and config.ff_activation == "gelu":
+        return config.replace(ff_activation="gelu_new")
+    return config
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_pytorch_transformers_loads_the_export_and_round_trips(case, tmp_path):
+    model, params, src = _source(case, tmp_path)
+    out = export_directory(src, tmp_path / "seed", to="pytorch-transformers")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "pytorch_model.bin"]
+    cls = getattr(pt, CASES[case][1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference, info = cls.from_pretrained(str(out), output_loading_info=True)
+    assert not info["unexpected_keys"], info
+    assert all(k.endswith("attn.bias") for k in info["missing_keys"]), info  # causal masks
+    inputs = dict(CASES[case][3])
+    if case.startswith("transfo-xl"):
+        inputs.update(_seed_txl_inputs(model))
+    with torch.no_grad():
+        want = reference.eval()(IDS, **inputs)[0]
+    ours = _ours(model, params, case)
+    _close(ours, want.reshape(ours.shape), f"{case} vs pytorch-transformers 1.0")
+    _, back = io.from_pretrained(out, type(model), strict=True)
+    _assert_same_params(params, back, "exported directory")
+    (tmp_path / "resaved").mkdir()
+    reference.save_pretrained(str(tmp_path / "resaved"))
+    loaded_model, resaved = io.from_pretrained(tmp_path / "resaved", type(model))
+    _assert_same_params(params, resaved, "ptfunc -> 1.0 -> ptfunc")
+    assert loaded_model.config.replace(extra={}) == model.config
+
+
+def test_seed_config_has_every_1_0_field_under_its_1_0_name(tmp_path):
+    seed_configs = {
+        "bert-pretraining": pt.BertConfig(V),
+        "gpt2-lm": pt.GPT2Config(),
+        "openai-gpt-lm": pt.OpenAIGPTConfig(),
+        "xlnet-lm": pt.XLNetConfig(),
+        "xlm-lm": pt.XLMConfig(),
+        "transfo-xl-lm": pt.TransfoXLConfig(),
+    }
+    for case, seed in seed_configs.items():
+        _, _, src = _source(case, tmp_path / case)
+        out = export_directory(src, tmp_path / case / "seed", to="pytorch-transformers")
+        text = (out / "config.json").read_text()
+        written = json.loads(text)
+        assert text == json.dumps(written, indent=2, sort_keys=True) + "\n"  # as 1.0 writes it
+        missing = set(seed.to_dict()) - set(written)
+        assert not missing, (case, missing)
+        vocab_key = {"xlnet-lm": "n_token", "transfo-xl-lm": "n_token", "xlm-lm": "n_words"}
+        assert written[vocab_key.get(case, "vocab_size")] == V
+
+
+def test_sinusoidal_xlm_writes_the_fixed_table(tmp_path):
+    model = xlm.XLMWithLMHeadModel(xlm.XLMConfig(**XLM, sinusoidal_embeddings=True))
+    params = model.init(ptfunc.random.key(0))
+    io.save_pretrained(tmp_path / "src", model, params)
+    out = export_directory(tmp_path / "src", tmp_path / "hf", to="transformers")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = transformers.XLMWithLMHeadModel.from_pretrained(out).eval()
+    with torch.no_grad():
+        want = reference(IDS, langs=LANGS).logits
+    _close(model.apply(params, IDS, langs=LANGS).logits, want, "sinusoidal XLM")
+    _, back = io.from_pretrained(out, xlm.XLMWithLMHeadModel, strict=True)
+    _assert_same_params(params, back, "sinusoidal round trip")
+
+
+def test_a_1_0_directory_exports_with_its_head_class(tmp_path):
+    """1.0's config.json names no class: the head is found from the weights' names."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seed = pt.BertForPreTraining(
+            pt.BertConfig(V, **{k: v for k, v in BERT.items() if k != "vocab_size"})
+        )
+    (tmp_path / "seed").mkdir()
+    seed.save_pretrained(str(tmp_path / "seed"))
+    out = export_directory(tmp_path / "seed", tmp_path / "hf", to="transformers")
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertForPreTraining"] and config["model_type"] == "bert"
+    reference = transformers.BertForPreTraining.from_pretrained(out).eval()
+    with torch.no_grad():
+        _close(reference(IDS, **BERT_INPUTS)[0], seed.eval()(IDS, **BERT_INPUTS)[0], "1.0 -> hf")
+
+
+def test_tokenizer_files_are_copied(tmp_path):
+    model, params, src = _source("xlm-lm", tmp_path)
+    (src / "vocab.json").write_text('{"a</w>": 0}')
+    (src / "merges.txt").write_text("a b 3\n")
+    (src / "special_tokens_map.json").write_text("{}")
+    (src / "notes.md").write_text("not copied")
+    for to in ("transformers", "pytorch-transformers"):
+        out = export_directory(src, tmp_path / to, to=to)
+        names = {p.name for p in out.iterdir()}
+        assert {"vocab.json", "merges.txt", "special_tokens_map.json"} <= names
+        assert "notes.md" not in names
+        assert (out / "merges.txt").read_bytes() == (src / "merges.txt").read_bytes()
+
+
+def test_progress_and_bad_arguments(tmp_path):
+    model, params, src = _source("gpt2-lm", tmp_path)
+    calls = []
+    export_directory(src, tmp_path / "hf", to="transformers", progress=lambda *a: calls.append(a))
+    assert calls and calls[-1][0] == calls[-1][1] == len(calls)
+    with pytest.raises(ValueError, match="to must be"):
+        export_directory(src, tmp_path / "x", to="onnx")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        export_directory(tmp_path / "nowhere", tmp_path / "x")
+    with pytest.raises(ValueError, match="source directory"):
+        export_directory(src, src)
+    # a directory already holding the other layout's weights would be read instead
+    with pytest.raises(ValueError, match="model.safetensors"):
+        export_directory(src, tmp_path / "hf", to="pytorch-transformers")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "hf" / "pytorch_model.bin").exists()
+
+
+def test_pruned_heads_are_refused(tmp_path):
+    """Neither 1.0 (no pruned_heads in its config) nor transformers 5 (no pruning on load)
+    can build a pruned model."""
+    model, params, _ = _source("bert-classification-3", tmp_path)
+    model, params = model.prune_heads(params, {0: [1], 1: [0, 3]})
+    io.save_pretrained(tmp_path / "pruned", model, params)
+    for to in ("pytorch-transformers", "transformers"):
+        with pytest.raises(ValueError, match="pruned heads"):
+            export_directory(tmp_path / "pruned", tmp_path / to, to=to)
+        assert not (tmp_path / to).exists()
+
+
+def test_weights_the_class_lacks_are_refused(tmp_path):
+    model, params, src = _source("gpt2-lm", tmp_path)
+    with pytest.raises(ValueError, match="lacks weights"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_directory(src, tmp_path / "out", model_class="GPT2DoubleHeadsModel")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("case", ["bert-pretraining", "xlnet-qa", "openai-gpt-lm"])
+def test_round_trip_through_both_exports(case, tmp_path):
+    """ptfunc -> 1.0 -> transformers -> ptfunc, with the exporter only."""
+    model, params, src = _source(case, tmp_path)
+    seed_dir = export_directory(src, tmp_path / "seed", to="pytorch-transformers")
+    hf_dir = export_directory(seed_dir, tmp_path / "hf", to="transformers")
+    _, back = io.from_pretrained(hf_dir, type(model), strict=True)
+    _assert_same_params(params, back, "through both layouts")
+    assert Path(hf_dir / "model.safetensors").is_file()
