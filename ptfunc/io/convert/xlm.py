@@ -34,6 +34,7 @@ instead of ``model``) and untied output embeddings are refused.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -230,7 +231,7 @@ def xlm_config(
             f"{where}: share_inout_emb is off (untied output embeddings); "
             "ptfunc's XLMWithLMHeadModel ties them"
         )
-    fields = set(XLMConfig.__dataclass_fields__) - {"extra", "pruned_heads"}
+    fields = {f.name for f in dataclasses.fields(XLMConfig)} - {"extra", "pruned_heads"}
     known = fields | set(XLMConfig.aliases)
     kwargs = {
         key: _plain(value)
