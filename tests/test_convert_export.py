@@ -112,25 +112,39 @@ def _seed_txl_inputs(model):
     return {"mems": [torch.zeros(0, B, model.config.d_model)] * model.config.n_layer}
 
 
-@pytest.mark.parametrize("case", TRANSFORMERS_CASES)
-def test_transformers_loads_the_export_and_round_trips(case, tmp_path):
+def _export_and_load(case, tmp_path, to, library):
+    """Export a random ptfunc directory and load it with the reference library's class."""
     model, params, src = _source(case, tmp_path)
-    out = export_directory(src, tmp_path / "hf", to="transformers")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
-    cls = getattr(transformers, CASES[case][1])
+    out = export_directory(src, tmp_path / to, to=to)
+    weights = "model.safetensors" if to == "transformers" else "pytorch_model.bin"
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", weights]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reference, info = cls.from_pretrained(out, output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"], info
-    with torch.no_grad():
-        want = reference.eval()(IDS, **CASES[case][3])[0]
-    _close(_ours(model, params, case), want, f"{case} vs transformers")
+        cls = getattr(library, CASES[case][1])
+        reference, info = cls.from_pretrained(str(out), output_loading_info=True)
     _, back = io.from_pretrained(out, type(model), strict=True)
     _assert_same_params(params, back, "exported directory")
-    reference.save_pretrained(tmp_path / "resaved")
+    return model, params, reference.eval(), info
+
+
+def _resaved(reference, model, params, tmp_path, what):
+    """The reference's own save_pretrained, read back by ptfunc: bitwise the same params."""
+    (tmp_path / "resaved").mkdir()
+    reference.save_pretrained(str(tmp_path / "resaved"))
     loaded_model, resaved = io.from_pretrained(tmp_path / "resaved", type(model), strict=True)
-    _assert_same_params(params, resaved, "ptfunc -> transformers -> ptfunc")
-    assert loaded_model.config.replace(extra={}) == _comparable(model.config, case)
+    _assert_same_params(params, resaved, what)
+    return loaded_model.config.replace(extra={})
+
+
+@pytest.mark.parametrize("case", TRANSFORMERS_CASES)
+def test_transformers_loads_the_export_and_round_trips(case, tmp_path):
+    model, params, reference, info = _export_and_load(case, tmp_path, "transformers", transformers)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    with torch.no_grad():
+        want = reference(IDS, **CASES[case][3])[0]
+    _close(_ours(model, params, case), want, f"{case} vs transformers")
+    config = _resaved(reference, model, params, tmp_path, "ptfunc -> transformers -> ptfunc")
+    assert config == _comparable(model.config, case)
 
 
 def _comparable(config, case):
@@ -142,29 +156,17 @@ def _comparable(config, case):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_pytorch_transformers_loads_the_export_and_round_trips(case, tmp_path):
-    model, params, src = _source(case, tmp_path)
-    out = export_directory(src, tmp_path / "seed", to="pytorch-transformers")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "pytorch_model.bin"]
-    cls = getattr(pt, CASES[case][1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reference, info = cls.from_pretrained(str(out), output_loading_info=True)
+    model, params, reference, info = _export_and_load(case, tmp_path, "pytorch-transformers", pt)
     assert not info["unexpected_keys"], info
     assert all(k.endswith("attn.bias") for k in info["missing_keys"]), info  # causal masks
     inputs = dict(CASES[case][3])
     if case.startswith("transfo-xl"):
         inputs.update(_seed_txl_inputs(model))
     with torch.no_grad():
-        want = reference.eval()(IDS, **inputs)[0]
+        want = reference(IDS, **inputs)[0]
     ours = _ours(model, params, case)
     _close(ours, want.reshape(ours.shape), f"{case} vs pytorch-transformers 1.0")
-    _, back = io.from_pretrained(out, type(model), strict=True)
-    _assert_same_params(params, back, "exported directory")
-    (tmp_path / "resaved").mkdir()
-    reference.save_pretrained(str(tmp_path / "resaved"))
-    loaded_model, resaved = io.from_pretrained(tmp_path / "resaved", type(model))
-    _assert_same_params(params, resaved, "ptfunc -> 1.0 -> ptfunc")
-    assert loaded_model.config.replace(extra={}) == model.config
+    assert _resaved(reference, model, params, tmp_path, "ptfunc -> 1.0 -> ptfunc") == model.config
 
 
 def test_seed_config_has_every_1_0_field_under_its_1_0_name(tmp_path):
