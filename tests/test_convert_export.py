@@ -266,6 +266,25 @@ def test_pruned_heads_are_refused(tmp_path):
         assert not (tmp_path / to).exists()
 
 
+def test_activations_take_1_0_names(tmp_path):
+    """XLNet's tanh gelu goes to transformers as gelu_new and back to 1.0 as gelu."""
+    model, params, src = _source("xlnet-lm", tmp_path)
+    hf_dir = export_directory(src, tmp_path / "hf", to="transformers")
+    assert json.loads((hf_dir / "config.json").read_text())["ff_activation"] == "gelu_new"
+    seed_dir = export_directory(hf_dir, tmp_path / "seed", to="pytorch-transformers")
+    assert json.loads((seed_dir / "config.json").read_text())["ff_activation"] == "gelu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = pt.XLNetLMHeadModel.from_pretrained(str(seed_dir)).eval()
+    with torch.no_grad():
+        _close(_ours(model, params, "xlnet-lm"), reference(IDS)[0], "XLNet via both layouts")
+    config = json.loads((src / "config.json").read_text())
+    config["ff_activation"] = "gelu_fast"
+    (src / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="no ff_activation='gelu_fast'"):
+        export_directory(src, tmp_path / "seed2", to="pytorch-transformers")
+
+
 def test_weights_the_class_lacks_are_refused(tmp_path):
     model, params, src = _source("gpt2-lm", tmp_path)
     with pytest.raises(ValueError, match="lacks weights"):

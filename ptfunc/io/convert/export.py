@@ -85,6 +85,16 @@ _SEED_FIELD_NAMES: Mapping[str, Mapping[str, str]] = {
     "transfo-xl": {"vocab_size": "n_token"},
     "xlm": {"vocab_size": "n_words"},
 }
+# Activation field -> {ptfunc name: 1.0 name} of the activations 1.0 had (its "gelu" is
+# BERT's erf form and XLNet's and OpenAI GPT's tanh form, as in ptfunc).
+_SEED_ACTIVATIONS: Mapping[str, tuple[str, Mapping[str, str]]] = {
+    "bert": ("hidden_act", {"gelu": "gelu", "relu": "relu", "swish": "swish", "silu": "swish"}),
+    "xlnet": (
+        "ff_activation",
+        {"gelu": "gelu", "gelu_new": "gelu", "relu": "relu", "swish": "swish", "silu": "swish"},
+    ),
+    "openai-gpt": ("afn", {"gelu": "gelu", "relu": "relu", "swish": "swish", "silu": "swish"}),
+}
 # Fields 1.0 stored that ptfunc derives (its to_dict writes them).
 _SEED_DERIVED_FIELDS: Mapping[str, tuple[str, ...]] = {"xlnet": ("d_head",)}
 _WEIGHT_FILES = (
@@ -189,7 +199,9 @@ def pytorch_transformers_config(model: Any) -> dict[str, Any]:
     """config.json dict as pytorch-transformers 1.0 writes it, plus ptfunc-only fields.
 
     Every field of the ptfunc config (those ``to_dict`` writes) under 1.0's name, the
-    derived fields 1.0 stored (XLNet's ``d_head``), and ``architectures``.
+    derived fields 1.0 stored (XLNet's ``d_head``), and ``architectures``. Activations
+    take 1.0's names (XLNet's ``gelu_new`` is 1.0's ``gelu``, ``silu`` its ``swish``);
+    one 1.0 did not have is a ``ValueError``.
     """
     config = model.config
     today = config.to_dict()
@@ -198,6 +210,14 @@ def pytorch_transformers_config(model: Any) -> dict[str, Any]:
     keep = {f.name for f in dataclasses.fields(config)} - {"extra", "pruned_heads"}
     keep |= set(_SEED_DERIVED_FIELDS.get(kind, ()))
     out = {renames.get(key, key): value for key, value in today.items() if key in keep}
+    if kind in _SEED_ACTIVATIONS:
+        field, names = _SEED_ACTIVATIONS[kind]
+        if out[field] not in names:
+            raise ValueError(
+                f"pytorch-transformers 1.0 has no {field}={out[field]!r} for {kind}; "
+                f"it knows {sorted(set(names.values()))}"
+            )
+        out[field] = names[out[field]]
     out["architectures"] = [type(model).__name__]
     return out
 
