@@ -285,6 +285,14 @@ def test_activations_take_1_0_names(tmp_path):
         export_directory(src, tmp_path / "seed2", to="pytorch-transformers")
 
 
+def test_xlm_without_language_embeddings_cannot_go_to_1_0(tmp_path):
+    model = xlm.XLMWithLMHeadModel(xlm.XLMConfig(**XLM, use_lang_emb=False))
+    io.save_pretrained(tmp_path / "src", model, model.init(ptfunc.random.key(0)))
+    with pytest.raises(ValueError, match="use_lang_emb"):
+        export_directory(tmp_path / "src", tmp_path / "seed", to="pytorch-transformers")
+    export_directory(tmp_path / "src", tmp_path / "hf", to="transformers")  # today's has it
+
+
 def test_weights_the_class_lacks_are_refused(tmp_path):
     model, params, src = _source("gpt2-lm", tmp_path)
     with pytest.raises(ValueError, match="lacks weights"):

@@ -210,6 +210,11 @@ def pytorch_transformers_config(model: Any) -> dict[str, Any]:
     keep = {f.name for f in dataclasses.fields(config)} - {"extra", "pruned_heads"}
     keep |= set(_SEED_DERIVED_FIELDS.get(kind, ()))
     out = {renames.get(key, key): value for key, value in today.items() if key in keep}
+    if kind == "xlm" and config.n_langs > 1 and not config.use_lang_emb:
+        raise ValueError(
+            "pytorch-transformers 1.0 always has language embeddings when n_langs > 1; "
+            "this XLM has use_lang_emb=False"
+        )
     if kind in _SEED_ACTIVATIONS:
         field, names = _SEED_ACTIVATIONS[kind]
         if out[field] not in names:
