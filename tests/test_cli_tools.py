@@ -256,3 +256,21 @@ def test_generate_refuses_models_that_are_not_language_models(tmp_path):
     assert_fails_with(
         ptfunc_cli("generate", "x", "--model", str(tmp_path)), "generate needs a language model"
     )
+
+
+CHECKPOINTS = Path(__file__).resolve().parent / "data" / "checkpoints"
+
+
+@pytest.mark.parametrize("fixture", ["dtypes", "partitioned", "sharded"])
+def test_inspect_tensorflow_checkpoints_lists_what_tensorflow_wrote(fixture):
+    # expected.json was written by the generator from TensorFlow's own variables.
+    folder = CHECKPOINTS / "bundle" / fixture
+    truth = json.loads((folder / "expected.json").read_text())
+    for target in (folder, folder / "model.ckpt", folder / "model.ckpt.index"):
+        result = ptfunc_cli("inspect", str(target), "--json")
+        assert result.returncode == 0, result.stderr
+        listing = json.loads(result.stdout)
+        assert listing["format"] == "tensorflow checkpoint"
+        assert {t["name"]: (t["dtype"], t["shape"]) for t in listing["tensors"]} == {
+            name: (entry["dtype"], entry["shape"]) for name, entry in truth.items()
+        }

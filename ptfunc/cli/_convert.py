@@ -84,18 +84,24 @@ def _convert(values: dict[str, Any], args: argparse.Namespace, progress: Any) ->
             f"{out} looks like a file name: pass a directory"
         )
     if args.to is not None:
-        return convert.export_directory(ckpt, out, to=args.to, progress=progress)
+        return convert.export_directory(
+            ckpt, out, to=args.to, model_class=args.model_class, progress=progress
+        )
     config, vocab, merges = values["config"], args.vocab, args.merges
+    strict = not args.no_strict
     if arch == "bert":
-        return convert.convert_bert(ckpt, config, out, vocab=vocab, progress=progress)
+        return convert.convert_bert(
+            ckpt, config, out, vocab=vocab, progress=progress, strict=strict
+        )
     if arch == "gpt2":
         return convert.convert_gpt2(
-            ckpt, out, config=config, vocab=vocab, merges=merges, progress=progress
+            ckpt, out, config=config, vocab=vocab, merges=merges, progress=progress, strict=strict
         )
     if arch == "gpt":
         return convert.convert_openai_gpt(
-            ckpt, out, config=config, vocab=vocab, merges=merges, progress=progress
-        )
+            ckpt, out, config=config, vocab=vocab, merges=merges, n_head=args.n_head,
+            progress=progress,
+        )  # fmt: skip
     if arch == "transfo_xl":
         if config is None:
             raise ValueError("transfo_xl needs the model's config (--config or third argument)")
@@ -105,7 +111,9 @@ def _convert(values: dict[str, Any], args: argparse.Namespace, progress: Any) ->
                 "here; ptfunc does not unpickle them (they can run code): pass the vocabulary "
                 "with --vocab"
             )
-        return convert.convert_transfo_xl(ckpt, out, config=config, vocab=vocab, progress=progress)
+        return convert.convert_transfo_xl(
+            ckpt, out, config=config, vocab=vocab, progress=progress, strict=strict
+        )
     if arch == "xlnet":
         return convert.convert_xlnet(
             ckpt,
@@ -114,6 +122,7 @@ def _convert(values: dict[str, Any], args: argparse.Namespace, progress: Any) ->
             finetuning_task=values["finetuning_task"],
             spiece_model=vocab,
             progress=progress,
+            strict=strict,
         )
     assert arch == "xlm"
     return convert.convert_xlm(ckpt, out, merges=merges, progress=progress)
@@ -159,6 +168,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--checkpoint",
         help="original checkpoint (TF prefix, folder or file), or the model directory to export",
     )
+    parser.add_argument(
+        "--model-class",
+        help="--to: the model class (e.g. BertForMaskedLM) when a 1.0 directory does not say",
+    )
     parser.add_argument("--config", help="the original config file (bert_config.json, ...)")
     parser.add_argument("--output", "-o", help="output directory")
     parser.add_argument(
@@ -167,6 +180,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--merges", help="BPE merges to copy (vocab.bpe, merges.txt, XLM codes)")
     parser.add_argument(
         "--finetuning-task", help="xlnet: a GLUE task name or 'squad' picks the head"
+    )
+    parser.add_argument(
+        "--n-head", type=int, help="gpt: attention heads (the NumPy release does not record them)"
+    )
+    parser.add_argument(
+        "--no-strict",
+        action="store_true",
+        help="TensorFlow checkpoints: warn about and leave out variables the model does not use "
+        "(default: an error naming them; optimizer slots and global_step are always skipped)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     parser.set_defaults(run=_run, parser=parser)

@@ -114,7 +114,10 @@ def _tf(path: Path) -> list[TensorInfo]:
     from .tf_checkpoint import TFCheckpoint
 
     ckpt = TFCheckpoint(path)
-    return [_info(name, ckpt.shape(name), ckpt.dtype(name)) for name in ckpt.names]
+    return [
+        TensorInfo(name, tuple(ckpt.shape(name)), ckpt.tf_dtype(name), ckpt.nbytes(name))
+        for name in ckpt.names
+    ]
 
 
 def _openai_numpy(directory: Path) -> list[TensorInfo]:
