@@ -22,18 +22,16 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-pytest.importorskip("ptfunc.io.tf_checkpoint")
-
-from ptfunc import io  # noqa: E402
-from ptfunc.archs import bert, gpt2, transfo_xl, xlnet  # noqa: E402
-from ptfunc.io.convert import _common, _tf_names  # noqa: E402
-from ptfunc.io.convert import bert as bert_convert  # noqa: E402
-from ptfunc.io.convert import gpt2 as gpt2_convert  # noqa: E402
-from ptfunc.io.convert.bert import convert_bert  # noqa: E402
-from ptfunc.io.convert.gpt2 import convert_gpt2  # noqa: E402
-from ptfunc.io.convert.transfo_xl import convert_transfo_xl  # noqa: E402
-from ptfunc.io.convert.xlnet import convert_xlnet  # noqa: E402
-from ptfunc.io.tf_checkpoint import TFCheckpoint  # noqa: E402
+from ptfunc import io
+from ptfunc.archs import bert, gpt2, transfo_xl, xlnet
+from ptfunc.io.convert import _common, _tf_names
+from ptfunc.io.convert import bert as bert_convert
+from ptfunc.io.convert import gpt2 as gpt2_convert
+from ptfunc.io.convert.bert import convert_bert
+from ptfunc.io.convert.gpt2 import convert_gpt2
+from ptfunc.io.convert.transfo_xl import convert_transfo_xl
+from ptfunc.io.convert.xlnet import convert_xlnet
+from ptfunc.io.tf_checkpoint import TFCheckpoint
 
 DATA = Path(__file__).resolve().parent / "data" / "checkpoints"
 ATOL = 1e-5

@@ -32,7 +32,8 @@ import torch
 
 from ptfunc import io, tree
 from ptfunc.archs import xlm
-from ptfunc.io.convert.xlm import _numpy_globals, convert_xlm, load_xlm_checkpoint, xlm_vocab
+from ptfunc.io._torch_load import _numpy_globals
+from ptfunc.io.convert.xlm import convert_xlm, load_xlm_checkpoint, xlm_vocab
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -106,7 +106,7 @@ def _torch_file(path: Path) -> list[TensorInfo]:
     from .pretrained import load_torch_object
 
     out: list[TensorInfo] = []
-    _flatten("", load_torch_object(path, mmap=True), out)
+    _flatten("", load_torch_object(path, mmap=True, allow_numpy=True), out)
     return out
 
 

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from .._atomic import write_files_atomically
 from ..random import Key
 from ..tree import Params
+from ._torch_load import load_torch_object
 from .safetensors_io import load_flat, to_safetensors_bytes
 from .state_dict import from_torch_state_dict, to_torch_state_dict
 
@@ -37,6 +36,9 @@ __all__ = [
     "save_pretrained",
     "load_state_dict_file",
     "load_torch_object",
+    "pretrained_files",
+    "model_config_dict",
+    "config_text",
     "CONFIG_NAME",
     "SAFE_WEIGHTS_NAME",
     "WEIGHTS_NAME",
@@ -45,35 +47,6 @@ __all__ = [
 CONFIG_NAME = "config.json"
 SAFE_WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_NAME = "pytorch_model.bin"
-
-
-def load_torch_object(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
-    """Whatever a ``.bin``/``.pt``/``.pth`` file holds, read with ``torch.load(weights_only=True)``.
-
-    Only tensors and plain containers/numbers/strings come back; a pickle that would
-    run code is refused. ``mmap=True`` maps the tensors' storage instead of reading it
-    (zip-format files), for listing shapes cheaply.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: truncated, corrupt, or holding objects weights-only loading refuses.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"expected a checkpoint file at {path}")
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError as e:
-            if not mmap or "mmap" not in str(e):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)  # legacy format
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
-            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt, or it holds "
-            f"objects that weights_only loading refuses): {reason}"
-        ) from None
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -147,6 +120,30 @@ def from_pretrained(
     return (model, params, info) if output_loading_info else (model, params)
 
 
+def model_config_dict(model: Any) -> dict[str, Any]:
+    """``model.config.to_dict()`` with ``architectures`` naming the model's class."""
+    config = model.config.to_dict()
+    config["architectures"] = [type(model).__name__]
+    return config
+
+
+def config_text(config: Mapping[str, Any]) -> str:
+    """config.json text as ptfunc and the seed write it: indent 2, sorted keys, newline."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def pretrained_files(model: Any, params: Params) -> dict[str, str | bytes]:
+    """``{"config.json": text, "model.safetensors": bytes}``: what :func:`save_pretrained` writes.
+
+    Converters add tokenizer files to this and write the lot in one atomic step.
+    """
+    flat = to_torch_state_dict(model, params, include_tied=False)
+    return {
+        CONFIG_NAME: config_text(model_config_dict(model)),
+        SAFE_WEIGHTS_NAME: to_safetensors_bytes(flat),
+    }
+
+
 def save_pretrained(directory: str | os.PathLike[str], model: Any, params: Params) -> None:
     """Write ``config.json`` and ``model.safetensors`` (today's layout), atomically.
 
@@ -159,12 +156,5 @@ def save_pretrained(directory: str | os.PathLike[str], model: Any, params: Param
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    flat = to_torch_state_dict(model, params, include_tied=False)
-    config = model.config.to_dict()
-    config["architectures"] = [type(model).__name__]
-    write_files_atomically(
-        {
-            directory / SAFE_WEIGHTS_NAME: to_safetensors_bytes(flat),
-            directory / CONFIG_NAME: json.dumps(config, indent=2, sort_keys=True) + "\n",
-        }
-    )
+    files = pretrained_files(model, params)
+    write_files_atomically({directory / name: data for name, data in files.items()})

@@ -14,10 +14,14 @@ Each converter reads one original format and writes a ptfunc model directory
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from ._common import Progress
+from .bert import convert_bert
+from .export import export_directory
+from .gpt2 import convert_gpt2
+from .openai_gpt import convert_openai_gpt
+from .transfo_xl import convert_transfo_xl
+from .xlm import convert_xlm
+from .xlnet import convert_xlnet
 
 __all__ = [
     "Progress",
@@ -29,20 +33,3 @@ __all__ = [
     "convert_xlm",
     "export_directory",
 ]
-
-_MODULES = {
-    "convert_bert": "bert",
-    "convert_gpt2": "gpt2",
-    "convert_transfo_xl": "transfo_xl",
-    "convert_xlnet": "xlnet",
-    "convert_openai_gpt": "openai_gpt",
-    "convert_xlm": "xlm",
-    "export_directory": "export",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # Each converter imports only what its format needs, when first used.
-    if name in _MODULES:
-        return getattr(importlib.import_module(f".{_MODULES[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

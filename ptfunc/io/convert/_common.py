@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..._atomic import write_files_atomically
 
-__all__ = ["Progress", "report", "write_directory", "read_file_bytes"]
+__all__ = ["Progress", "report", "write_directory", "read_file_bytes", "copied_files"]
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, what)``: called as a long conversion moves on."""
@@ -66,3 +66,18 @@ def write_directory(output_dir: str | os.PathLike[str], files: Mapping[str, str 
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return output_dir
+
+
+def copied_files(
+    sources: Mapping[str, str | os.PathLike[str] | None], *, what: str = "tokenizer file"
+) -> dict[str, bytes]:
+    """``{output name: bytes}`` of the files the user named; ``None`` entries are skipped.
+
+    Raises:
+        FileNotFoundError: a named file is missing (the message names it).
+    """
+    return {
+        name: read_file_bytes(path, f"{what} {name!r}")
+        for name, path in sources.items()
+        if path is not None
+    }

@@ -35,9 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..pretrained import CONFIG_NAME, SAFE_WEIGHTS_NAME
-from ..safetensors_io import to_safetensors_bytes
-from ..state_dict import expected_shapes, from_torch_state_dict, to_torch_state_dict
+from ..pretrained import pretrained_files
+from ..state_dict import expected_shapes, from_torch_state_dict
 from ..tf_checkpoint import TFCheckpoint
 from ._common import Progress, read_file_bytes, report, write_directory
 
@@ -55,7 +54,6 @@ __all__ = [
     "checkpoint_folder",
     "read_json",
     "build_params",
-    "pretrained_files",
     "convert_checkpoint",
 ]
 
@@ -296,17 +294,6 @@ def _label(ckpt: TFCheckpoint) -> str:
         if value is not None:
             return f"at {value}"
     return ""
-
-
-def pretrained_files(model: Any, params: Any) -> dict[str, str | bytes]:
-    """``{config.json, model.safetensors}``: what ``ptfunc.io.save_pretrained`` writes."""
-    flat = to_torch_state_dict(model, params, include_tied=False)
-    config = model.config.to_dict()
-    config["architectures"] = [type(model).__name__]
-    return {
-        CONFIG_NAME: json.dumps(config, indent=2, sort_keys=True) + "\n",
-        SAFE_WEIGHTS_NAME: to_safetensors_bytes(flat),
-    }
 
 
 def convert_checkpoint(

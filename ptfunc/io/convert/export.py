@@ -47,11 +47,17 @@ from torch import Tensor
 from ...archs.registry import MODEL_CLASSES, architecture_of, model_class, model_type_of
 from ...layers.positions import interleaved_sinusoids
 from ..inspect import inspect_checkpoint
-from ..pretrained import CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, from_pretrained
+from ..pretrained import (
+    CONFIG_NAME,
+    SAFE_WEIGHTS_NAME,
+    WEIGHTS_NAME,
+    config_text,
+    from_pretrained,
+    model_config_dict,
+)
 from ..safetensors_io import to_safetensors_bytes
 from ..state_dict import expected_shapes, to_torch_state_dict
 from ._common import Progress, report, write_directory
-from ._output import config_text, model_config_dict
 
 __all__ = [
     "export_directory",

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 
 from ...archs.openai_gpt import OpenAIGPTConfig, OpenAIGPTLMHeadModel
+from ..pretrained import pretrained_files
 from ..state_dict import from_torch_state_dict
-from ._common import Progress, report, write_directory
-from ._output import copied_files, model_files
+from ._common import Progress, copied_files, report, write_directory
 
 __all__ = ["convert_openai_gpt", "read_openai_gpt_params", "LAYER_VARIABLES"]
 
@@ -114,7 +114,7 @@ def convert_openai_gpt(
         params = from_torch_state_dict(model, tensors, strict=True)
     except ValueError as e:
         raise ValueError(f"{folder} does not fit the config: {e}") from None
-    files = model_files(model, params)
+    files = pretrained_files(model, params)
     files.update(
         copied_files(
             {

@@ -37,8 +37,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,9 +46,9 @@ import torch
 from torch import Tensor
 
 from ...archs.xlm import XLMConfig, XLMWithLMHeadModel
+from ..pretrained import load_torch_object, pretrained_files
 from ..state_dict import from_torch_state_dict
-from ._common import Progress, report, write_directory
-from ._output import copied_files, model_files
+from ._common import Progress, copied_files, report, write_directory
 
 __all__ = ["convert_xlm", "load_xlm_checkpoint", "xlm_config", "xlm_vocab"]
 
@@ -98,7 +96,7 @@ def convert_xlm(
         params = from_torch_state_dict(model, renamed, strict=True)
     except ValueError as e:
         raise ValueError(f"{path}: the weights do not fit the checkpoint's params: {e}") from None
-    files = model_files(model, params)
+    files = pretrained_files(model, params)
     files["vocab.json"] = (
         json.dumps(xlm_vocab(chkpt["dico_word2id"]), ensure_ascii=False, indent=2) + "\n"
     )
@@ -109,22 +107,6 @@ def convert_xlm(
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _numpy_globals() -> list[Any]:
-    """What a pickled NumPy array, dtype or scalar refers to (NumPy 1 and 2 module paths)."""
-    try:
-        from numpy._core import multiarray  # NumPy 2
-    except ImportError:  # NumPy 1
-        from numpy.core import multiarray  # type: ignore[no-redef]
-
-    allowed: list[Any] = [(np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")]
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed.append((multiarray._reconstruct, f"{module}._reconstruct"))
-        allowed.append((multiarray.scalar, f"{module}.scalar"))
-    codes = "?bBhHiIlLqQefdgFDGSU"
-    allowed.extend({type(np.dtype(code)) for code in codes})
-    return allowed
-
-
 def load_xlm_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The dict of an XLM ``.pth``, read with ``weights_only=True`` plus NumPy data.
 
@@ -133,40 +115,10 @@ def load_xlm_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         ValueError: truncated or corrupt, or holding objects other than tensors, plain
             containers, numbers, strings and NumPy arrays/scalars (named in the message).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"expected an XLM checkpoint (.pth) at {path}")
-    try:
-        with torch.serialization.safe_globals(_numpy_globals()):
-            chkpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"refused to load {path}: it holds objects other than tensors, numbers, strings, "
-            f"containers and NumPy arrays ({_unpickler_reason(e)}); ptfunc never unpickles code"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
-            f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {reason}"
-        ) from None
+    chkpt = load_torch_object(path, allow_numpy=True, what="an XLM checkpoint (.pth)")
     if not isinstance(chkpt, dict):
         raise ValueError(f"{path}: expected XLM's checkpoint dict, got a {type(chkpt).__name__}")
     return chkpt
-
-
-def _unpickler_reason(error: Exception) -> str:
-    """The weights-only unpickler's own line (what it refused), without torch's advice."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for marker in ("Unsupported global", "Trying to load unsupported", "Can only build"):
-        for line in lines:
-            if marker in line:
-                line = line[line.index(marker) :]
-                return line.split(" Please use", 1)[0].split(" Check the documentation", 1)[0]
-    for i, line in enumerate(lines):
-        if "WeightsUnpickler error" in line:
-            tail = line.split("WeightsUnpickler error:", 1)[1].strip()
-            return tail or (lines[i + 1] if i + 1 < len(lines) else line)
-    return lines[-1] if lines else type(error).__name__
 
 
 def _state_dict(chkpt: Mapping[str, Any], path: Path) -> dict[str, Tensor]:
