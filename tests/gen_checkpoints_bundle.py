@@ -189,21 +189,21 @@ def write_bundle(prefix, tensors, *, big_endian=False, compress=None, block_size
     """Write ``{name: (dtype enum, shape, raw bytes or list of bytes)}`` as one shard."""
     from ptfunc.io._crc32c import crc32c, mask
 
-    data, entries = b"", []
+    chunks, entries, offset = [], [], 0
     for name, (dtype, shape, value) in sorted(tensors.items()):
         if isinstance(value, list):
             raw, crc = string_tensor_bytes(value, big_endian)
         else:
             raw, crc = value, crc32c(value)
-        entries.append(
-            (name.encode(), entry_proto(dtype, shape, 0, len(data), len(raw), mask(crc)))
-        )
-        data += raw
+        entries.append((name.encode(), entry_proto(dtype, shape, 0, offset, len(raw), mask(crc))))
+        chunks.append(raw)
+        offset += len(raw)
     table = [(b"", header_proto(endianness=int(big_endian)))] + entries
     Path(f"{prefix}.index").write_bytes(
         table_bytes(table, block_size=block_size, compress=compress)
     )
-    Path(f"{prefix}.data-00000-of-00001").write_bytes(data)
+    with open(f"{prefix}.data-00000-of-00001", "wb") as handle:
+        handle.writelines(chunks)
 
 
 def _write_expected(folder: Path, values: dict[str, tuple[str, object]]) -> None:
