@@ -9,7 +9,7 @@ Rows (ratios of medians, interleaved in the same run):
   same amount of work): what checksum verification costs without a C extension;
 * read every tensor of a BERT-base-sized TF checkpoint (checksums verified) /
   ``torch.load`` of the same tensors saved as ``pytorch_model.bin``;
-* the same read / ``safetensors`` loading the same tensors;
+* the same read / ``safetensors`` loading the same tensors (copied, so every byte is read);
 * (TensorFlow installed) the same read / ``tf.train.load_checkpoint`` + ``get_tensor`` of all;
 * ``convert_bert`` (read, map, write ``model.safetensors``) / ``torch.load`` + ``save_pretrained``
   of the same model (what a user pays to start from TF instead of a PyTorch file).
@@ -97,7 +97,7 @@ def main() -> None:
         prefix = _write_tf_checkpoint(folder, config)
         converted = convert.convert_bert(prefix, folder / "bert_config.json", folder / "ptfunc")
         model, params = ptfunc.io.from_pretrained(folder / "ptfunc", bert.BertForPreTraining)
-        state = ptfunc.io.to_torch_state_dict(model, params)
+        state = ptfunc.io.to_torch_state_dict(model, params, include_tied=False)
         torch.save(state, folder / "pytorch_model.bin")
         size = human_bytes(sum(t.numel() * t.element_size() for t in state.values()))
         what = f"BERT{'-tiny' if args.quick else '-base'} ({size})"
@@ -108,8 +108,11 @@ def main() -> None:
         def read_bin():
             return torch.load(folder / "pytorch_model.bin", weights_only=True)
 
-        def read_safetensors():
-            return ptfunc.io.load_flat(converted / "model.safetensors")
+        def read_safetensors():  # safetensors maps the file lazily: copy to read every byte
+            return {
+                k: v.clone()
+                for k, v in ptfunc.io.load_flat(converted / "model.safetensors").items()
+            }
 
         ours, peer = time_interleaved([read_tf, read_bin], repeats=args.repeats)
         rows.append(Row(f"read TF checkpoint {what} / torch.load .bin", ours, peer))
