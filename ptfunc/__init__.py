@@ -10,7 +10,7 @@ Example:
     torch.Size([1, 3, 16])
 """
 
-from . import archs, io, layers, optim, random, tokenize, tree
+from . import archs, io, layers, optim, random, tokenize, train_state, tree
 from .archs import Model, PretrainedConfig
 from .generation import generate
 
@@ -24,6 +24,7 @@ __all__ = [
     "random",
     "tokenize",
     "tree",
+    "train_state",
     "generate",
     "Model",
     "PretrainedConfig",
