@@ -169,14 +169,15 @@ def load_model(
 
 
 def load_tokenizer(args: argparse.Namespace, **kwargs: Any) -> Any:
-    """The tokenizer of ``--tokenizer-dir`` (default ``--model-dir``) for ``--model-type``;
-    ``kwargs`` go to its ``from_pretrained`` (e.g. ``do_lower_case=False``)."""
+    """The tokenizer of ``--tokenizer-dir`` (default ``--model-dir``), its class read from the
+    directory's files (``ptfunc.tokenize.auto``); ``kwargs`` go to its ``from_pretrained``
+    (e.g. ``do_lower_case=False``)."""
     from ptfunc.tokenize.auto import load_tokenizer as _load
 
     directory = args.tokenizer_dir or getattr(args, "model_dir", None)
     if directory is None:
         raise ValueError("--tokenizer-dir is needed with --config-json (no --model-dir)")
-    return _load(directory, kind=args.model_type, **kwargs)
+    return _load(directory, **kwargs)
 
 
 # -- data order ------------------------------------------------------------------------------
