@@ -32,10 +32,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import optree
 import torch
 from torch import Tensor
 from torch.func import grad, grad_and_value, vmap
@@ -47,13 +46,20 @@ __all__ = ["per_example_grads", "per_example_grad_norms", "global_norms"]
 
 
 def _add_batch_axis(batch: Any, in_dims: Any) -> Any:
-    """``x[None]`` for every leaf vmapped over (in_dim not None); shared leaves unchanged."""
-    if isinstance(in_dims, int):
-        return tree.map(lambda x: x.unsqueeze(0), batch)
+    """``x[None]`` for every leaf vmapped over (in_dim not None); shared leaves unchanged.
+
+    ``in_dims`` is a pytree prefix of ``batch`` (as for ``torch.func.vmap``).
+    """
     if in_dims is None:
         return batch
-    dims = optree.tree_broadcast_prefix(in_dims, batch, none_is_leaf=True)
-    return optree.tree_map(lambda d, x: x if d is None else x.unsqueeze(0), dims, batch)
+    if isinstance(in_dims, int):
+        return tree.map(lambda x: x.unsqueeze(0), batch)
+    if isinstance(in_dims, Mapping) and isinstance(batch, Mapping):
+        return type(batch)((k, _add_batch_axis(v, in_dims[k])) for k, v in batch.items())
+    if isinstance(in_dims, (list, tuple)) and isinstance(batch, (list, tuple)):
+        items = [_add_batch_axis(v, d) for v, d in zip(batch, in_dims, strict=True)]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
+    raise ValueError(f"in_dims {in_dims!r} is not a pytree prefix of the batch")
 
 
 def _example_fn(loss_fn: Callable[..., Tensor], in_dims: Any, keep_batch_dim: bool):
