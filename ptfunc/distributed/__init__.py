@@ -1,0 +1,71 @@
+"""Training over several processes with ``torch.distributed`` (launched by ``torchrun``).
+
+Two ways to spread a params tree over processes:
+
+* **data parallel** (:mod:`.data_parallel`): every rank holds everything; the
+  gradients are averaged over ranks in bucketed all-reduces
+  (:func:`allreduce_grads`), so ``world`` processes on ``1/world`` of the batch each
+  take the steps of one process on the whole batch;
+* **sharded** (:mod:`.sharded`, FSDP/ZeRO-style): every rank keeps ``1/world`` of every
+  leaf and of the optimizer state; the full params are gathered for the step
+  (:func:`gather_params`) and the gradients reduce-scattered back to pieces
+  (:func:`reduce_scatter_grads`); checkpoints are saved per rank and can be
+  consolidated in one process (:mod:`.checkpoint`).
+
+Backends: gloo (CPU) and nccl (CUDA), through the plain ``torch.distributed``
+collectives. Without an initialised process group everything acts as one process.
+``examples/train_ddp.py`` is the complete loop.
+
+Example (one process; the same lines run unchanged under ``torchrun``):
+    >>> import torch
+    >>> from ptfunc import distributed as ptd
+    >>> grads = {"w": torch.ones(3), "b": torch.zeros((), dtype=torch.float64)}
+    >>> ptd.allreduce_grads(grads)["w"]
+    tensor([1., 1., 1.])
+    >>> layout = ptd.ShardLayout.of({"w": torch.arange(5.0)}, world_size=2)
+    >>> ptd.shard_params({"w": torch.arange(5.0)}, layout, rank=1)["w"]
+    tensor([3., 4., 0.])
+"""
+
+from ._comm import is_initialized, rank, world_size
+from .checkpoint import (
+    consolidate,
+    consolidate_train_state,
+    load_sharded,
+    read_index,
+    save_sharded,
+    shard_like,
+)
+from .data_parallel import allreduce_grads, broadcast_params, shard_batch, shard_indices
+from .sharded import (
+    LeafLayout,
+    ShardLayout,
+    clip_by_global_norm,
+    gather_params,
+    global_norm,
+    reduce_scatter_grads,
+    shard_params,
+)
+
+__all__ = [
+    "is_initialized",
+    "rank",
+    "world_size",
+    "allreduce_grads",
+    "broadcast_params",
+    "shard_batch",
+    "shard_indices",
+    "LeafLayout",
+    "ShardLayout",
+    "shard_params",
+    "gather_params",
+    "reduce_scatter_grads",
+    "global_norm",
+    "clip_by_global_norm",
+    "save_sharded",
+    "load_sharded",
+    "consolidate",
+    "consolidate_train_state",
+    "shard_like",
+    "read_index",
+]
