@@ -348,6 +348,10 @@ def train(
             params, opt_state, step, key = state.params, state.opt_state, state.step, state.key
             if state.extra.get("data_position", step) != step:
                 raise ValueError(f"{path}: data position does not match its step")
+            if state.extra.get("total_steps", total_steps) != total_steps:
+                print(f"warning: {path} was written by a run of {state.extra['total_steps']} "
+                      f"steps, this one has {total_steps}: the schedule differs, so the result "
+                      "will not equal an uninterrupted run", file=sys.stderr)  # fmt: skip
             print(f"resumed from {path} at step {step}", file=sys.stderr)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
