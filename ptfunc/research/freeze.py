@@ -35,10 +35,11 @@ import fnmatch
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .. import tree
-from ..optim import GradientTransformation
+from ..optim import EmptyState, GradientTransformation, chain, masked
 from ..optim.base import flatten_matching
 from ..tree import Params
 
@@ -149,30 +150,28 @@ def with_frozen(loss_fn: Callable[..., Any], frozen: Params) -> Callable[..., An
     return loss_of_trainable
 
 
-def freeze(inner: GradientTransformation, mask: Any) -> GradientTransformation:
-    """An optimizer that applies ``inner`` to the masked (trainable) leaves and gives the
-    others zero updates, so they never change. ``inner`` keeps state for trainable leaves only.
-
-    Unlike ``optim.masked`` (which passes unmasked updates through unchanged), frozen
-    leaves here get exact zeros whatever their gradient.
-    """
-
-    def init(params: Any) -> Any:
-        flags = _mask_flags(params, mask)
-        return inner.init([x for x, f in zip(tree.leaves(params), flags) if f])
+def _set_to_zero() -> GradientTransformation:
+    def init(params: Any) -> EmptyState:
+        return EmptyState()
 
     def update(updates: Any, state: Any, params: Any = None, *, inplace: bool = False):
-        if params is None and callable(mask):
-            raise ValueError("freeze with a mask function needs params")
-        flags = _mask_flags(params if params is not None else updates, mask)
-        leaves, spec = tree.flatten(updates)
-        sub = [x for x, f in zip(leaves, flags) if f]
-        sub_params = None
-        if params is not None:
-            sub_params = [x for x, f in zip(tree.leaves(params), flags) if f]
-        new_sub, state = inner.update(sub, state, sub_params, inplace=inplace)
-        it = iter(new_sub)
-        merged = [next(it) if f else x.new_zeros(x.shape) for x, f in zip(leaves, flags)]
-        return tree.unflatten(spec, merged), state
+        return tree.map(torch.zeros_like, updates), state
 
     return GradientTransformation(init, update)
+
+
+def freeze(inner: GradientTransformation, mask: Any) -> GradientTransformation:
+    """An optimizer that applies ``inner`` to the masked (trainable) leaves and gives the
+    others zero updates, so they never change: ``chain(masked(inner, mask), masked(zero,
+    not mask))``. ``inner`` keeps state for the trainable leaves only.
+
+    Unlike ``optim.masked`` alone (which passes unmasked updates through unchanged),
+    frozen leaves here get exact zeros whatever their gradient.
+    """
+    if callable(mask):
+
+        def frozen(params: Any) -> Any:
+            return tree.map(lambda m: not m, mask(params))
+    else:
+        frozen = tree.map(lambda m: not m, mask)
+    return chain(masked(inner, mask), masked(_set_to_zero(), frozen))
