@@ -34,6 +34,7 @@ import argparse
 import json
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,23 +142,29 @@ def pad_batch(batch: Sequence[Features], pad_id: int) -> tuple[Tensor, Tensor, T
     return ids, types, mask
 
 
-def load_model(model_dir: Path) -> tuple[Any, Any]:
-    """The head-less model of ``model_dir``'s architecture and its params."""
+def load_model(model_dir: Path) -> tuple[str, Any, Any]:
+    """``(model type, model, params)``: the head-less model of ``model_dir``'s architecture."""
     path = model_dir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"expected a config.json in {model_dir}")
     kind = model_type_of(json.loads(path.read_text(encoding="utf-8")))
-    return ptfunc.io.from_pretrained(model_dir, architecture_of({"model_type": kind}))
+    with warnings.catch_warnings():  # a head checkpoint's head weights are meant to be left
+        warnings.filterwarnings("ignore", message=".*checkpoint names not used")
+        model, params = ptfunc.io.from_pretrained(model_dir, architecture_of({"model_type": kind}))
+    return kind, model, params
 
 
 def layer_outputs(
-    model: Any, params: Any, ids: Tensor, types: Tensor, mask: Tensor, input_names: Sequence[str]
+    model: Any, params: Any, ids: Tensor, types: Tensor | None, mask: Tensor | None
 ) -> tuple[Tensor, ...]:
-    """Outputs of the encoder layers, each (b, s, d), first layer first (no embeddings)."""
+    """Outputs of the encoder layers, each (b, s, d), first layer first (no embeddings).
+
+    ``types`` and ``mask`` (b, s) are passed when given (None: the model does not take them).
+    """
     options: dict[str, Any] = {"output_hidden_states": True}
-    if "attention_mask" in input_names:
+    if mask is not None:
         options["attention_mask"] = mask
-    if "token_type_ids" in input_names:
+    if types is not None:
         options["token_type_ids"] = types
     with torch.no_grad():
         out = model.apply(params, ids, **options)
@@ -203,17 +210,22 @@ def extract(args: argparse.Namespace) -> int:
     tokenizer_dir = args.tokenizer_dir or args.model_dir
     kwargs = {} if args.do_lower_case is None else {"do_lower_case": args.do_lower_case}
     tokenizer = load_tokenizer(tokenizer_dir, **kwargs)
-    model, params = load_model(args.model_dir)
+    kind, model, params = load_model(args.model_dir)
     features = convert_examples(read_examples(args.input_file), tokenizer, args.max_seq_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    names = tokenizer.model_input_names
+    with_types = "token_type_ids" in tokenizer.model_input_names
+    # Transformer-XL has no attention mask; it is causal, so right padding cannot reach
+    # the real tokens anyway.
+    with_mask = kind != "transfo-xl"
     progress = StderrProgress("extract_features")
     done = 0
     tmp = args.output_file.with_name(args.output_file.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as stream:
         for batch in batches(features, args.batch_size):
             ids, types, mask = pad_batch(batch, pad_id)
-            outputs = layer_outputs(model, params, ids, types, mask, names)
+            outputs = layer_outputs(
+                model, params, ids, types if with_types else None, mask if with_mask else None
+            )
             check_layers(layers, len(outputs))
             write_features(stream, batch, outputs, layers)
             done += len(batch)
@@ -237,6 +249,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     lower.add_argument("--do-lower-case", dest="do_lower_case", action="store_true", default=None)
     lower.add_argument("--no-lower-case", dest="do_lower_case", action="store_false")
     parser.add_argument("--threads", type=int, default=None)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, item in enumerate(argv[:-1]):  # "--layers -1,-2" would read -1,-2 as an option
+        if item == "--layers":
+            argv[i : i + 2] = [f"--layers={argv[i + 1]}"]
+            break
     return parser.parse_args(argv)
 
 

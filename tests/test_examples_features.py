@@ -41,6 +41,9 @@ def _example():
     return module
 
 
+EX = _example()
+
+
 def run_script(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(EXAMPLE), *args, "--threads", "1"],
@@ -76,15 +79,15 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_hidden_states_equal_transformers_bert(bert_dir, input_file, tmp_path):
+def test_hidden_states_equal_transformers_bert(bert_dir, input_file, tmp_path, capsys):
     transformers = pytest.importorskip("transformers")
     out = tmp_path / "out.jsonl"
-    result = run_script(
+    status = EX.main([
         "--input-file", str(input_file), "--output-file", str(out), "--model-dir", str(bert_dir),
         "--max-seq-length", "16", "--batch-size", "3",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "extract_features: 4/4 examples" in result.stderr
+    ])  # fmt: skip
+    assert status == 0
+    assert "extract_features: 4/4 examples" in capsys.readouterr().err
     records = _read(out)
     assert [r["linex_index"] for r in records] == [0, 1, 2, 3]
 
@@ -109,59 +112,104 @@ def test_hidden_states_equal_transformers_bert(bert_dir, input_file, tmp_path):
 
 
 def test_truncate_pair_is_longest_first():
-    ex = _example()
-    a, b = ex.truncate_pair(list(range(7)), list(range(10, 13)), 6)
+    a, b = EX.truncate_pair(list(range(7)), list(range(10, 13)), 6)
     assert (a, b) == ([0, 1, 2], [10, 11, 12])
-    a, b = ex.truncate_pair([1, 2], [3, 4, 5, 6], 3)
+    a, b = EX.truncate_pair([1, 2], [3, 4, 5, 6], 3)
     assert (a, b) == ([1, 2], [3])  # on a tie the second sequence loses a token, as the seed's
 
 
-def test_any_model_directory_gpt2(input_file, tmp_path):
-    # The shipped GPT-2 with a new random 2-layer model: the features equal its hidden
-    # states computed directly on each line alone (right padding does not reach them).
-    directory = tmp_path / "gpt2"
+def _base_model(arch: str, vocab: int):
+    from ptfunc.archs import transfo_xl, xlm, xlnet
+
+    if arch == "gpt2":
+        return gpt2.GPT2Model(
+            gpt2.GPT2Config(vocab_size=vocab, n_embd=16, n_layer=2, n_head=2, n_positions=64)
+        )
+    if arch == "transfo-xl":
+        return transfo_xl.TransfoXLModel(
+            transfo_xl.TransfoXLConfig(
+                vocab_size=vocab,
+                cutoffs=[500, 1000],
+                d_model=16,
+                d_embed=16,
+                n_head=2,
+                d_head=8,
+                d_inner=32,
+                n_layer=2,
+                mem_len=8,
+                tgt_len=4,
+                div_val=2,
+            )  # fmt: skip
+        )
+    if arch == "xlnet":  # bidirectional: padding is reached only through the attention mask
+        return xlnet.XLNetModel(
+            xlnet.XLNetConfig(vocab_size=vocab, d_model=16, n_layer=2, n_head=2, d_inner=32)
+        )
+    return xlm.XLMModel(
+        xlm.XLMConfig(
+            vocab_size=vocab,
+            emb_dim=16,
+            n_layers=2,
+            n_heads=2,
+            max_position_embeddings=64,
+            n_langs=1,
+        )  # fmt: skip
+    )
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "transfo-xl", "xlnet", "xlm"])
+def test_any_model_directory(arch, input_file, tmp_path):
+    # A random 2-layer model with GPT-2's tokenizer: the features equal its hidden states
+    # computed directly (ptfunc, no padding) on each line alone; the script pads batches.
+    directory = tmp_path / "model"
     tokenizer = ptfunc.tokenize.GPT2Tokenizer.from_pretrained(DEFAULT_MODEL)
     tokenizer.save_pretrained(directory)
-    config = gpt2.GPT2Config(
-        vocab_size=len(tokenizer), n_embd=16, n_layer=2, n_head=2, n_positions=64
-    )
-    model = gpt2.GPT2Model(config)
+    model = _base_model(arch, len(tokenizer))
     params = model.init(ptfunc.random.key(1))
     ptfunc.io.save_pretrained(directory, model, params)
     out = tmp_path / "out.jsonl"
-    result = run_script(
-        "--input-file", str(input_file), "--output-file", str(out), "--model-dir", str(directory),
-        "--layers", "0,-1", "--max-seq-length", "64", "--batch-size", "4",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    for record, line in zip(_read(out), LINES):
+    status = EX.main(
+        [
+            "--input-file",
+            str(input_file),
+            "--output-file",
+            str(out),
+            "--model-dir",
+            str(directory),
+            "--layers",
+            "0,-1",
+            "--max-seq-length",
+            "64",
+            "--batch-size",
+            "4",
+        ]
+    )  # fmt: skip  (in process: faster than a new interpreter per architecture)
+    assert status == 0
+    records = _read(out)
+    assert len(records) == len(LINES)
+    for record, line in zip(records, LINES):
         a, _, b = line.partition(" ||| ")
-        ids = tokenizer.encode(a) + tokenizer.encode(b)  # GPT-2 has no pair template
+        ids = tokenizer.encode(a) + tokenizer.encode(b)  # GPT-2's BPE has no pair template
         assert [f["token"] for f in record["features"]] == tokenizer.convert_ids_to_tokens(ids)
         with torch.no_grad():
             hidden = model.apply(params, torch.tensor([ids]), output_hidden_states=True)
         for position, feature in enumerate(record["features"]):
             first, last = feature["layers"]
             assert (first["index"], last["index"]) == (0, -1)
-            torch.testing.assert_close(
-                torch.tensor(first["values"]),
-                hidden.hidden_states[1][0, position],
-                atol=1e-5,
-                rtol=0,
-            )
-            torch.testing.assert_close(
-                torch.tensor(last["values"]),
-                hidden.hidden_states[-1][0, position],
-                atol=1e-5,
-                rtol=0,
-            )
+            for layer, expected in (
+                (first, hidden.hidden_states[1]),
+                (last, hidden.hidden_states[-1]),
+            ):
+                torch.testing.assert_close(
+                    torch.tensor(layer["values"]), expected[0, position], atol=1e-5, rtol=0
+                )
 
 
 def test_bad_layer_index_is_a_one_line_error(bert_dir, input_file, tmp_path):
     out = tmp_path / "out.jsonl"
     result = run_script(
         "--input-file", str(input_file), "--output-file", str(out), "--model-dir", str(bert_dir),
-        "--layers", "-5",
+        "--layers", "-1,-5",
     )  # fmt: skip
     assert result.returncode == 1
     assert "index -5 is out of range for a model of 4 layers" in result.stderr
