@@ -44,6 +44,9 @@ import torch
 from torch import Tensor
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling utils_lm
+from utils_lm import truncate_pair  # noqa: E402  (the seed's longest-first rule)
+
 import ptfunc  # noqa: E402
 from ptfunc.archs.registry import architecture_of, model_type_of  # noqa: E402
 from ptfunc.cli._progress import StderrProgress  # noqa: E402
@@ -83,17 +86,6 @@ def read_examples(path: Path) -> list[Example]:
             else:
                 examples.append(Example(i, line))
     return examples
-
-
-def truncate_pair(ids_a: list[int], ids_b: list[int], limit: int) -> tuple[list[int], list[int]]:
-    """Drop tokens from the end of the longer sequence until both fit in ``limit`` together."""
-    ids_a, ids_b = list(ids_a), list(ids_b)
-    while len(ids_a) + len(ids_b) > limit:
-        if len(ids_a) > len(ids_b):
-            ids_a.pop()
-        else:
-            ids_b.pop()
-    return ids_a, ids_b
 
 
 def convert_examples(
@@ -211,6 +203,8 @@ def extract(args: argparse.Namespace) -> int:
     kwargs = {} if args.do_lower_case is None else {"do_lower_case": args.do_lower_case}
     tokenizer = load_tokenizer(tokenizer_dir, **kwargs)
     kind, model, params = load_model(args.model_dir)
+    device = torch.device(args.device)
+    params = ptfunc.tree.map(lambda t: t.to(device), params)
     features = convert_examples(read_examples(args.input_file), tokenizer, args.max_seq_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with_types = "token_type_ids" in tokenizer.model_input_names
@@ -222,7 +216,7 @@ def extract(args: argparse.Namespace) -> int:
     tmp = args.output_file.with_name(args.output_file.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as stream:
         for batch in batches(features, args.batch_size):
-            ids, types, mask = pad_batch(batch, pad_id)
+            ids, types, mask = (t.to(device) for t in pad_batch(batch, pad_id))
             outputs = layer_outputs(
                 model, params, ids, types if with_types else None, mask if with_mask else None
             )
@@ -248,6 +242,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     lower = parser.add_mutually_exclusive_group()
     lower.add_argument("--do-lower-case", dest="do_lower_case", action="store_true", default=None)
     lower.add_argument("--no-lower-case", dest="do_lower_case", action="store_false")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None)
     argv = list(sys.argv[1:] if argv is None else argv)
     for i, item in enumerate(argv[:-1]):  # "--layers -1,-2" would read -1,-2 as an option
