@@ -147,7 +147,7 @@ def bits(k: Key, shape: Sequence[int]) -> Tensor:
     # Inductor would treat that as an index expression and overflow its int64 printer.
     z = _mix64(_mix64(counter ^ _seed(k).unsqueeze(-1)) + _GOLDEN64)
     words = torch.stack([z & _MASK32, _lsr(z, 32)], dim=-1).flatten(-2)[..., :n]
-    return words.reshape(*k.shape[:-1], *shape)
+    return words.reshape((*k.shape[:-1], *shape))
 
 
 def uniform(

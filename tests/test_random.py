@@ -144,3 +144,11 @@ def test_init_is_deterministic_in_the_key():
     assert not torch.equal(
         flat_a["embeddings.word_embeddings.weight"], flat_c["embeddings.word_embeddings.weight"]
     )
+
+
+def test_scalar_shapes_are_drawn():
+    # A 0-d draw is the first element of the same stream drawn flat (shape (1,)).
+    key = random.key(5)
+    assert random.normal(key, ()).shape == ()
+    assert random.normal(key, ()) == random.normal(key, (1,))[0]
+    assert random.bits(key, ()) == random.bits(key, (1,))[0]
