@@ -3,7 +3,7 @@
 Every head's ``apply(params, input_ids, *, <labels>, train=False, key=None,
 **options)`` takes the encoder options of :class:`BertModel` (``attention_mask``,
 ``token_type_ids``, ``position_ids``, ``head_mask``, ``output_attentions``,
-``output_hidden_states``) and returns a NamedTuple; given labels it returns the
+``output_hidden_states``, ``remat``) and returns a NamedTuple; given labels it returns the
 ``WithLoss`` twin whose first field is the loss. Negative labels (1.0's -1 and
 today's -100) are ignored by the language-model and next-sentence losses.
 """
@@ -44,6 +44,7 @@ _ENCODER_OPTIONS = frozenset(
         "head_mask",
         "output_attentions",
         "output_hidden_states",
+        "remat",
     }
 )
 _WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"

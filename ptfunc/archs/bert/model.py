@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ...layers import activations, attention, dropout, embedding, layer_norm, linear
 from ...layers import transformer_block as block
+from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from ..model import Model, make_output
@@ -112,8 +113,13 @@ def encode(
     output_hidden_states: bool | None,
     key: Key | None,
     train: bool,
+    remat: bool = False,
 ) -> Encoded:
-    """Embeddings and encoder stack: input_ids (b, s) -> (b, s, d), plus optional outputs."""
+    """Embeddings and encoder stack: input_ids (b, s) -> (b, s, d), plus optional outputs.
+
+    ``remat=True`` recomputes each layer's activations in the backward pass
+    (:func:`ptfunc.layers.remat.checkpoint`): same values and gradients, less memory.
+    """
     dropout.require_key(train, key)
     embedding.check_input_ids(
         input_ids, c.vocab_size, c.max_position_embeddings, positions_name="max_position_embeddings"
@@ -129,14 +135,9 @@ def encode(
     act = activations.get(c.hidden_act)
     hidden: list[Tensor] = []
     probs_all: list[Tensor] = []
-    for layer, head, k in zip(
-        params["encoder"]["layer"],
-        attention.per_layer_head_masks(head_mask, c.num_hidden_layers, dtype),
-        keys[1:],
-    ):
-        if want_hidden:
-            hidden.append(x)
-        x, probs = block.apply(
+
+    def run_layer(layer: Params, x: Tensor, bias: Tensor | None, head: Tensor | None, k: Key):
+        return block.apply(
             layer,
             x,
             head_dim=c.head_dim,
@@ -150,6 +151,15 @@ def encode(
             key=k,
             train=train,
         )
+
+    for layer, head, k in zip(
+        params["encoder"]["layer"],
+        attention.per_layer_head_masks(head_mask, c.num_hidden_layers, dtype),
+        keys[1:],
+    ):
+        if want_hidden:
+            hidden.append(x)
+        x, probs = checkpoint(run_layer, layer, x, bias, head, k, enabled=remat)
         if want_att:
             probs_all.append(probs)
     if want_hidden:
@@ -167,12 +177,13 @@ class BertModel(ParamTransforms, Model):
 
     ``apply(params, input_ids, *, attention_mask=None, token_type_ids=None,
     position_ids=None, head_mask=None, output_attentions=None,
-    output_hidden_states=None, train=False, key=None)`` ->
+    output_hidden_states=None, train=False, key=None, remat=False)`` ->
     ``BaseModelOutputWithPooling(last_hidden_state (b, s, d), pooler_output (b, d),
     hidden_states, attentions)``.
 
     ``attention_mask`` (b, s): 1 = attend, 0 = padding. ``head_mask`` (heads,) or
     (layers, heads): 1 keeps a head. ``train=True`` turns dropout on and needs ``key``.
+    ``remat=True`` recomputes each layer in the backward pass (activation checkpointing).
     """
 
     config_class = BertConfig
@@ -202,6 +213,7 @@ class BertModel(ParamTransforms, Model):
         output_hidden_states: bool | None = None,
         train: bool = False,
         key: Key | None = None,
+        remat: bool = False,
     ) -> Any:
         enc = encode(
             self.config,
@@ -215,6 +227,7 @@ class BertModel(ParamTransforms, Model):
             output_hidden_states=output_hidden_states,
             key=key,
             train=train,
+            remat=remat,
         )
         pooled = pool(params["pooler"], enc.sequence_output)
         return make_output(

@@ -27,6 +27,7 @@ from ...layers import (
     layer_norm,
     linear,
 )
+from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from .. import double_heads
@@ -105,8 +106,12 @@ def transformer(
     output_hidden_states: bool | None = None,
     train: bool = False,
     key: Key | None = None,
+    remat: bool = False,
 ) -> _Encoded:
-    """input_ids (b, s) -> hidden states (b, s, d) after ``ln_f``, and the new cache."""
+    """input_ids (b, s) -> hidden states (b, s, d) after ``ln_f``, and the new cache.
+
+    ``remat=True`` recomputes each block's activations in the backward pass.
+    """
     dropout.require_key(train, key)
     past_len = 0 if past is None else past[0].shape[-2]
     if past is not None and len(past) != c.n_layer:
@@ -134,11 +139,16 @@ def transformer(
     bias = causal_attention.causal_bias(s, past_len, attention_mask, dtype, x.device)
     heads = attention.per_layer_head_masks(head_mask, c.n_layer, dtype)
     presents, hidden, probs_all = [], [], []
+
+    def run_block(p, x, layer_past, bias, head, k):
+        return _block(c, p, x, layer_past, bias, head, want_att, k, train)
+
     for i, (block, k) in enumerate(zip(params["h"], keys[1:])):
         if want_hidden:
             hidden.append(x)
-        x, present, probs = _block(
-            c, block, x, None if past is None else past[i], bias, heads[i], want_att, k, train
+        layer_past = None if past is None else past[i]
+        x, present, probs = checkpoint(
+            run_block, block, x, layer_past, bias, heads[i], k, enabled=remat
         )
         presents.append(present)
         if want_att:
@@ -177,9 +187,10 @@ class GPT2Model(Model):
 
     ``apply(params, input_ids, *, past=None, attention_mask=None, token_type_ids=None,
     position_ids=None, head_mask=None, output_attentions=None, output_hidden_states=None,
-    train=False, key=None)`` -> ``GPT2ModelOutput(last_hidden_state, presents, hidden_states,
-    attentions)``. Position ids continue after ``past``. ``attention_mask`` (b, past + s),
-    1 = attend, is new in ptfunc (1.0 had none): left-padded batches work.
+    train=False, key=None, remat=False)`` -> ``GPT2ModelOutput(last_hidden_state, presents,
+    hidden_states, attentions)``. Position ids continue after ``past``. ``attention_mask``
+    (b, past + s), 1 = attend, is new in ptfunc (1.0 had none): left-padded batches work.
+    ``remat=True`` recomputes each block in the backward pass (activation checkpointing).
     """
 
     config_class = GPT2Config

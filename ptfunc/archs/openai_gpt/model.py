@@ -27,6 +27,7 @@ from ...layers import (
     linear,
 )
 from ...layers.initializers import normal
+from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from .. import double_heads
@@ -89,8 +90,12 @@ def transformer(
     output_hidden_states: bool | None = None,
     train: bool = False,
     key: Key | None = None,
+    remat: bool = False,
 ):
-    """input_ids (b, s) -> (hidden (b, s, d), hidden_states, attentions)."""
+    """input_ids (b, s) -> (hidden (b, s, d), hidden_states, attentions).
+
+    ``remat=True`` recomputes each block's activations in the backward pass.
+    """
     dropout.require_key(train, key)
     embedding.check_input_ids(
         input_ids, c.total_tokens_embeddings, c.n_positions, positions_name="n_positions"
@@ -114,9 +119,9 @@ def transformer(
     heads = attention.per_layer_head_masks(head_mask, c.n_layer, dtype)
     act = _ACT[c.afn]
     hidden, probs_all = [], []
-    for block, head, k in zip(params["h"], heads, keys[1:]):
-        if want_hidden:
-            hidden.append(x)
+
+    def run_block(block: Params, x: Tensor, bias: Tensor, head: Tensor | None, k: Key | None):
+        """Post-LN block: x (b, s, d) -> (x, attention probs or None)."""
         k_attn, k_mlp = split_for_dropout(k, 2, train)
         a, _, probs = causal_attention.apply(
             block["attn"],
@@ -133,7 +138,12 @@ def transformer(
         n = layer_norm.apply(block["ln_1"], x + a, eps=c.layer_norm_epsilon)
         m = feed_forward.apply_conv1d(block["mlp"], n, activation=act)
         m = dropout.apply(m, c.resid_pdrop, key=k_mlp, train=train)
-        x = layer_norm.apply(block["ln_2"], n + m, eps=c.layer_norm_epsilon)
+        return layer_norm.apply(block["ln_2"], n + m, eps=c.layer_norm_epsilon), probs
+
+    for block, head, k in zip(params["h"], heads, keys[1:]):
+        if want_hidden:
+            hidden.append(x)
+        x, probs = checkpoint(run_block, block, x, bias, head, k, enabled=remat)
         if want_att:
             probs_all.append(probs)
     if want_hidden:
@@ -173,7 +183,11 @@ class _SpecialTokens:
 
 
 class OpenAIGPTModel(_SpecialTokens, Model):
-    """The bare OpenAI GPT: ``(last_hidden_state (b, s, d), hidden_states, attentions)``."""
+    """The bare OpenAI GPT: ``(last_hidden_state (b, s, d), hidden_states, attentions)``.
+
+    Options as the seed's forward, plus ``remat=True``: recompute each block in the
+    backward pass (activation checkpointing).
+    """
 
     config_class = OpenAIGPTConfig
     base_model_prefix = "transformer"

@@ -63,6 +63,7 @@ import torch
 from torch import Tensor
 
 from ...layers import adaptive_embedding, adaptive_softmax, attention, dropout, embedding
+from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params, from_flat_dict, to_flat_dict
 from ..model import Model
@@ -209,8 +210,12 @@ def transformer(
     detach_mems: bool = True,
     train: bool = False,
     key: Key | None = None,
+    remat: bool = False,
 ) -> TransfoXLModelOutput:
-    """input_ids (b, s) int64 -> TransfoXLModelOutput (see the module docstring for mems)."""
+    """input_ids (b, s) int64 -> TransfoXLModelOutput (see the module docstring for mems).
+
+    ``remat=True`` recomputes each layer's activations in the backward pass.
+    """
     dropout.require_key(train, key)
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
         got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
@@ -234,22 +239,30 @@ def transformer(
     heads = attention.per_layer_head_masks(head_mask, c.n_layer, x.dtype)
 
     hids, probs_all = [], []
-    for i, layer in enumerate(params["layers"]):
-        hids.append(x)
-        shared = layer["dec_attn"] if c.untie_r else params
-        x, probs = apply_layer(
+
+    def run_layer(layer, x, memory, pos, mask, r_w_bias, r_r_bias, head, k):
+        return apply_layer(
             c,
             layer,
             x,
-            memory=None if memories is None else memories[i],
+            memory=memory,
             pos=pos,
             mask=mask,
-            r_w_bias=shared["r_w_bias"],
-            r_r_bias=shared["r_r_bias"],
-            head_mask=heads[i],
+            r_w_bias=r_w_bias,
+            r_r_bias=r_r_bias,
+            head_mask=head,
             need_weights=want_att,
-            key=keys[i + 3],
+            key=k,
             train=train,
+        )
+
+    for i, layer in enumerate(params["layers"]):
+        hids.append(x)
+        shared = layer["dec_attn"] if c.untie_r else params
+        memory = None if memories is None else memories[i]
+        r_w, r_r = shared["r_w_bias"], shared["r_r_bias"]
+        x, probs = checkpoint(
+            run_layer, layer, x, memory, pos, mask, r_w, r_r, heads[i], keys[i + 3], enabled=remat
         )
         if want_att:
             probs_all.append(probs)
@@ -309,8 +322,9 @@ class TransfoXLModel(_TransfoXLBase):
     """The bare Transformer-XL (``TransfoXLModel`` of pytorch-transformers).
 
     ``apply(params, input_ids, *, mems=None, head_mask=None, output_attentions=None,
-    output_hidden_states=None, detach_mems=True, train=False, key=None)`` ->
+    output_hidden_states=None, detach_mems=True, train=False, key=None, remat=False)`` ->
     ``TransfoXLModelOutput(last_hidden_state, mems, hidden_states, attentions)``.
+    ``remat=True`` recomputes each layer in the backward pass (activation checkpointing).
 
     Example:
         >>> import torch, ptfunc

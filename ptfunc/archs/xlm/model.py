@@ -35,6 +35,7 @@ from ...layers import (
     linear,
     positions,
 )
+from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from ..model import Model, check_options, make_output, output_types
@@ -62,6 +63,7 @@ BASE_OPTIONS = frozenset(
         "head_mask",
         "output_attentions",
         "output_hidden_states",
+        "remat",
     }
 )
 
@@ -245,8 +247,12 @@ def transformer(
     output_hidden_states: bool | None = None,
     key: Key | None = None,
     train: bool = False,
+    remat: bool = False,
 ) -> Encoded:
-    """input_ids (b, s) -> hidden states (b, s, emb_dim), the new cache and optional outputs."""
+    """input_ids (b, s) -> hidden states (b, s, emb_dim), the new cache and optional outputs.
+
+    ``remat=True`` recomputes each layer's activations in the backward pass.
+    """
     check_config(c)
     dropout.require_key(train, key)
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
@@ -277,37 +283,55 @@ def transformer(
     heads = attention.per_layer_head_masks(head_mask, c.n_layers, dtype)
     act = activations.gelu if c.gelu_activation else activations.relu
     new_cache, hidden, probs_all = [], [], []
-    for i in range(c.n_layers):
-        if want_hidden:
-            hidden.append(x)
-        pa = params["attentions"][i]
+
+    def run_layer(pa, ln1, pf, ln2, x, layer_cache, bias, keep, head, k_layer, k_ff):
+        """One post-LN layer: x (b, s, d) -> (x, stacked key/value or None, probs or None)."""
         q = attention.split_heads(linear.apply(pa["q_lin"], x), c.head_dim)
         k = attention.split_heads(linear.apply(pa["k_lin"], x), c.head_dim)
         v = attention.split_heads(linear.apply(pa["v_lin"], x), c.head_dim)
-        if cache is not None:
-            k = torch.cat([cache[i][0], k], dim=2)
-            v = torch.cat([cache[i][1], v], dim=2)
-        if keep_cache:
-            new_cache.append(torch.stack([k, v]))
-        k_att, k_res = split_for_dropout(keys[1 + 2 * i], 2, train)
+        if layer_cache is not None:
+            k = torch.cat([layer_cache[0], k], dim=2)
+            v = torch.cat([layer_cache[1], v], dim=2)
+        kv = torch.stack([k, v]) if keep_cache else None
+        k_att, k_res = split_for_dropout(k_layer, 2, train)
         context, probs = attention.dot_product_attention(
             q,
             k,
             v,
             bias=bias,
             dropout_rate=c.attention_dropout,
-            head_mask=heads[i],
+            head_mask=head,
             need_weights=want_att,
             key=k_att,
             train=train,
         )
         a = linear.apply(pa["out_lin"], attention.merge_heads(context))
         x = x + dropout.apply(a, c.dropout, key=k_res, train=train)
-        x = layer_norm.apply(params["layer_norm1"][i], x, eps=c.layer_norm_eps)
-        pf = params["ffns"][i]
+        x = layer_norm.apply(ln1, x, eps=c.layer_norm_eps)
         h = feed_forward.apply(pf["lin1"], pf["lin2"], x, activation=act)
-        x = x + dropout.apply(h, c.dropout, key=keys[2 + 2 * i], train=train)
-        x = layer_norm.apply(params["layer_norm2"][i], x, eps=c.layer_norm_eps) * keep
+        x = x + dropout.apply(h, c.dropout, key=k_ff, train=train)
+        return layer_norm.apply(ln2, x, eps=c.layer_norm_eps) * keep, kv, probs
+
+    for i in range(c.n_layers):
+        if want_hidden:
+            hidden.append(x)
+        x, kv, probs = checkpoint(
+            run_layer,
+            params["attentions"][i],
+            params["layer_norm1"][i],
+            params["ffns"][i],
+            params["layer_norm2"][i],
+            x,
+            None if cache is None else cache[i],
+            bias,
+            keep,
+            heads[i],
+            keys[1 + 2 * i],
+            keys[2 + 2 * i],
+            enabled=remat,
+        )
+        if keep_cache:
+            new_cache.append(kv)
         if want_att:
             probs_all.append(probs)
     if want_hidden:
@@ -321,7 +345,8 @@ class XLMModel(Model):
     ``apply(params, input_ids, *, lengths=None, position_ids=None, langs=None,
     token_type_ids=None, attention_mask=None, cache=None, use_cache=False,
     head_mask=None, output_attentions=None, output_hidden_states=None, train=False,
-    key=None)`` -> ``XLMModelOutput(last_hidden_state, cache, hidden_states, attentions)``.
+    key=None, remat=False)`` -> ``XLMModelOutput(last_hidden_state, cache, hidden_states,
+    attentions)``.
 
     - ``lengths`` (b,): tokens kept per sequence (a prefix); default: the number of
       tokens that are not ``pad_index``, as in the seed. ``attention_mask`` (b, s),
@@ -335,6 +360,7 @@ class XLMModel(Model):
       With a cache, ``input_ids`` are the new tokens only; ``lengths`` counts from
       the start of the sequence; positions continue after the cached ones.
     - ``head_mask`` (heads,) or (layers, heads): 1 keeps a head.
+    - ``remat=True`` recomputes each layer in the backward pass (activation checkpointing).
     """
 
     config_class = XLMConfig

@@ -75,6 +75,7 @@ _BASE_OPTIONS = frozenset(
         "use_mems",
         "output_attentions",
         "output_hidden_states",
+        "remat",
     }
 )
 

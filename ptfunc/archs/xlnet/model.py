@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ...layers import activations, attention, dropout, embedding
 from ...layers.initializers import normal
+from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from ..model import Model, make_output, output_types
@@ -153,9 +154,13 @@ def transformer(
     output_hidden_states: bool | None = None,
     train: bool = False,
     key: Key | None = None,
+    remat: bool = False,
 ) -> Encoded:
     """input_ids (b, s) -> the last layer's content stream (b, s, d), or its query
-    stream (b, num_predict, d) with ``target_mapping``; see :class:`XLNetModel`."""
+    stream (b, num_predict, d) with ``target_mapping``; see :class:`XLNetModel`.
+
+    ``remat=True`` recomputes each layer's activations in the backward pass.
+    """
     dropout.require_key(train, key)
     if input_mask is not None and attention_mask is not None:
         raise ValueError(
@@ -193,28 +198,47 @@ def transformer(
     new_mems: list[Tensor] = []
     hidden: list[Tensor] = []
     probs: list[Any] = []
+
+    def run_layer(layer, h, g, mem, pos_emb, seg, mask_h, mask_g, target_mapping, head, k):
+        return rel.apply_layer(
+            layer,
+            c,
+            h,
+            g,
+            mem=mem,
+            pos_emb=pos_emb,
+            seg=seg,
+            mask_h=mask_h,
+            mask_g=mask_g,
+            target_mapping=target_mapping,
+            head_mask=head,
+            act=act,
+            need_weights=want_att,
+            key=k,
+            train=train,
+        )
+
     for i, (layer, k) in enumerate(zip(params["layer"], keys[1:-1])):
         mem = mems[i] if mem_len else None
         if use_mems:
             new_mems.append(_cache(c, h, mem))
         if want_hidden:
             hidden.extend((h,) if g is None else (h, g))
-        h, g, layer_probs = rel.apply_layer(
+        mem = None if mem is None else mem.transpose(0, 1).to(h.dtype)
+        h, g, layer_probs = checkpoint(
+            run_layer,
             layer,
-            c,
             h,
             g,
-            mem=None if mem is None else mem.transpose(0, 1).to(h.dtype),
-            pos_emb=pos_emb,
-            seg=seg,
-            mask_h=mask_h,
-            mask_g=mask_g,
-            target_mapping=target_mapping,
-            head_mask=head_masks[i],
-            act=act,
-            need_weights=want_att,
-            key=k,
-            train=train,
+            mem,
+            pos_emb,
+            seg,
+            mask_h,
+            mask_g,
+            target_mapping,
+            head_masks[i],
+            k,
+            enabled=remat,
         )
         if want_att:
             probs.append(layer_probs if g is not None else layer_probs[0])
@@ -230,7 +254,9 @@ class XLNetModel(Model):
     ``apply(params, input_ids, *, mems=None, perm_mask=None, target_mapping=None,
     token_type_ids=None, input_mask=None, attention_mask=None, head_mask=None,
     use_mems=None, output_attentions=None, output_hidden_states=None, train=False,
-    key=None)`` -> ``XLNetModelOutput(last_hidden_state, mems, hidden_states, attentions)``.
+    key=None, remat=False)`` -> ``XLNetModelOutput(last_hidden_state, mems, hidden_states,
+    attentions)``. ``remat=True`` recomputes each layer in the backward pass (activation
+    checkpointing).
 
     Inputs (b batch, s tokens, all optional but ``input_ids``):
         input_ids: (b, s) int64/int32 in [0, vocab_size).
