@@ -2,11 +2,11 @@
 
 Launch it with ``torchrun`` (gloo on CPU, nccl when CUDA is available)::
 
-    torchrun --standalone --nproc_per_node=2 examples/train_ddp.py --max-steps 60 --out /tmp/ddp
+    torchrun --standalone --nproc_per_node=2 examples/train_ddp.py --max-steps 200 --out /tmp/ddp
     torchrun --standalone --nproc_per_node=2 examples/train_ddp.py --sharded --out /tmp/zero
     torchrun --standalone --nproc_per_node=2 examples/train_ddp.py --sharded --out /tmp/zero \
-        --max-steps 120 --resume                      # continue from the latest checkpoint
-    python examples/train_ddp.py --max-steps 60       # one process, same numbers
+        --max-steps 300 --resume                      # continue from the latest checkpoint
+    python examples/train_ddp.py --max-steps 200      # one process, same numbers
 
 Each step takes a *global* batch of ``--batch`` examples, a function of the step alone;
 rank ``r`` of ``w`` computes the gradient on rows ``r*B/w .. (r+1)*B/w - 1``:
@@ -26,7 +26,8 @@ Checkpoints go to ``<out>/checkpoints/step-<s>`` every ``--save-steps`` and at t
 one ``ptfunc.train_state`` file (data parallel, written by rank 0) or a sharded directory
 (``ptfunc.distributed.save_sharded``: one file per rank plus ``index.json``). The final
 params are also written whole (gathered, by rank 0) to ``<out>/model.safetensors`` with
-``config.json``. ``--resume`` continues bit for bit. ``ptfunc.distributed.consolidate``
+``config.json``. ``--resume`` continues bit for bit (with the same ``--max-steps``; a
+larger one stretches the learning-rate schedule). ``ptfunc.distributed.consolidate``
 turns a sharded checkpoint into a full params tree in one process.
 """
 
@@ -55,7 +56,7 @@ PAD, CLS, NEEDLE = 0, 1, 2  # ordinary tokens are 3 .. vocab_size - 1
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--max-steps", type=int, default=60)
+    p.add_argument("--max-steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=16, help="global batch (all ranks together)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-steps", type=int, default=5)

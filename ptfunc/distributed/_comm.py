@@ -7,13 +7,16 @@ a group of one (rank 0 of 1), so code written for ``torchrun`` also runs as a pl
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 __all__ = ["is_initialized", "rank", "world_size", "all_gather_flat", "reduce_scatter_flat"]
 
-Group = dist.ProcessGroup | None
+Group = Any
+"""A ``torch.distributed.ProcessGroup``, or None for the default (world) group."""
 
 
 def is_initialized() -> bool:
@@ -32,8 +35,13 @@ def world_size(group: Group = None) -> int:
 
 
 # torch >= 2.13 names these *_single; the *_tensor names are deprecated aliases.
-_ALL_GATHER = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-_REDUCE_SCATTER = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
+# (getattr: a torch built without distributed support has neither; nothing calls them then.)
+_ALL_GATHER = getattr(dist, "all_gather_single", None) or getattr(
+    dist, "all_gather_into_tensor", None
+)
+_REDUCE_SCATTER = getattr(dist, "reduce_scatter_single", None) or getattr(
+    dist, "reduce_scatter_tensor", None
+)
 
 
 def all_gather_flat(local: Tensor, group: Group = None) -> Tensor:
