@@ -39,7 +39,7 @@ from torch import Tensor
 from .._atomic import write_text
 from ..io.safetensors_io import save
 from ..random import Key
-from ..train_state import TrainState
+from ..train_state import TrainState, _subtree
 from ..tree import from_flat_dict, map_with_names, to_flat_dict
 from ._comm import Group, rank, world_size
 from .sharded import LeafLayout, ShardLayout, _padded
@@ -168,11 +168,6 @@ def _open_shard(directory: Path, index: dict[str, Any], r: int) -> dict[str, Ten
                 "a save was interrupted: use an earlier checkpoint"
             )
         return {k: handle.get_tensor(k) for k in handle.keys()}
-
-
-def _subtree(flat: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    dotted = prefix + "."
-    return {k[len(dotted) :]: v for k, v in flat.items() if k.startswith(dotted)}
 
 
 def load_sharded(
