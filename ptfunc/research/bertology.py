@@ -1,0 +1,448 @@
+"""Bertology: which attention heads matter (Michel et al. 2019, "Are Sixteen Heads Really
+Better than One?"), as pure functions of a model and its params.
+
+- **Head importance**: ``|d loss / d head_mask|`` with ``head_mask`` a ``(n_layers, n_heads)``
+  tensor of ones, summed over batches (:func:`head_mask_grad`, :func:`compute_head_stats`).
+- **Attention entropy** of each head, averaged over (non-padding) query tokens
+  (:func:`attention_entropy`).
+- **Masking** a head: ``apply(..., head_mask=m)`` with a binary ``m`` (1 keeps a head), or,
+  as a params transform, :func:`mask_heads` (BERT), which zeroes the head's value
+  projection so the model computes the same thing without a ``head_mask``.
+- **Pruning** a head: :func:`prune_heads` removes its weights, returning a new
+  ``(model, params)`` whose config records the pruned heads (BERT; other architectures
+  raise ``NotImplementedError`` naming the way out: ``head_mask``).
+- :func:`mask_heads_by_importance`: the seed's greedy loop (mask the least important
+  heads step by step while the metric stays above a fraction of the original), with the
+  evaluation passed in as a function.
+- :func:`plot_head_importance`: a heat map, when matplotlib is installed (not a dependency).
+
+Normalisation of importance (:func:`normalize_importance`), as the seed's
+``run_bertology.py`` (1.0) does by default:
+
+1. divide by the number of (non-padding) tokens seen (:func:`compute_head_stats`);
+2. per layer, divide by the layer's L-``exponent`` norm (``exponent=2``; the seed's
+   ``--dont_normalize_importance_by_layer`` turns it off);
+3. globally, min-max scale to [0, 1] (``--dont_normalize_global_importance`` turns it off).
+
+One deliberate difference from the seed: 1.0 never zeroed ``head_mask.grad`` between
+batches, so it summed running totals of gradients (batch 1 counted n times, batch 2
+n - 1 times...). Here each batch's ``|gradient|`` is added once, as the paper intends.
+
+Example:
+    >>> import torch, ptfunc
+    >>> from ptfunc.archs import bert
+    >>> from ptfunc.research import bertology
+    >>> c = bert.BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=2,
+    ...                     num_attention_heads=2, intermediate_size=16)
+    >>> model = bert.BertForSequenceClassification(c)
+    >>> params = model.init(ptfunc.random.key(0))
+    >>> batch = {"input_ids": torch.randint(1, 30, (4, 6)), "labels": torch.tensor([0, 1, 1, 0])}
+    >>> stats = bertology.compute_head_stats(model, params, [batch])
+    >>> stats.importance.shape, stats.entropy.shape
+    (torch.Size([2, 2]), torch.Size([2, 2]))
+    >>> new_model, pruned = bertology.prune_heads(model, params, {0: [1]})
+    >>> new_model.config.pruned_heads
+    {0: (1,)}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..tree import Params
+
+__all__ = [
+    "head_shape",
+    "entropy",
+    "attention_entropy",
+    "head_mask_grad",
+    "normalize_importance",
+    "HeadStats",
+    "compute_head_stats",
+    "head_ranks",
+    "heads_from_mask",
+    "mask_from_heads",
+    "mask_heads",
+    "prune_heads",
+    "MaskingResult",
+    "mask_heads_by_importance",
+    "plot_head_importance",
+]
+
+
+def head_shape(model: Any) -> tuple[int, int]:
+    """``(n_layers, n_heads)`` of a model, from its config (every ptfunc config has both)."""
+    c = model.config
+    return int(c.num_hidden_layers), int(c.num_attention_heads)
+
+
+def entropy(p: Tensor) -> Tensor:
+    """Entropy (nats) of distributions on the last axis: ``-sum p log p``, with 0 log 0 = 0.
+
+    p (..., k) -> (...); computed in float32 or wider.
+    """
+    p = p.to(torch.promote_types(p.dtype, torch.float32))
+    plogp = torch.where(p > 0, p * torch.log(torch.where(p > 0, p, 1.0)), 0.0)
+    return -plogp.sum(-1)
+
+
+def attention_entropy(attentions: Iterable[Tensor], attention_mask: Tensor | None = None) -> Tensor:
+    """Sum over the batch and the (non-padding) query tokens of each head's entropy.
+
+    Args:
+        attentions: per layer, probabilities (b, heads, q_len, k_len), as models return
+            them with ``output_attentions=True``.
+        attention_mask: (b, q_len), 1 = real token; None counts every query.
+
+    Returns:
+        float32 (n_layers, n_heads): sums (divide by the token count for a mean).
+    """
+    rows = []
+    for probs in attentions:
+        h = entropy(probs.detach())  # (b, heads, q)
+        if attention_mask is not None:
+            h = h * attention_mask[:, None, :].to(h.dtype)
+        rows.append(h.sum(dim=(0, 2)))
+    return torch.stack(rows)
+
+
+def head_mask_grad(
+    model: Any,
+    params: Params,
+    batch: Mapping[str, Any],
+    head_mask: Tensor | None = None,
+    *,
+    loss_fn: Callable[[Any], Tensor] | None = None,
+    **options: Any,
+) -> tuple[Tensor, Any]:
+    """Gradient of the loss w.r.t. ``head_mask`` on one batch, and the model's output.
+
+    Args:
+        model, params: any ptfunc model whose ``apply`` takes ``head_mask`` and returns
+            a ``loss`` given labels (BERT, GPT, GPT-2, Transformer-XL, XLNet, XLM heads).
+        batch: keyword arguments of ``model.apply`` (``input_ids``, ``labels``,
+            ``attention_mask``, ...).
+        head_mask: (n_layers, n_heads) float; default all ones.
+        loss_fn: turns the output into a scalar (default ``out.loss``, or its mean when
+            the model returns per-token losses, as Transformer-XL does).
+        **options: more ``apply`` options (``train``/``key`` for dropout, ``remat``).
+
+    Returns:
+        ``(grad (n_layers, n_heads) float32, output with attentions)``.
+    """
+    if head_mask is None:
+        head_mask = torch.ones(head_shape(model))
+    kwargs = {"output_attentions": True, **options, **batch}
+
+    def loss(hm: Tensor) -> tuple[Tensor, Any]:
+        out = model.apply(params, head_mask=hm, **kwargs)
+        value = loss_fn(out) if loss_fn is not None else out.loss
+        return value.mean() if value.dim() else value, out
+
+    grad, out = torch.func.grad(loss, has_aux=True)(head_mask.to(torch.float32))
+    return grad, out
+
+
+def normalize_importance(
+    importance: Tensor,
+    *,
+    by_layer: bool = True,
+    exponent: float = 2.0,
+    global_minmax: bool = True,
+) -> Tensor:
+    """The seed's normalisations of raw importance (n_layers, n_heads).
+
+    Args:
+        by_layer: divide each layer's row by its L-``exponent`` norm (+1e-20).
+        exponent: the norm's exponent (2 in the seed).
+        global_minmax: then scale all scores to [0, 1] by the global min and max
+            (a constant matrix is left at 0).
+    """
+    x = importance.to(torch.float32)
+    if by_layer:
+        norm = x.pow(exponent).sum(-1).pow(1.0 / exponent)
+        x = x / (norm[:, None] + 1e-20)
+    if global_minmax:
+        span = x.max() - x.min()
+        x = (x - x.min()) / torch.where(span > 0, span, 1.0)
+    return x
+
+
+class HeadStats(NamedTuple):
+    """What :func:`compute_head_stats` returns.
+
+    importance: float32 (n_layers, n_heads), normalised as asked (None if not computed).
+    entropy: float32 (n_layers, n_heads), mean entropy per token (None if not computed).
+    logits: the model's logits over all batches, concatenated on the first axis.
+    labels: the batches' labels, concatenated (None when batches had none).
+    n_tokens: the number of (non-padding) tokens seen.
+    """
+
+    importance: Tensor | None
+    entropy: Tensor | None
+    logits: Tensor
+    labels: Tensor | None
+    n_tokens: int
+
+
+def compute_head_stats(
+    model: Any,
+    params: Params,
+    batches: Iterable[Mapping[str, Any]],
+    *,
+    head_mask: Tensor | None = None,
+    compute_importance: bool = True,
+    compute_entropy: bool = True,
+    normalize_by_layer: bool = True,
+    normalize_global: bool = True,
+    exponent: float = 2.0,
+    loss_fn: Callable[[Any], Tensor] | None = None,
+    progress: Callable[[int], None] | None = None,
+    **options: Any,
+) -> HeadStats:
+    """Head importance and attention entropy over ``batches`` (the seed's
+    ``compute_heads_importance``).
+
+    Importance: sum over batches of ``|d loss / d head_mask|``, divided by the token count,
+    then :func:`normalize_importance`. Entropy: :func:`attention_entropy` summed over
+    batches, divided by the token count. Tokens are counted by ``attention_mask`` (every
+    position when a batch has none).
+
+    Args:
+        batches: keyword arguments of ``model.apply`` per batch (with ``labels`` for the
+            importance).
+        head_mask: the mask the model runs with (default all ones); importance is the
+            gradient at this point.
+        progress: called with the number of batches done.
+        **options: more ``apply`` options (``remat=True`` for long sequences).
+    """
+    n_layers, n_heads = head_shape(model)
+    importance = torch.zeros(n_layers, n_heads)
+    ent = torch.zeros(n_layers, n_heads)
+    logits, labels, n_tokens = [], [], 0
+    for i, batch in enumerate(batches):
+        mask = batch.get("attention_mask")
+        ids = batch["input_ids"]
+        n_tokens += int(mask.sum()) if mask is not None else ids.numel()
+        if compute_importance:
+            grad, out = head_mask_grad(model, params, batch, head_mask, loss_fn=loss_fn, **options)
+            importance += grad.abs()
+        else:
+            kw = {"output_attentions": compute_entropy, **options, **batch}
+            with torch.no_grad():
+                out = model.apply(params, head_mask=head_mask, **kw)
+        if compute_entropy:
+            ent += attention_entropy(out.attentions, mask)
+        logits.append(out.logits.detach())
+        if batch.get("labels") is not None:
+            labels.append(batch["labels"])
+        if progress is not None:
+            progress(i + 1)
+    n = max(n_tokens, 1)
+    imp = None
+    if compute_importance:
+        imp = normalize_importance(
+            importance / n,
+            by_layer=normalize_by_layer,
+            exponent=exponent,
+            global_minmax=normalize_global,
+        )
+    return HeadStats(
+        imp,
+        ent / n if compute_entropy else None,
+        torch.cat(logits),
+        torch.cat(labels) if labels else None,
+        n_tokens,
+    )
+
+
+def head_ranks(importance: Tensor) -> Tensor:
+    """int64 (n_layers, n_heads): 0 for the most important head, 1 for the next..."""
+    flat = importance.reshape(-1)
+    ranks = torch.empty_like(flat, dtype=torch.int64)
+    ranks[flat.argsort(descending=True, stable=True)] = torch.arange(flat.numel())
+    return ranks.reshape(importance.shape)
+
+
+def heads_from_mask(head_mask: Tensor) -> dict[int, list[int]]:
+    """``{layer: [heads whose mask is 0]}`` (layers with none left out), for pruning."""
+    out = {}
+    for layer, row in enumerate(head_mask):
+        heads = [int(h) for h in (row == 0).nonzero().flatten()]
+        if heads:
+            out[layer] = heads
+    return out
+
+
+def mask_from_heads(shape: tuple[int, int], heads: Mapping[int, Iterable[int]]) -> Tensor:
+    """float32 mask of ``shape`` with zeros at ``{layer: [heads]}``, ones elsewhere."""
+    m = torch.ones(shape)
+    for layer, hs in heads.items():
+        for h in hs:
+            m[layer, h] = 0.0
+    return m
+
+
+def _bert_base(model: Any, params: Params) -> tuple[Params, Callable[[Params], Params]]:
+    prefix = model.params_prefix
+    base = params[prefix] if prefix else params
+
+    def put(new_base: Params) -> Params:
+        return {**params, prefix: new_base} if prefix else new_base
+
+    return base, put
+
+
+def _is_bert(model: Any) -> bool:
+    from ..archs import bert
+
+    return isinstance(model.config, bert.BertConfig)
+
+
+def mask_heads(model: Any, params: Params, heads: Mapping[int, Iterable[int]]) -> Params:
+    """Params in which heads ``{layer: [heads]}`` contribute nothing (BERT).
+
+    The value projection rows (weight and bias) of each head become 0, so the head's
+    context vectors are exactly 0, as with ``head_mask`` 0 for that head: the new params
+    without a head mask give bit for bit the old params' output with it. Shapes are kept
+    (contrast :func:`prune_heads`). Head indices refer to the layer's current heads.
+
+    Raises:
+        NotImplementedError: another architecture (pass ``head_mask=`` to ``apply``).
+    """
+    if not _is_bert(model):
+        raise NotImplementedError(
+            f"mask_heads is implemented for BERT models, not {type(model).__name__}; "
+            "pass head_mask=... to apply instead"
+        )
+    d = model.config.head_dim
+    base, put = _bert_base(model, params)
+    layers = list(base["encoder"]["layer"])
+    for layer, hs in heads.items():
+        value = layers[layer]["attention"]["self"]["value"]
+        keep = torch.ones(value["weight"].shape[0], dtype=value["weight"].dtype)
+        for h in hs:
+            if not 0 <= h * d < keep.numel():
+                raise ValueError(f"head {h} out of range in layer {layer}")
+            keep[h * d : (h + 1) * d] = 0
+        keep = keep.to(value["weight"].device)
+        new_value = {"weight": value["weight"] * keep[:, None], "bias": value["bias"] * keep}
+        attn = layers[layer]["attention"]
+        layers[layer] = {
+            **layers[layer],
+            "attention": {**attn, "self": {**attn["self"], "value": new_value}},
+        }
+    return put({**base, "encoder": {**base["encoder"], "layer": layers}})
+
+
+def prune_heads(
+    model: Any, params: Params, heads_to_prune: Mapping[int, Iterable[int]]
+) -> tuple[Any, Params]:
+    """Remove heads ``{layer: [head indices of the unpruned model]}``: ``(model, params)``.
+
+    Dispatches to the architecture's own pruning (``model.prune_heads``, which BERT
+    models have); the new model's config records ``pruned_heads`` so it reloads.
+
+    Raises:
+        NotImplementedError: for architectures without head pruning (GPT, GPT-2,
+            Transformer-XL, XLNet, XLM today): mask with ``head_mask`` instead.
+    """
+    method = getattr(model, "prune_heads", None)
+    if method is None or not _is_bert(model):
+        raise NotImplementedError(
+            f"head pruning is implemented for BERT models, not {type(model).__name__}; "
+            "silence heads with head_mask=... (apply) instead"
+        )
+    return method(params, {int(k): [int(h) for h in v] for k, v in heads_to_prune.items()})
+
+
+class MaskingResult(NamedTuple):
+    """What :func:`mask_heads_by_importance` returns.
+
+    head_mask: float32 (n_layers, n_heads), the last mask whose score stayed at or above
+        ``threshold * original_score``.
+    score: that mask's score.
+    original_score: the score with every head.
+    history: ``(heads kept, score)`` of each evaluated mask, in order.
+    """
+
+    head_mask: Tensor
+    score: float
+    original_score: float
+    history: list[tuple[int, float]]
+
+
+def mask_heads_by_importance(
+    evaluate: Callable[[Tensor], tuple[float, Tensor]],
+    shape: tuple[int, int],
+    *,
+    threshold: float = 0.9,
+    amount: float = 0.1,
+) -> MaskingResult:
+    """Greedy head masking (the seed's ``mask_heads``), functional.
+
+    Starting from all heads, repeatedly mask the ``max(1, int(amount * n_heads_total))``
+    least important heads still kept, re-evaluating after each step, while the score stays
+    at or above ``threshold * original_score``; stop also when no more than that many heads
+    are left.
+
+    Args:
+        evaluate: ``head_mask -> (score, importance (n_layers, n_heads))``, e.g. accuracy
+            and :func:`compute_head_stats` importance under that mask.
+        shape: ``(n_layers, n_heads)``.
+    """
+    mask = torch.ones(shape)
+    original, importance = evaluate(mask)
+    history = [(int(mask.sum()), float(original))]
+    n_step = max(1, int(mask.numel() * amount))
+    kept, kept_score = mask, float(original)
+    score = float(original)
+    while score >= original * threshold:
+        kept, kept_score = mask, score
+        ranked = torch.where(kept == 0, float("inf"), importance.to(torch.float32))
+        order = ranked.reshape(-1).argsort(stable=True)
+        if int(kept.sum()) <= n_step:
+            break
+        mask = kept.reshape(-1).clone()
+        mask[order[:n_step]] = 0.0
+        mask = mask.reshape(shape)
+        score, importance = evaluate(mask)
+        score = float(score)
+        history.append((int(mask.sum()), score))
+    return MaskingResult(kept, kept_score, float(original), history)
+
+
+def plot_head_importance(
+    scores: Tensor, path: str | Path, *, title: str = "head importance"
+) -> Path:
+    """Save a heat map of ``scores`` (n_layers, n_heads) to ``path`` (png, pdf, svg...).
+
+    Raises:
+        ImportError: matplotlib is not installed (it is not a ptfunc dependency).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError(
+            "plot_head_importance needs matplotlib, which ptfunc does not depend on: "
+            "pip install matplotlib (or save the scores with numpy and plot elsewhere)"
+        ) from e
+    data = scores.detach().to(torch.float32).cpu().numpy()
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * data.shape[1], 1 + 0.4 * data.shape[0]))
+    im = ax.imshow(data, cmap="viridis", aspect="auto")
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax)
+    path = Path(path)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
