@@ -10,7 +10,7 @@ Example:
     torch.Size([1, 3, 16])
 """
 
-from . import archs, io, layers, optim, random, tokenize, train_state, tree
+from . import archs, distributed, io, layers, optim, random, research, tokenize, train_state, tree
 from .archs import Model, PretrainedConfig
 from .generation import generate
 
@@ -18,10 +18,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "archs",
+    "distributed",
     "io",
     "layers",
     "optim",
     "random",
+    "research",
     "tokenize",
     "tree",
     "train_state",

@@ -1,5 +1,6 @@
 """Research workflows over whole models: ensembles, per-example gradients, DP-SGD,
-Hessian-vector products and fine-tuning a subset of the params.
+Hessian-vector products, fine-tuning a subset of the params, head importance and
+activation-memory measurement.
 
 Everything here is a pure function of params trees built on ``torch.func``
 (``vmap``, ``grad``, ``jvp``) and ``ptfunc.optim``; it works for any ptfunc model.
@@ -14,6 +15,11 @@ module                     what it gives
 ``hvp``                    ``hvp``, ``hessian_trace_estimate``
 ``freeze``                 ``trainable_mask``, ``partition``, ``combine``, ``with_frozen``,
                            ``freeze``
+``bertology``              ``compute_head_stats`` (importance, entropy), ``mask_heads``,
+                           ``prune_heads``, ``mask_heads_by_importance``,
+                           ``plot_head_importance``
+``remat``                  ``saved_tensor_bytes``, ``peak_tensor_bytes``, ``PeakTracker``
+                           (measuring what ``apply(..., remat=True)`` saves)
 =========================  ===================================================================
 
 Example (per-example gradients of a tiny BERT classifier):
@@ -31,6 +37,8 @@ Example (per-example gradients of a tiny BERT classifier):
     torch.Size([4, 2, 8])
 """
 
+from . import bertology, remat
+from .bertology import compute_head_stats, mask_heads, mask_heads_by_importance
 from .dp import DPState, clip_per_example, dp_aggregate, dp_sgd
 from .ensembles import (
     ensemble_apply,
@@ -46,6 +54,11 @@ from .hvp import hessian_trace_estimate, hvp, rademacher_like
 from .per_example import global_norms, per_example_grad_norms, per_example_grads
 
 __all__ = [
+    "bertology",
+    "remat",
+    "compute_head_stats",
+    "mask_heads",
+    "mask_heads_by_importance",
     "init_ensemble",
     "ensemble_apply",
     "ensemble_size",
