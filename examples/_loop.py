@@ -386,6 +386,24 @@ def train(
     return TrainResult(params, opt_state, step, key, losses)
 
 
+def train_from_args(
+    args: argparse.Namespace,
+    loss_fn: Callable[[Any, Any, Key], Tensor],
+    params: Any,
+    get_batch: Callable[[int], Any],
+    *,
+    total_steps: int,
+    key: Key,
+) -> TrainResult:
+    """:func:`train` with the optimizer and options of :func:`add_training_args`'s flags."""
+    return train(
+        loss_fn, params, make_optimizer(args, total_steps), get_batch,
+        total_steps=total_steps, key=key, output_dir=args.output_dir,
+        save_steps=args.save_steps, resume=args.resume, stop_at_step=args.stop_at_step,
+        log_every=args.log_every, progress=not args.quiet,
+    )  # fmt: skip
+
+
 def set_threads(args: argparse.Namespace) -> None:
     """Apply ``--threads`` (tiny models run fastest on one thread)."""
     if getattr(args, "threads", None):

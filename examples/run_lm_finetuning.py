@@ -183,12 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def loss_fn(p: Any, batch: dict[str, Tensor], key: Any) -> Tensor:
         return model.apply(p, **batch, train=True, key=key).loss
 
-    result = _loop.train(
-        loss_fn, params, _loop.make_optimizer(args, total), get_batch,
-        total_steps=total, key=run_key, output_dir=args.output_dir, save_steps=args.save_steps,
-        resume=args.resume, stop_at_step=args.stop_at_step, log_every=args.log_every,
-        progress=not args.quiet,
-    )  # fmt: skip
+    result = _loop.train_from_args(args, loss_fn, params, get_batch, total_steps=total, key=run_key)
     if result.step < total:
         print(f"stopped at step {result.step} of {total}; --resume continues", flush=True)
         return 0

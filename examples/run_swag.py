@@ -150,12 +150,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                           train=True, key=key, **{k: train_f[k][idx] for k in INPUTS})  # fmt: skip
         return out.loss
 
-    result = _loop.train(
-        loss_fn, params, _loop.make_optimizer(args, total), batches.indices,
-        total_steps=total, key=run_key, output_dir=args.output_dir, save_steps=args.save_steps,
-        resume=args.resume, stop_at_step=args.stop_at_step, log_every=args.log_every,
-        progress=not args.quiet,
-    )  # fmt: skip
+    result = _loop.train_from_args(
+        args, loss_fn, params, batches.indices, total_steps=total, key=run_key
+    )
     if result.step < total:  # stopped early (--stop-at-step): no evaluation
         return {}
     ptfunc.io.save_pretrained(args.output_dir, model, result.params)
