@@ -27,6 +27,21 @@ def test_docstring_examples(name):
     assert result.failed == 0
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_MODULES = sorted(
+    p.name for p in EXAMPLES.glob("*.py") if p.name.startswith(("_", "utils_"))
+)
+
+
+@pytest.mark.parametrize("name", EXAMPLE_MODULES)
+def test_example_helpers_docstring_examples(name, monkeypatch):
+    # The examples' shared modules are imported as siblings by the scripts.
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    module = importlib.import_module(name.removesuffix(".py"))
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+
+
 def test_readme_python_blocks_run():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     assert blocks
