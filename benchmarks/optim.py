@@ -24,6 +24,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _models import BERT_BASE, BERT_TINY  # noqa: E402
 from _timing import Row, format_table, time_interleaved  # noqa: E402
 
 import ptfunc  # noqa: E402
@@ -31,18 +32,62 @@ from ptfunc import optim, tree  # noqa: E402
 from ptfunc.archs import bert  # noqa: E402
 
 
-def _bert_params(quick: bool):
-    if quick:
-        config = bert.BertConfig(
-            vocab_size=1000,
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=128,
-        )
-    else:
-        config = bert.BertConfig()  # bert-base: 110M params, 199 leaves
-    return bert.BertModel(config).init(ptfunc.random.key(0))
+def bert_params(quick: bool):
+    """A BERT-base params tree (110M floats, 199 leaves), or a tiny one for ``quick``."""
+    return bert.BertModel(bert.BertConfig(**(BERT_TINY if quick else BERT_BASE))).init(
+        ptfunc.random.key(0)
+    )
+
+
+def random_grads(params):
+    g = torch.Generator().manual_seed(1)
+    return tree.map(lambda p: torch.randn(p.shape, generator=g) * 1e-3, params)
+
+
+def torch_step(params, grads, foreach: bool, copy_grads: bool = False):
+    """A ``torch.optim.AdamW`` step over copies of ``params`` with ``grads`` as ``.grad``.
+
+    ``copy_grads`` refills ``.grad`` from ``grads`` before each step (as backward would).
+    """
+    ps = [p.clone().requires_grad_() for p in tree.leaves(params)]
+    for p, gr in zip(ps, tree.leaves(grads)):
+        p.grad = gr.clone()
+    opt = torch.optim.AdamW(ps, lr=1e-4, weight_decay=0.01, foreach=foreach)
+    if not copy_grads:
+        return opt.step
+    grad_list = [p.grad for p in ps]
+    grad_leaves = tree.leaves(grads)
+
+    def run():
+        torch._foreach_copy_(grad_list, grad_leaves)
+        opt.step()
+
+    return run
+
+
+def ptfunc_step(opt, params, grads, inplace: bool, fused: bool = True):
+    """A ``ptfunc.optim`` step over copies of ``params`` (``optim.step`` or update + apply)."""
+    box = {"params": tree.map(torch.clone, params)}
+    box["state"] = opt.init(box["params"])
+    buffer = tree.map(torch.clone, grads)
+    buffer_leaves = tree.leaves(buffer)
+    grad_leaves = tree.leaves(grads)
+
+    def step():
+        # grads are donated under inplace=True: refill a preallocated buffer each step,
+        # as backward refills .grad in a training loop (torch is charged the same copy).
+        if inplace:
+            torch._foreach_copy_(buffer_leaves, grad_leaves)
+        gr = buffer if inplace else grads
+        if fused:
+            box["params"], box["state"] = optim.step(
+                opt, gr, box["state"], box["params"], inplace=inplace
+            )
+        else:
+            updates, box["state"] = opt.update(gr, box["state"], box["params"], inplace=inplace)
+            box["params"] = optim.apply_updates(box["params"], updates, inplace=inplace)
+
+    return step
 
 
 def main() -> None:
@@ -53,56 +98,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    params = _bert_params(args.quick)
+    params = bert_params(args.quick)
     leaves = tree.leaves(params)
-    g = torch.Generator().manual_seed(1)
-    grads = tree.map(lambda p: torch.randn(p.shape, generator=g) * 1e-3, params)
+    grads = random_grads(params)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; params tree: "
         f"{len(leaves)} leaves, {tree.size(params) / 1e6:.1f}M floats"
     )
 
-    def torch_step(foreach: bool, copy_grads: bool = False):
-        ps = [p.clone().requires_grad_() for p in leaves]
-        for p, gr in zip(ps, tree.leaves(grads)):
-            p.grad = gr.clone()
-        opt = torch.optim.AdamW(ps, lr=1e-4, weight_decay=0.01, foreach=foreach)
-        if not copy_grads:
-            return opt.step
-        grad_list = [p.grad for p in ps]
-
-        def run():
-            torch._foreach_copy_(grad_list, tree.leaves(grads))
-            opt.step()
-
-        return run
-
-    grad_leaves = tree.leaves(grads)
+    def torch_step_(foreach: bool, copy_grads: bool = False):
+        return torch_step(params, grads, foreach, copy_grads)
 
     def ours(opt, inplace: bool, fused: bool = True):
-        box = {"params": tree.map(torch.clone, params)}
-        box["state"] = opt.init(box["params"])
-        buffer = tree.map(torch.clone, grads)
-        buffer_leaves = tree.leaves(buffer)
-
-        def step():
-            # grads are donated under inplace=True: refill a preallocated buffer each step,
-            # as backward refills .grad in a training loop (torch is charged the same copy).
-            if inplace:
-                torch._foreach_copy_(buffer_leaves, grad_leaves)
-            gr = buffer if inplace else grads
-            if fused:
-                box["params"], box["state"] = optim.step(
-                    opt, gr, box["state"], box["params"], inplace=inplace
-                )
-            else:
-                updates, box["state"] = opt.update(gr, box["state"], box["params"], inplace=inplace)
-                box["params"] = optim.apply_updates(box["params"], updates, inplace=inplace)
-
-        return step
+        return ptfunc_step(opt, params, grads, inplace, fused)
 
     adamw_torch = optim.adamw_torch(lr=1e-4, weight_decay=0.01)
-    torch_foreach = torch_step(True, copy_grads=True)
+    torch_foreach = torch_step_(True, copy_grads=True)
     cases = [
         (
             "optim.step(adamw_torch) inplace / AdamW(foreach)",
@@ -117,7 +128,7 @@ def main() -> None:
         (
             "optim.step(adamw_torch) functional / AdamW(foreach)",
             ours(adamw_torch, False),
-            torch_step(True),
+            torch_step_(True),
         ),
         (
             "optim.step(adamw, 1.0) inplace / AdamW(foreach)",
@@ -132,7 +143,7 @@ def main() -> None:
         (
             "per-leaf reference functional / AdamW(for-loop)",
             ours(optim.adamw_torch(lr=1e-4, weight_decay=0.01, reference=True), False),
-            torch_step(False),
+            torch_step_(False),
         ),
     ]
     rows = []
