@@ -20,7 +20,7 @@ import torch
 
 import ptfunc
 from ptfunc import tree
-from ptfunc.archs import bert, gpt2
+from ptfunc.archs import bert, gpt2, xlnet
 from ptfunc.research import bertology
 
 pt = pytest.importorskip("pytorch_transformers")
@@ -238,13 +238,18 @@ def test_masking_changes_only_what_it_should():
 
 
 def test_other_architectures_refuse_pruning_clearly():
+    """XLNet has no head pruning (GPT, GPT-2 and XLM do: tests/test_prune_heads.py)."""
+    other = xlnet.XLNetLMHeadModel(
+        xlnet.XLNetConfig(vocab_size=20, d_model=8, n_layer=1, n_head=2, d_inner=16)
+    )
+    other_params = other.init(ptfunc.random.key(0))
+    with pytest.raises(NotImplementedError, match="head_mask"):
+        bertology.prune_heads(other, other_params, {0: [1]})
+    with pytest.raises(NotImplementedError, match="head_mask"):
+        bertology.mask_heads(other, other_params, {0: [1]})
+    # importance works everywhere: the gradient w.r.t. head_mask of a GPT-2 LM loss
     model = gpt2.GPT2LMHeadModel(gpt2.GPT2Config(vocab_size=20, n_embd=8, n_layer=1, n_head=2))
     params = model.init(ptfunc.random.key(0))
-    with pytest.raises(NotImplementedError, match="head_mask"):
-        bertology.prune_heads(model, params, {0: [1]})
-    with pytest.raises(NotImplementedError, match="head_mask"):
-        bertology.mask_heads(model, params, {0: [1]})
-    # importance works there: the gradient w.r.t. head_mask of a GPT-2 LM loss
     ids = torch.randint(0, 20, (2, 5))
     grad, _ = bertology.head_mask_grad(model, params, {"input_ids": ids, "labels": ids})
     assert grad.shape == (1, 2) and grad.abs().sum() > 0

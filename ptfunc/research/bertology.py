@@ -6,11 +6,11 @@ Better than One?"), as pure functions of a model and its params.
 - **Attention entropy** of each head, averaged over (non-padding) query tokens
   (:func:`attention_entropy`).
 - **Masking** a head: ``apply(..., head_mask=m)`` with a binary ``m`` (1 keeps a head), or,
-  as a params transform, :func:`mask_heads` (BERT), which zeroes the head's value
-  projection so the model computes the same thing without a ``head_mask``.
+  as a params transform, :func:`mask_heads` (BERT, GPT, GPT-2, XLM), which zeroes the
+  head's value projection so the model computes the same thing without a ``head_mask``.
 - **Pruning** a head: :func:`prune_heads` removes its weights, returning a new
-  ``(model, params)`` whose config records the pruned heads (BERT; other architectures
-  raise ``NotImplementedError`` naming the way out: ``head_mask``).
+  ``(model, params)`` whose config records the pruned heads (BERT, GPT, GPT-2, XLM;
+  Transformer-XL and XLNet raise ``NotImplementedError`` naming the way out: ``head_mask``).
 - :func:`mask_heads_by_importance`: the seed's greedy loop (mask the least important
   heads step by step while the metric stays above a fraction of the original), with the
   evaluation passed in as a function.
@@ -288,56 +288,45 @@ def mask_from_heads(shape: tuple[int, int], heads: Mapping[int, Iterable[int]]) 
     return m
 
 
-def _bert_base(model: Any, params: Params) -> tuple[Params, Callable[[Params], Params]]:
-    prefix = model.params_prefix
-    base = params[prefix] if prefix else params
+def _arch_transforms(model: Any) -> Any:
+    """The module with ``prune_heads``/``mask_heads`` for ``model``'s architecture, or None."""
+    from ..archs import bert, gpt2, openai_gpt, xlm
+    from ..archs.bert import transforms as bert_t
+    from ..archs.gpt2 import prune as gpt2_t
+    from ..archs.openai_gpt import prune as openai_gpt_t
+    from ..archs.xlm import prune as xlm_t
 
-    def put(new_base: Params) -> Params:
-        return {**params, prefix: new_base} if prefix else new_base
+    table = (
+        (bert.BertConfig, bert_t),
+        (gpt2.GPT2Config, gpt2_t),
+        (openai_gpt.OpenAIGPTConfig, openai_gpt_t),
+        (xlm.XLMConfig, xlm_t),
+    )
+    return next((t for cls, t in table if isinstance(model.config, cls)), None)
 
-    return base, put
 
-
-def _is_bert(model: Any) -> bool:
-    from ..archs import bert
-
-    return isinstance(model.config, bert.BertConfig)
+_SUPPORTED = "BERT, OpenAI GPT, GPT-2 and XLM models"
 
 
 def mask_heads(model: Any, params: Params, heads: Mapping[int, Iterable[int]]) -> Params:
-    """Params in which heads ``{layer: [heads]}`` contribute nothing (BERT).
+    """Params in which heads ``{layer: [heads]}`` contribute nothing (BERT, GPT, GPT-2, XLM).
 
-    The value projection rows (weight and bias) of each head become 0, so the head's
+    The value projection (weight and bias) of each head becomes 0, so the head's
     context vectors are exactly 0, as with ``head_mask`` 0 for that head: the new params
     without a head mask give bit for bit the old params' output with it. Shapes are kept
     (contrast :func:`prune_heads`). Head indices refer to the layer's current heads.
 
     Raises:
+        ValueError: a layer or head index out of range.
         NotImplementedError: another architecture (pass ``head_mask=`` to ``apply``).
     """
-    if not _is_bert(model):
+    transforms = _arch_transforms(model)
+    if transforms is None:
         raise NotImplementedError(
-            f"mask_heads is implemented for BERT models, not {type(model).__name__}; "
+            f"mask_heads is implemented for {_SUPPORTED}, not {type(model).__name__}; "
             "pass head_mask=... to apply instead"
         )
-    d = model.config.head_dim
-    base, put = _bert_base(model, params)
-    layers = list(base["encoder"]["layer"])
-    for layer, hs in heads.items():
-        value = layers[layer]["attention"]["self"]["value"]
-        keep = torch.ones(value["weight"].shape[0], dtype=value["weight"].dtype)
-        for h in hs:
-            if not 0 <= h * d < keep.numel():
-                raise ValueError(f"head {h} out of range in layer {layer}")
-            keep[h * d : (h + 1) * d] = 0
-        keep = keep.to(value["weight"].device)
-        new_value = {"weight": value["weight"] * keep[:, None], "bias": value["bias"] * keep}
-        attn = layers[layer]["attention"]
-        layers[layer] = {
-            **layers[layer],
-            "attention": {**attn, "self": {**attn["self"], "value": new_value}},
-        }
-    return put({**base, "encoder": {**base["encoder"], "layer": layers}})
+    return transforms.mask_heads(model, params, heads)
 
 
 def prune_heads(
@@ -345,20 +334,21 @@ def prune_heads(
 ) -> tuple[Any, Params]:
     """Remove heads ``{layer: [head indices of the unpruned model]}``: ``(model, params)``.
 
-    Dispatches to the architecture's own pruning (``model.prune_heads``, which BERT
-    models have); the new model's config records ``pruned_heads`` so it reloads.
+    Dispatches to the architecture's own pruning (BERT, OpenAI GPT, GPT-2, XLM: their
+    models' ``prune_heads`` method); the new model's config records ``pruned_heads``
+    so it reloads.
 
     Raises:
-        NotImplementedError: for architectures without head pruning (GPT, GPT-2,
-            Transformer-XL, XLNet, XLM today): mask with ``head_mask`` instead.
+        ValueError: a layer or head index out of range.
+        NotImplementedError: for architectures without head pruning (Transformer-XL,
+            XLNet today): mask with ``head_mask`` instead.
     """
-    method = getattr(model, "prune_heads", None)
-    if method is None or not _is_bert(model):
+    if _arch_transforms(model) is None or getattr(model, "prune_heads", None) is None:
         raise NotImplementedError(
-            f"head pruning is implemented for BERT models, not {type(model).__name__}; "
+            f"head pruning is implemented for {_SUPPORTED}, not {type(model).__name__}; "
             "silence heads with head_mask=... (apply) instead"
         )
-    return method(params, {int(k): [int(h) for h in v] for k, v in heads_to_prune.items()})
+    return model.prune_heads(params, heads_to_prune)
 
 
 class MaskingResult(NamedTuple):

@@ -1,27 +1,40 @@
-"""Pure param transforms: prune attention heads (resizing lives in ``archs.resize``).
+"""Pure param transforms: prune and mask attention heads (resizing lives in ``archs.resize``).
 
-Each returns a new ``(model, params)``: the config changes with the params
-(``vocab_size``, ``pruned_heads``), so a saved model reloads with the right shapes.
-Input params are never modified.
+Each returns new params (pruning also a new model: its config records
+``pruned_heads``, so a saved model reloads with the right shapes). Input params are
+never modified. The index bookkeeping is shared with the other architectures
+(:mod:`ptfunc.archs.prune`); this module knows BERT's layout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-import torch
+from torch import Tensor
 
 from ...tree import Params
+from ..prune import (
+    kept_index,
+    mask_model_heads,
+    prune_model_heads,
+    take_cols,
+    take_rows,
+    zero_heads,
+)
 
-__all__ = ["prune_heads", "prune_layer_heads", "ParamTransforms"]
+__all__ = ["prune_heads", "prune_layer_heads", "mask_heads", "ParamTransforms"]
 
 
-def _base(params: Params, prefix: str) -> Params:
-    return params[prefix] if prefix else params
-
-
-def _with_base(params: Params, prefix: str, base: Params) -> Params:
-    return {**params, prefix: base} if prefix else base
+def _prune_block(layer: Params, index: Tensor) -> Params:
+    """Keep features ``index`` of query/key/value outputs and of the output dense's inputs."""
+    attn = layer["attention"]
+    new_self = {name: take_rows(p, index) for name, p in attn["self"].items()}
+    dense = take_cols(attn["output"]["dense"], index)
+    return {
+        **layer,
+        "attention": {"self": new_self, "output": {**attn["output"], "dense": dense}},
+    }
 
 
 def prune_layer_heads(
@@ -33,63 +46,57 @@ def prune_layer_heads(
     referring to the unpruned model.
     """
     already = set(already)
-    remove = sorted(set(remove) - already)
-    if not remove:
-        return layer
-    current = [h for h in range(_num_heads(layer, head_dim) + len(already)) if h not in already]
-    keep_heads = [i for i, h in enumerate(current) if h not in remove]
-    index = (
-        torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in keep_heads])
-        if keep_heads
-        else torch.zeros(0, dtype=torch.long)
-    )
-    attn = layer["attention"]
-    new_self = {
-        name: {
-            "weight": p["weight"][index.to(p["weight"].device)],
-            "bias": p["bias"][index.to(p["bias"].device)],
-        }
-        for name, p in attn["self"].items()
+    n_heads = _block_width(layer) // head_dim + len(already)
+    index = kept_index(n_heads, head_dim, remove, already)
+    return layer if index is None else _prune_block(layer, index)
+
+
+def _block_width(layer: Params) -> int:
+    return layer["attention"]["self"]["query"]["weight"].shape[0]
+
+
+def _width(base: Params, layer: int) -> int:
+    return _block_width(base["encoder"]["layer"][layer])
+
+
+def _prune_layer(base: Params, layer: int, index: Tensor) -> Params:
+    layers = list(base["encoder"]["layer"])
+    layers[layer] = _prune_block(layers[layer], index)
+    return {**base, "encoder": {**base["encoder"], "layer": layers}}
+
+
+def _mask_layer(base: Params, layer: int, heads: list[int], head_dim: int) -> Params:
+    """Zero the value projection rows (weight and bias) of ``heads``."""
+    layers = list(base["encoder"]["layer"])
+    attn = layers[layer]["attention"]
+    value = attn["self"]["value"]
+    new_value = {
+        **value,
+        "weight": zero_heads(value["weight"], heads, head_dim, dim=0),
+        "bias": zero_heads(value["bias"], heads, head_dim, dim=0),
     }
-    dense = attn["output"]["dense"]
-    new_dense = {**dense, "weight": dense["weight"][:, index.to(dense["weight"].device)]}
-    return {
-        **layer,
-        "attention": {"self": new_self, "output": {**attn["output"], "dense": new_dense}},
+    layers[layer] = {
+        **layers[layer],
+        "attention": {**attn, "self": {**attn["self"], "value": new_value}},
     }
+    return {**base, "encoder": {**base["encoder"], "layer": layers}}
 
 
-def _num_heads(layer: Params, head_dim: int) -> int:
-    return layer["attention"]["self"]["query"]["weight"].shape[0] // head_dim
-
-
-def prune_heads(model, params: Params, heads_to_prune: Mapping[int, Iterable[int]]):
+def prune_heads(
+    model: Any, params: Params, heads_to_prune: Mapping[int, Iterable[int]]
+) -> tuple[Any, Params]:
     """Remove attention heads: ``{layer: [head indices of the unpruned model]}``.
 
     Returns:
         ``(model whose config records pruned_heads, new params)``.
     """
-    c = model.config
-    n_layers, n_heads = c.num_hidden_layers, c.num_attention_heads
-    prefix = model.params_prefix
-    base = _base(params, prefix)
-    layers = list(base["encoder"]["layer"])
-    pruned = {k: set(v) for k, v in c.pruned_heads.items()}
-    for layer_index, heads in heads_to_prune.items():
-        heads = set(int(h) for h in heads)
-        if not 0 <= layer_index < n_layers:
-            raise ValueError(f"layer index {layer_index} out of range [0, {n_layers})")
-        bad = [h for h in heads if not 0 <= h < n_heads]
-        if bad:
-            raise ValueError(
-                f"head indices {bad} out of range [0, {n_heads}) in layer {layer_index}"
-            )
-        done = pruned.get(layer_index, set())
-        layers[layer_index] = prune_layer_heads(layers[layer_index], heads, done, c.head_dim)
-        pruned[layer_index] = done | heads
-    new_base = {**base, "encoder": {**base["encoder"], "layer": layers}}
-    record = {k: tuple(sorted(v)) for k, v in sorted(pruned.items()) if v}
-    return type(model)(c.replace(pruned_heads=record)), _with_base(params, prefix, new_base)
+    return prune_model_heads(model, params, heads_to_prune, width=_width, prune_layer=_prune_layer)
+
+
+def mask_heads(model: Any, params: Params, heads: Mapping[int, Iterable[int]]) -> Params:
+    """Params in which heads ``{layer: [current head indices]}`` contribute nothing: their
+    value projection rows are 0 (shapes kept)."""
+    return mask_model_heads(model, params, heads, width=_width, mask_layer=_mask_layer)
 
 
 class ParamTransforms:

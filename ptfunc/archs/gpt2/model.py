@@ -34,6 +34,7 @@ from .. import double_heads
 from ..double_heads import DoubleHeadsOutput, DoubleHeadsOutputWithLoss, lm_loss
 from ..model import Model, make_output, output_types
 from .config import GPT2Config
+from .prune import ParamTransforms, prune_init
 
 __all__ = [
     "GPT2Model",
@@ -77,12 +78,13 @@ def init_block(key: Key, c: GPT2Config) -> Params:
 
 def init_transformer(key: Key, c: GPT2Config) -> Params:
     kw, kp, kh = split(key, 3)
-    return {
+    base = {
         "wte": embedding.init(kw, c.vocab_size, c.n_embd, std=c.initializer_range),
         "wpe": embedding.init(kp, c.n_positions, c.n_embd, std=c.initializer_range),
         "h": [init_block(k, c) for k in split(kh, c.n_layer)],
         "ln_f": layer_norm.init(c.n_embd),
     }
+    return prune_init(base, c)  # the shapes of config.pruned_heads
 
 
 class _Encoded(NamedTuple):
@@ -182,7 +184,7 @@ def _block(c, p, x, layer_past, bias, head_mask, want_att, key, train):
     return x + dropout.apply(h, c.resid_pdrop, key=k_mlp, train=train), present, probs
 
 
-class GPT2Model(Model):
+class GPT2Model(ParamTransforms, Model):
     """The bare GPT-2 transformer (``GPT2Model`` of pytorch-transformers).
 
     ``apply(params, input_ids, *, past=None, attention_mask=None, token_type_ids=None,
@@ -215,7 +217,7 @@ class GPT2Model(Model):
         return make_output(GPT2ModelOutput, None, *enc)
 
 
-class GPT2LMHeadModel(Model):
+class GPT2LMHeadModel(ParamTransforms, Model):
     """GPT-2 with the language-model head tied to ``transformer.wte`` (one leaf).
 
     Labels: ``labels`` (b, s), shifted inside (predict token t+1 at t); negative = ignored.
@@ -249,7 +251,7 @@ class GPT2LMHeadModel(Model):
         return make_output(CausalLMOutput, loss, logits, *enc[1:])
 
 
-class GPT2DoubleHeadsModel(Model):
+class GPT2DoubleHeadsModel(ParamTransforms, Model):
     """Language-model and multiple-choice heads over inputs (b, n_choices, s).
 
     ``mc_token_ids`` (b, n_choices): the token whose state scores each choice

@@ -35,6 +35,7 @@ from ..double_heads import lm_loss
 from ..model import Model, make_output, output_types
 from ..resize import replace_at
 from .config import OpenAIGPTConfig
+from .prune import ParamTransforms, prune_init
 
 __all__ = ["OpenAIGPTModel", "OpenAIGPTLMHeadModel", "OpenAIGPTDoubleHeadsModel"]
 
@@ -70,11 +71,12 @@ def init_transformer(key: Key, c: OpenAIGPTConfig) -> Params:
                 "ln_2": layer_norm.init(d),
             }
         )
-    return {
+    base = {
         "tokens_embed": embedding.init(kt, c.total_tokens_embeddings, d, std=std),
         "positions_embed": embedding.init(kp, c.n_positions, d, std=std),
         "h": layers,
     }
+    return prune_init(base, c)  # the shapes of config.pruned_heads
 
 
 def transformer(
@@ -182,7 +184,7 @@ class _SpecialTokens:
         return type(self)(c.replace(n_special=num_special_tokens)), replace_at(params, path, weight)
 
 
-class OpenAIGPTModel(_SpecialTokens, Model):
+class OpenAIGPTModel(ParamTransforms, _SpecialTokens, Model):
     """The bare OpenAI GPT: ``(last_hidden_state (b, s, d), hidden_states, attentions)``.
 
     Options as the seed's forward, plus ``remat=True``: recompute each block in the
@@ -214,7 +216,7 @@ class OpenAIGPTModel(_SpecialTokens, Model):
         )
 
 
-class OpenAIGPTLMHeadModel(_SpecialTokens, Model):
+class OpenAIGPTLMHeadModel(ParamTransforms, _SpecialTokens, Model):
     """OpenAI GPT with the LM head tied to ``tokens_embed``; ``labels`` shifted inside."""
 
     config_class = OpenAIGPTConfig
@@ -244,7 +246,7 @@ class OpenAIGPTLMHeadModel(_SpecialTokens, Model):
         return make_output(LMOutput, loss, logits, hidden, att)
 
 
-class OpenAIGPTDoubleHeadsModel(_SpecialTokens, Model):
+class OpenAIGPTDoubleHeadsModel(ParamTransforms, _SpecialTokens, Model):
     """LM and multiple-choice heads over (b, n_choices, s), as GPT-2's (``presents`` is ``()``)."""
 
     config_class = OpenAIGPTConfig

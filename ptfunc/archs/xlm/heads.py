@@ -22,6 +22,7 @@ from ..head import HeadModel
 from ..model import make_output, output_types
 from .config import XLMConfig
 from .model import BASE_OPTIONS, Encoded, XLMModel, check_config, init_transformer, transformer
+from .prune import ParamTransforms
 
 __all__ = [
     "XLMWithLMHeadModel",
@@ -55,7 +56,7 @@ XLMForQuestionAnsweringLossOutput.__doc__ = (
 )
 
 
-class _XLMHead(HeadModel):
+class _XLMHead(ParamTransforms, HeadModel):
     """An XLM transformer under ``params["transformer"]`` plus head params beside it."""
 
     config_class = XLMConfig

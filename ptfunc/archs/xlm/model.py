@@ -40,6 +40,7 @@ from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from ..model import Model, check_options, make_output, output_types
 from .config import XLMConfig
+from .prune import ParamTransforms, prune_init
 
 __all__ = ["XLMModel", "XLMModelOutput", "init_transformer", "transformer", "Encoded"]
 
@@ -106,7 +107,7 @@ def init_transformer(key: Key, c: XLMConfig) -> Params:
         )
         ln2.append(layer_norm.init(d))
     p.update(attentions=att, layer_norm1=ln1, ffns=ffn, layer_norm2=ln2)
-    return p
+    return prune_init(p, c)  # the shapes of config.pruned_heads
 
 
 class Encoded(NamedTuple):
@@ -134,9 +135,10 @@ def _check_cache(c: XLMConfig, cache: Any, batch: int) -> int:
         raise ValueError(
             f"cache must be a tuple of {c.n_layers} tensors (one per layer), got {got}"
         )
-    want = (2, batch, c.n_heads, None, c.head_dim)
     length = None
     for i, t in enumerate(cache):
+        heads = c.n_heads - len(c.pruned_heads.get(i, ()))  # pruned layers have fewer
+        want = (2, batch, heads, None, c.head_dim)
         ok = isinstance(t, Tensor) and t.dim() == 5
         ok = ok and all(w is None or w == s for w, s in zip(want, t.shape))
         if ok and length is not None:
@@ -144,7 +146,7 @@ def _check_cache(c: XLMConfig, cache: Any, batch: int) -> int:
         if not ok:
             got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
             raise ValueError(
-                f"cache[{i}] must have shape (2, {batch}, {c.n_heads}, length, {c.head_dim}) "
+                f"cache[{i}] must have shape (2, {batch}, {heads}, length, {c.head_dim}) "
                 f"with the same length in every layer, got {got}"
             )
         length = t.shape[3]
@@ -339,7 +341,7 @@ def transformer(
     return Encoded(x, tuple(new_cache), tuple(hidden), tuple(probs_all))
 
 
-class XLMModel(Model):
+class XLMModel(ParamTransforms, Model):
     """The bare XLM transformer (``XLMModel`` of pytorch-transformers).
 
     ``apply(params, input_ids, *, lengths=None, position_ids=None, langs=None,
