@@ -16,6 +16,7 @@ configs of the same architectures (a smoke test).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -29,7 +30,10 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # run from a check
 import ptfunc  # noqa: E402
 from ptfunc.archs import bert, gpt2, xlm, xlnet  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+# Real vocabularies and corpora (tests/conftest.py's folder; PTFUNC_FIXTURES overrides).
+FIXTURES = Path(
+    os.environ.get("PTFUNC_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+)
 
 BERT_BASE = dict(
     vocab_size=30522,
@@ -66,7 +70,7 @@ class Pair:
     params: Any
     ref: torch.nn.Module  # transformers head model, eval mode
     base_model: Any
-    base_params: Any
+    base_key: str  # params[base_key] are the base model's params
     ref_base: torch.nn.Module
     vocab: int
     d: int
@@ -77,6 +81,37 @@ class Pair:
     lm_head: bool  # the loss goes through a vocab-sized projection
     rel_attn: bool = False  # XLNet: relative-position terms in every layer
     base_kwargs: dict | None = None  # extra keywords both sides' calls take
+
+    @property
+    def base_params(self) -> Any:
+        return self.params[self.base_key]
+
+    def to(self, device: str, dtype: torch.dtype) -> Pair:
+        """Both sides moved to ``device`` with floating weights cast to ``dtype`` (in place)."""
+        self.ref.to(device=device, dtype=dtype)
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device, dtype) if t.is_floating_point() else t.to(device)
+
+        self.params = ptfunc.tree.map(move, self.params)
+        return self
+
+    def grads_diff(self, grads: Any) -> tuple[float, float]:
+        """(max abs diff, max abs value) of ptfunc ``grads`` against the reference's ``.grad``."""
+        ours = ptfunc.io.to_torch_state_dict(self.model, grads, include_tied=False)
+        named = dict(self.ref.named_parameters())
+        if set(named) != set(ours):
+            raise SystemExit(
+                f"gradient names differ: only ptfunc {sorted(set(ours) - set(named))[:5]}, "
+                f"only transformers {sorted(set(named) - set(ours))[:5]}"
+            )
+        worst = scale = 0.0
+        for name, g in ours.items():
+            theirs = named[name].grad  # None where the loss does not reach (XLNet's mask_emb)
+            theirs = torch.zeros_like(g) if theirs is None else theirs
+            worst = max(worst, max_diff(g, theirs))
+            scale = max(scale, theirs.abs().max().item())
+        return worst, scale
 
     def inputs(self, batch: int, seq: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """ids, attention mask (or None) and labels for ``batch x seq``."""
@@ -128,6 +163,10 @@ class Pair:
         return [(tokens, d, 3 * d), (tokens, d, d), (tokens, d, f), (tokens, f, d)]
 
 
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.detach().double() - b.detach().double()).abs().max().item()
+
+
 def padded_inputs(
     vocab: int, batch: int, seq: int, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -166,7 +205,7 @@ def bert_pair(quick: bool, attn: str = "sdpa", seed: int = 0) -> Pair:
     params = load_params(model, ref)
     return Pair(
         "BERT-tiny" if quick else "BERT-base", model, params, ref,
-        bert.BertModel(model.config), params["bert"], ref.bert,
+        bert.BertModel(model.config), "bert", ref.bert,
         vocab=shape["vocab_size"], d=shape["hidden_size"], layers=shape["num_hidden_layers"],
         ffn=shape["intermediate_size"], causal=False, padded=True, lm_head=False,
     )  # fmt: skip
@@ -185,7 +224,7 @@ def gpt2_pair(quick: bool, seed: int = 0) -> Pair:
     c = model.config
     return Pair(
         "GPT-2-tiny" if quick else "GPT-2-small", model, params, ref,
-        gpt2.GPT2Model(c), params["transformer"], ref.transformer,
+        gpt2.GPT2Model(c), "transformer", ref.transformer,
         vocab=c.vocab_size, d=c.n_embd, layers=c.n_layer, ffn=4 * c.n_embd,
         causal=True, padded=False, lm_head=True,
     )  # fmt: skip
@@ -202,7 +241,7 @@ def xlnet_pair(quick: bool, seed: int = 0) -> Pair:
     params = load_params(model, ref)
     return Pair(
         "XLNet-tiny" if quick else "XLNet-base", model, params, ref,
-        xlnet.XLNetModel(model.config), params["transformer"], ref.transformer,
+        xlnet.XLNetModel(model.config), "transformer", ref.transformer,
         vocab=sizes["vocab_size"], d=sizes["d_model"], layers=sizes["n_layer"],
         ffn=sizes["d_inner"], causal=False, padded=False, lm_head=True, rel_attn=True,
         base_kwargs=dict(use_mems=False),
@@ -220,7 +259,7 @@ def xlm_pair(quick: bool, seed: int = 0) -> Pair:
     d = sizes["emb_dim"]
     return Pair(
         "XLM-tiny" if quick else "XLM-1024", model, params, ref,
-        xlm.XLMModel(model.config), params["transformer"], ref.transformer,
+        xlm.XLMModel(model.config), "transformer", ref.transformer,
         vocab=sizes["vocab_size"], d=d, layers=sizes["n_layers"], ffn=4 * d,
         causal=False, padded=False, lm_head=True,
     )  # fmt: skip
