@@ -32,7 +32,6 @@ import argparse
 import os
 import platform
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,20 +43,10 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # run from a check
 import ptfunc  # noqa: E402
 from ptfunc.archs import bert  # noqa: E402
 
-BASE = dict(
-    vocab_size=30522,
-    hidden_size=768,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    intermediate_size=3072,
-)
-TINY = dict(
-    vocab_size=1000,
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=128,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _models import BERT_BASE, BERT_TINY, load_params, max_diff, padded_inputs  # noqa: E402
+
+BASE, TINY = BERT_BASE, BERT_TINY
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,22 +80,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # A tiny model's matmuls are too small to split over threads.
     args.threads = args.threads or (1 if args.quick else os.cpu_count() or 1)
     return args
-
-
-def make_inputs(
-    vocab: int, batch: int, seq: int, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random ids, a right-padded attention mask (row 0 full, others shorter) and labels."""
-    lengths = torch.randint(seq // 2, seq + 1, (batch,), generator=gen)
-    lengths[0] = seq
-    mask = (torch.arange(seq)[None, :] < lengths[:, None]).long()
-    ids = torch.randint(1, vocab, (batch, seq), generator=gen) * mask  # 0 = [PAD]
-    labels = torch.randint(0, 2, (batch,), generator=gen)
-    return ids, mask, labels
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a.detach().double() - b.detach().double()).abs().max().item()
 
 
 def grads_diff(ours: dict[str, torch.Tensor], peer: torch.nn.Module) -> tuple[float, float]:
@@ -146,14 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     cls_model = bert.BertForSequenceClassification(config)
     base_model = bert.BertModel(config)
     # Copies, so that neither side's gradients or in-place updates can reach the other.
-    state = {k: v.detach().clone() for k, v in hf_cls.state_dict().items()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a missing or unexpected name would make it unfair
-        params = ptfunc.io.from_torch_state_dict(cls_model, state, strict=True)
+    params = load_params(cls_model, hf_cls)
     base_params = params["bert"]
 
     gen = torch.Generator().manual_seed(args.seed)
-    ids, mask, labels = make_inputs(config.vocab_size, args.batch, args.seq, gen)
+    ids, mask, labels = padded_inputs(config.vocab_size, args.batch, args.seq, gen)
 
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, "

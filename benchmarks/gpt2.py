@@ -22,10 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _models import gpt2_pair, greedy_generate_fns  # noqa: E402
 from _timing import Row, format_table, time_interleaved  # noqa: E402
-
-import ptfunc  # noqa: E402
-from ptfunc.archs import gpt2  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
@@ -40,13 +38,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     import transformers
 
-    sizes = dict(n_layer=2, n_embd=64, n_head=4) if args.quick else {}
     batch, seq, new = (2, 32, 16) if args.quick else (4, 256, 128)
-    hf_config = transformers.GPT2Config(**sizes, attn_implementation="sdpa")
-    torch.manual_seed(0)
-    reference = transformers.GPT2LMHeadModel(hf_config).eval()
-    model = gpt2.GPT2LMHeadModel(gpt2.GPT2Config(**sizes))
-    params = ptfunc.io.from_torch_state_dict(model, reference.state_dict())
+    pair = gpt2_pair(args.quick)
+    reference, model, params = pair.ref, pair.model, pair.params
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 50257, (batch, seq), generator=g)
     prompt = torch.randint(0, 50257, (1, 32), generator=g)
@@ -67,18 +61,7 @@ def main() -> None:
         )
         rows.append(Row(f"forward {batch}x{seq}", *stats, check))
 
-        def ours_gen():
-            return ptfunc.generate(model, params, prompt, max_new_tokens=new)
-
-        def ref_gen():
-            return reference.generate(
-                prompt,
-                attention_mask=torch.ones_like(prompt),
-                max_new_tokens=new,
-                min_new_tokens=new,
-                do_sample=False,
-                pad_token_id=50256,
-            )
+        ours_gen, ref_gen = greedy_generate_fns(pair, prompt, new)
 
         same = torch.equal(ours_gen(), ref_gen())
         stats = time_interleaved([ours_gen, ref_gen], repeats=args.repeats, warmup=1)

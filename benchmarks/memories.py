@@ -27,10 +27,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _models import xlnet_pair  # noqa: E402
 from _timing import Row, format_table, time_interleaved  # noqa: E402
 
 import ptfunc  # noqa: E402
-from ptfunc.archs import transfo_xl, xlnet  # noqa: E402
+from ptfunc.archs import transfo_xl  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
@@ -40,18 +41,10 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> str:
 
 
 def xlnet_rows(args: argparse.Namespace, transformers) -> list[Row]:
-    sizes = (
-        dict(d_model=64, n_layer=2, n_head=4, d_inner=128, vocab_size=1000)
-        if args.quick
-        else dict(d_model=768, n_layer=12, n_head=12, d_inner=3072, vocab_size=32000)
-    )
     b, s = (2, 16) if args.quick else (2, 256)
-    cfg = dict(**sizes, ff_activation="gelu_new", mem_len=None)
-    torch.manual_seed(0)
-    reference = transformers.XLNetLMHeadModel(transformers.XLNetConfig(**cfg)).eval()
-    model = xlnet.XLNetLMHeadModel(xlnet.XLNetConfig(**cfg))
-    params = ptfunc.io.from_torch_state_dict(model, reference.state_dict())
-    ids = torch.randint(0, sizes["vocab_size"], (b, s), generator=torch.Generator().manual_seed(1))
+    pair = xlnet_pair(args.quick)
+    reference, model, params = pair.ref, pair.model, pair.params
+    ids = torch.randint(0, pair.vocab, (b, s), generator=torch.Generator().manual_seed(1))
     perm = torch.zeros(b, s, s)
     perm[:, :, s // 2 :] = 1.0  # the second half is predicted and hidden from everyone
     target = torch.zeros(b, s - s // 2, s)

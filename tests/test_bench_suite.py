@@ -60,7 +60,8 @@ def test_suite_quick_rows_and_json(tmp_path, capsys):
         "optim: optim.step(adamw_torch) inplace / AdamW(foreach)",
         "vmap: per-example grads (batch 32)",
     ]
-    if not (suite._models.FIXTURES / "corpora" / "tinyshakespeare.txt").is_file():  # skipped cleanly
+    corpus = suite._models.FIXTURES / "corpora" / "tinyshakespeare.txt"
+    if not corpus.is_file():  # the suite skips those rows cleanly
         expected.remove("tokenize: gpt2 per-text / Rust per-text")
     assert labels == expected
     for row in data["rows"]:
