@@ -17,7 +17,7 @@ import torch
 
 import ptfunc
 from ptfunc import io, tree
-from ptfunc.archs import gpt2, openai_gpt, xlm
+from ptfunc.archs import bert, gpt2, openai_gpt, xlm
 from ptfunc.research import bertology
 
 pt = pytest.importorskip("pytorch_transformers")
@@ -123,6 +123,44 @@ def test_pruned_equals_unpruned_with_head_mask(arch):
     masked = bertology.mask_heads(model, params, HEADS)
     assert [_attn_width(arch, masked, i) for i in range(L)] == [16] * L
     assert (model.apply(masked, IDS).logits - want).abs().max() <= 1e-6
+
+
+def _any_pair(arch):
+    if arch != "bert":
+        return _pair(arch)[1:]
+    model = bert.BertForSequenceClassification(
+        bert.BertConfig(
+            V,
+            hidden_size=D,
+            num_hidden_layers=L,
+            num_attention_heads=H,
+            intermediate_size=24,
+            max_position_embeddings=32,
+        )
+    )
+    return model, model.init(ptfunc.random.key(0))
+
+
+@pytest.mark.parametrize("arch", (*ARCHS, "bert"))
+def test_head_mask_of_a_pruned_model_counts_the_unpruned_heads(arch):
+    """head_mask (layers, heads) keeps the unpruned shape: a pruned model with mask m ==
+    the unpruned model with m and the pruned heads zeroed; importance (d loss / d mask)
+    is the same for the kept heads and 0 for the pruned ones."""
+    model, params = _any_pair(arch)
+    new_model, pruned = model.prune_heads(params, HEADS)
+    m = torch.ones(L, H)
+    m[0, 0], m[1, 2], m[2, 0] = 0.0, 0.5, 0.0  # (2, 0) is pruned anyway
+    both = m * _masked(HEADS)
+    want = model.apply(params, IDS, head_mask=both).logits
+    assert (new_model.apply(pruned, IDS, head_mask=m).logits - want).abs().max() <= 1e-6
+    batch = {"input_ids": IDS, "labels": IDS if arch != "bert" else torch.tensor([0, 1])}
+    grad, _ = bertology.head_mask_grad(new_model, pruned, batch)
+    ref, _ = bertology.head_mask_grad(model, params, batch, head_mask=_masked(HEADS))
+    kept = _masked(HEADS).bool()
+    assert torch.equal(grad[~kept], torch.zeros(int((~kept).sum())))
+    assert (grad[kept] - ref[kept]).abs().max() <= 1e-6
+    with pytest.raises(ValueError, match="unpruned model's 4 heads"):
+        new_model.apply(pruned, IDS, head_mask=torch.ones(L, 3))
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..layers import attention
 from ..tree import Params
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "take_rows",
     "take_cols",
     "zero_heads",
+    "layer_head_masks",
 ]
 
 LayerWidth = Callable[[Params, int], int]
@@ -249,3 +251,33 @@ def mask_model_heads(
             )
         base = mask_layer(base, layer, sorted(requested[layer]), head_dim)
     return put(base)
+
+
+def layer_head_masks(head_mask: Tensor | None, config: Any, dtype: torch.dtype) -> list:
+    """Per-layer head masks for ``apply``, in the unpruned model's head indices.
+
+    ``head_mask`` (heads,) or (layers, heads) counts the config's ``num_attention_heads``
+    in every layer, pruned or not (so importance scores of a pruned model keep their
+    shape); a pruned layer gets the rows of the heads it still has.
+
+    Returns:
+        per layer, None or (kept heads, 1, 1) in ``dtype``
+        (:func:`ptfunc.layers.attention.per_layer_head_masks`).
+    """
+    n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
+    masks = attention.per_layer_head_masks(head_mask, n_layers, dtype)
+    if head_mask is None or not config.pruned_heads:
+        return masks
+    if masks[0].shape[0] != n_heads:
+        raise ValueError(
+            f"head_mask must count the unpruned model's {n_heads} heads per layer "
+            f"(pruned heads are dropped from it), got {tuple(head_mask.shape)}"
+        )
+    out = []
+    for i, m in enumerate(masks):
+        gone = set(config.pruned_heads.get(i, ()))
+        if gone:
+            keep = [h for h in range(n_heads) if h not in gone]
+            m = m.index_select(0, torch.tensor(keep, dtype=torch.long, device=m.device))
+        out.append(m)
+    return out

@@ -22,6 +22,7 @@ from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from ..model import Model, make_output
 from ..outputs import BaseModelOutputWithPooling
+from ..prune import layer_head_masks
 from .config import BertConfig
 from .transforms import ParamTransforms, prune_layer_heads
 
@@ -154,7 +155,7 @@ def encode(
 
     for layer, head, k in zip(
         params["encoder"]["layer"],
-        attention.per_layer_head_masks(head_mask, c.num_hidden_layers, dtype),
+        layer_head_masks(head_mask, c, dtype),
         keys[1:],
     ):
         if want_hidden:

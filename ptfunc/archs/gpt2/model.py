@@ -19,7 +19,6 @@ from torch import Tensor
 
 from ...layers import (
     activations,
-    attention,
     causal_attention,
     dropout,
     embedding,
@@ -33,6 +32,7 @@ from ...tree import Params
 from .. import double_heads
 from ..double_heads import DoubleHeadsOutput, DoubleHeadsOutputWithLoss, lm_loss
 from ..model import Model, make_output, output_types
+from ..prune import layer_head_masks
 from .config import GPT2Config
 from .prune import ParamTransforms, prune_init
 
@@ -139,7 +139,7 @@ def transformer(
     x = dropout.apply(x, c.embd_pdrop, key=keys[0], train=train)
 
     bias = causal_attention.causal_bias(s, past_len, attention_mask, dtype, x.device)
-    heads = attention.per_layer_head_masks(head_mask, c.n_layer, dtype)
+    heads = layer_head_masks(head_mask, c, dtype)
     presents, hidden, probs_all = [], [], []
 
     def run_block(p, x, layer_past, bias, head, k):

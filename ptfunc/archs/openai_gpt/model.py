@@ -18,7 +18,6 @@ from torch import Tensor
 
 from ...layers import (
     activations,
-    attention,
     causal_attention,
     dropout,
     embedding,
@@ -33,6 +32,7 @@ from ...tree import Params
 from .. import double_heads
 from ..double_heads import lm_loss
 from ..model import Model, make_output, output_types
+from ..prune import layer_head_masks
 from ..resize import replace_at
 from .config import OpenAIGPTConfig
 from .prune import ParamTransforms, prune_init
@@ -118,7 +118,7 @@ def transformer(
         x = x + embedding.apply(tokens, token_type_ids)
     x = dropout.apply(x, c.embd_pdrop, key=keys[0], train=train)
     bias = causal_attention.causal_bias(s, 0, attention_mask, dtype, x.device)
-    heads = attention.per_layer_head_masks(head_mask, c.n_layer, dtype)
+    heads = layer_head_masks(head_mask, c, dtype)
     act = _ACT[c.afn]
     hidden, probs_all = [], []
 

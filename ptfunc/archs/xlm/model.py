@@ -39,6 +39,7 @@ from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from ..model import Model, check_options, make_output, output_types
+from ..prune import layer_head_masks
 from .config import XLMConfig
 from .prune import ParamTransforms, prune_init
 
@@ -282,7 +283,7 @@ def transformer(
     x = dropout.apply(x, c.dropout, key=keys[0], train=train) * keep
 
     bias = _attention_bias(c, mask, s, past, dtype)
-    heads = attention.per_layer_head_masks(head_mask, c.n_layers, dtype)
+    heads = layer_head_masks(head_mask, c, dtype)
     act = activations.gelu if c.gelu_activation else activations.relu
     new_cache, hidden, probs_all = [], [], []
 
