@@ -164,7 +164,7 @@ class Suite:
         peer_name: str,
         *,
         flops: float | None = None,
-        rate: float | None = None,
+        gemm: list[tuple[int, int, int]] | None = None,
         note: str = "",
         warmup: int | None = None,
         repeats: int | None = None,
@@ -172,16 +172,24 @@ class Suite:
         label = f"{section}: {case}"
         if not self.wanted(label):
             return None
-        a, b = time_interleaved(
-            [self.sync(ours), self.sync(peer)],
+        fns = [self.sync(ours), self.sync(peer)]
+        large = bool(flops and gemm and flops >= LARGE_FLOPS)
+        if large:  # the GEMM runs interleaved with both sides: it sees the same machine load
+            gemm_fn, gemm_flops = self.gemm_fn(gemm)
+            fns.append(self.sync(gemm_fn))
+        stats = time_interleaved(
+            fns,
             repeats=repeats or self.args.repeats,
             warmup=self.args.warmup if warmup is None else warmup,
         )
+        a, b = stats[:2]
         row = SuiteRow(
             section, case, "ms", a.median * 1e3, b.median * 1e3, peer_name,
             spread=max(a.spread, b.spread), note=note,
         )  # fmt: skip
-        if flops and rate and flops >= LARGE_FLOPS:
+        if large:
+            rate = gemm_flops / stats[2].median
+            self.gemm[label] = rate
             row.roof_ours = flops / a.median / rate
             row.roof_peer = flops / b.median / rate
             row.extra["gflop"] = flops / 1e9
@@ -203,28 +211,22 @@ class Suite:
         return row
 
     # --- the machine's matmul rate ---------------------------------------------------------
-    def gemm_rate(self, shapes: list[tuple[int, int, int]]) -> float:
-        """FLOP/s of ``a @ b`` over ``shapes`` (one model layer's matmuls), median of repeats."""
-        key = " + ".join(f"{m}x{k}x{n}" for m, k, n in shapes)
-        if key not in self.gemm:
-            gen = torch.Generator().manual_seed(0)
-            mats = [
-                (
-                    torch.randn(m, k, generator=gen).to(self.device, self.dtype),
-                    torch.randn(k, n, generator=gen).to(self.device, self.dtype),
-                )
-                for m, k, n in shapes
-            ]
-            flops = sum(2 * m * k * n for m, k, n in shapes)
+    def gemm_fn(self, shapes: list[tuple[int, int, int]]) -> tuple[Callable[[], None], int]:
+        """A call running ``a @ b`` over ``shapes`` (one model layer's matmuls) and its FLOPs."""
+        gen = torch.Generator().manual_seed(0)
+        mats = [
+            (
+                torch.randn(m, k, generator=gen).to(self.device, self.dtype),
+                torch.randn(k, n, generator=gen).to(self.device, self.dtype),
+            )
+            for m, k, n in shapes
+        ]
 
-            def run() -> None:
-                for a, b in mats:
-                    torch.mm(a, b)
+        def run() -> None:
+            for a, b in mats:
+                torch.mm(a, b)
 
-            (stats,) = time_interleaved([self.sync(run)], repeats=max(3, self.args.repeats))
-            self.gemm[key] = flops / stats.median
-            print(f"  GEMM {key}: {self.gemm[key] / 1e9:,.1f} GFLOP/s", flush=True)
-        return self.gemm[key]
+        return run, sum(2 * m * k * n for m, k, n in shapes)
 
     # --- sections ------------------------------------------------------------------------
     def model_rows(self, arch: str) -> None:
@@ -246,7 +248,7 @@ class Suite:
         return [None if x[k] is None else x[k].to(self.device) for k in ("ids", "mask", "labels")]
 
     def _model_point(self, arch, pair, b, s, ids, mask, labels) -> None:  # noqa: ANN001
-        rate = self.gemm_rate(pair.gemm_shapes(b * s))
+        shapes = pair.gemm_shapes(b * s)
 
         def fwd_ours() -> Any:
             with torch.no_grad():
@@ -260,7 +262,7 @@ class Suite:
             d = _models.max_diff(fwd_ours(), fwd_ref())
             self.timed(
                 arch, f"fwd {b}x{s}", fwd_ours, fwd_ref, "transformers",
-                flops=pair.forward_flops(b, s), rate=rate, note=f"max|d|={d:.1e}",
+                flops=pair.forward_flops(b, s), gemm=shapes, note=f"max|d|={d:.1e}",
             )  # fmt: skip
         if not self.wanted(f"{arch}: fwd+bwd {b}x{s}"):
             return
@@ -279,7 +281,7 @@ class Suite:
         del g
         self.timed(
             arch, f"fwd+bwd {b}x{s}", bwd_ours, bwd_ref, "transformers",
-            flops=3 * pair.loss_flops(b, s), rate=rate,
+            flops=3 * pair.loss_flops(b, s), gemm=shapes,
             note=f"grads max|d|={d:.1e} (max|g|={scale:.1e})",
         )  # fmt: skip
         pair.ref.zero_grad(set_to_none=True)
@@ -319,11 +321,13 @@ class Suite:
             ref_opt.step()
             return loss
 
-        d = abs(float(ours()) - float(peer()))  # first step: same weights, same batch
-        rate = self.gemm_rate(pair.gemm_shapes(b * s))
+        d = abs(
+            float(ours().detach()) - float(peer().detach())
+        )  # first step: same weights, same batch
+        shapes = pair.gemm_shapes(b * s)
         self.timed(
             "train", case, ours, peer, "transformers+AdamW(foreach)",
-            flops=3 * pair.loss_flops(b, s), rate=rate, note=f"step-1 loss |d|={d:.1e}",
+            flops=3 * pair.loss_flops(b, s), gemm=shapes, note=f"step-1 loss |d|={d:.1e}",
         )  # fmt: skip
 
     def generate_rows(self) -> None:
@@ -587,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
                 quick=args.quick, only=args.only, repeats=args.repeats, warmup=args.warmup,
                 points=[f"{b}x{s}" for b, s in args.points],
             ),
-            gemm_gflops={k: v / 1e9 for k, v in suite.gemm.items()},
+            gemm_gflops={k: v / 1e9 for k, v in suite.gemm.items()},  # per row
             rows=[dict(asdict(r), label=r.label, ratio=r.ratio) for r in suite.rows],
         )  # fmt: skip
         args.json.write_text(json.dumps(payload, indent=1))
