@@ -212,19 +212,19 @@ class Suite:
 
     # --- the machine's matmul rate ---------------------------------------------------------
     def gemm_fn(self, shapes: list[tuple[int, int, int]]) -> tuple[Callable[[], None], int]:
-        """A call running ``a @ b`` over ``shapes`` (one model layer's matmuls) and its FLOPs."""
+        """``F.linear`` over ``shapes`` (the models' weight layout) as one call, and its FLOPs."""
         gen = torch.Generator().manual_seed(0)
         mats = [
             (
                 torch.randn(m, k, generator=gen).to(self.device, self.dtype),
-                torch.randn(k, n, generator=gen).to(self.device, self.dtype),
+                torch.randn(n, k, generator=gen).to(self.device, self.dtype),
             )
             for m, k, n in shapes
         ]
 
         def run() -> None:
-            for a, b in mats:
-                torch.mm(a, b)
+            for x, w in mats:
+                torch.nn.functional.linear(x, w)
 
         return run, sum(2 * m * k * n for m, k, n in shapes)
 
