@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["cross_entropy", "mse", "upcast"]
+__all__ = ["cross_entropy", "mse", "sequence_classification", "upcast"]
 
 
 def upcast(x: Tensor) -> Tensor:
@@ -36,3 +36,11 @@ def mse(predictions: Tensor, targets: Tensor) -> Tensor:
     return F.mse_loss(
         upcast(predictions.reshape(-1)), targets.reshape(-1).to(upcast(predictions).dtype)
     )
+
+
+def sequence_classification(logits: Tensor, labels: Tensor, num_labels: int) -> Tensor:
+    """The sequence-classification heads' loss: :func:`mse` when ``num_labels == 1``
+    (regression), :func:`cross_entropy` otherwise. ``logits`` (b, num_labels), ``labels`` (b,)."""
+    if num_labels == 1:
+        return mse(logits, labels)
+    return cross_entropy(logits, labels)

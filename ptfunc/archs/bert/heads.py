@@ -217,13 +217,6 @@ class BertForNextSentencePrediction(_BertHead):
         )
 
 
-def _classification_loss(logits: Tensor, labels: Tensor, num_labels: int) -> Tensor:
-    """MSE when ``num_labels == 1`` (regression), cross-entropy otherwise."""
-    if num_labels == 1:
-        return losses.mse(logits, labels)
-    return losses.cross_entropy(logits, labels)
-
-
 class BertForSequenceClassification(_BertHead):
     """Classifier on the pooled output: dropout -> Linear(hidden, num_labels).
 
@@ -249,7 +242,9 @@ class BertForSequenceClassification(_BertHead):
         pooled = dropout.apply(pooled, self.config.hidden_dropout_prob, key=k_head, train=train)
         logits = linear.apply(params["classifier"], pooled)
         loss = (
-            None if labels is None else _classification_loss(logits, labels, self.config.num_labels)
+            None
+            if labels is None
+            else losses.sequence_classification(logits, labels, self.config.num_labels)
         )
         return make_output(
             outputs.SequenceClassifierOutput, loss, logits, enc.hidden_states, enc.attentions

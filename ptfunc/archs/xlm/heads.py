@@ -189,13 +189,9 @@ class XLMForSequenceClassification(_XLMHead):
             key=k_head,
             train=train,
         )
-        loss = None
-        if labels is not None:
-            loss = (
-                losses.mse(logits, labels)
-                if c.num_labels == 1
-                else losses.cross_entropy(logits, labels)
-            )
+        loss = (
+            None if labels is None else losses.sequence_classification(logits, labels, c.num_labels)
+        )
         return make_output(XLMForSequenceClassificationOutput, loss, logits, *enc[1:])
 
 

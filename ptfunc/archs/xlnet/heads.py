@@ -233,13 +233,9 @@ class XLNetForSequenceClassification(_XLNetHead):
             train=train,
         )
         logits = linear.apply(params["logits_proj"], summary)
-        loss = None
-        if labels is not None:
-            loss = (
-                losses.mse(logits, labels)
-                if c.num_labels == 1
-                else losses.cross_entropy(logits, labels)
-            )
+        loss = (
+            None if labels is None else losses.sequence_classification(logits, labels, c.num_labels)
+        )
         return make_output(XLNetForSequenceClassificationOutput, loss, logits, *enc[1:])
 
 
