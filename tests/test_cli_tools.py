@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny_configs import tiny_lm
 from safetensors import safe_open
 
 import ptfunc
@@ -210,28 +211,10 @@ def _library_greedy(directory: Path, cls, prompt_ids: list[int], n: int) -> list
 
 @pytest.mark.parametrize("arch", ["transfo-xl", "xlnet", "xlm"])
 def test_generate_with_other_causal_models(arch, tmp_path):
-    from ptfunc.archs import transfo_xl, xlm, xlnet
-
     gpt2_tok = GPT2Tokenizer.from_pretrained(DEFAULT_MODEL)
-    vocab = len(gpt2_tok)
-    if arch == "transfo-xl":
-        cls = transfo_xl.TransfoXLLMHeadModel
-        config = transfo_xl.TransfoXLConfig(
-            vocab_size=vocab, cutoffs=[500, 1000], d_model=16, d_embed=16, n_head=2, d_head=8,
-            d_inner=32, n_layer=2, mem_len=8, tgt_len=4, div_val=2,
-        )  # fmt: skip
-    elif arch == "xlnet":
-        cls = xlnet.XLNetLMHeadModel
-        config = xlnet.XLNetConfig(
-            vocab_size=vocab, d_model=16, n_layer=2, n_head=2, d_inner=32, attn_type="uni"
-        )
-    else:
-        cls = xlm.XLMWithLMHeadModel
-        config = xlm.XLMConfig(
-            vocab_size=vocab, emb_dim=16, n_layers=2, n_heads=2, causal=True,
-            max_position_embeddings=64, n_langs=1,
-        )  # fmt: skip
-    _save_model(tmp_path, cls(config))
+    model = tiny_lm(arch, len(gpt2_tok))
+    cls = type(model)
+    _save_model(tmp_path, model)
     # The CLI finds the tokenizer from the directory's files; give it GPT-2's BPE with the
     # tokenizer kind forced through tokenizer_config.json, as a user's directory would.
     gpt2_tok.save_pretrained(tmp_path)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny_configs import MODEL_CLASSES, tiny_config
 
 import ptfunc
-from ptfunc.archs import bert, gpt2
+from ptfunc.archs import bert
 from ptfunc.cli import DEFAULT_MODEL
 from ptfunc.tokenize import BertTokenizer
 
@@ -119,42 +120,8 @@ def test_truncate_pair_is_longest_first():
 
 
 def _base_model(arch: str, vocab: int):
-    from ptfunc.archs import transfo_xl, xlm, xlnet
-
-    if arch == "gpt2":
-        return gpt2.GPT2Model(
-            gpt2.GPT2Config(vocab_size=vocab, n_embd=16, n_layer=2, n_head=2, n_positions=64)
-        )
-    if arch == "transfo-xl":
-        return transfo_xl.TransfoXLModel(
-            transfo_xl.TransfoXLConfig(
-                vocab_size=vocab,
-                cutoffs=[500, 1000],
-                d_model=16,
-                d_embed=16,
-                n_head=2,
-                d_head=8,
-                d_inner=32,
-                n_layer=2,
-                mem_len=8,
-                tgt_len=4,
-                div_val=2,
-            )  # fmt: skip
-        )
-    if arch == "xlnet":  # bidirectional: padding is reached only through the attention mask
-        return xlnet.XLNetModel(
-            xlnet.XLNetConfig(vocab_size=vocab, d_model=16, n_layer=2, n_head=2, d_inner=32)
-        )
-    return xlm.XLMModel(
-        xlm.XLMConfig(
-            vocab_size=vocab,
-            emb_dim=16,
-            n_layers=2,
-            n_heads=2,
-            max_position_embeddings=64,
-            n_langs=1,
-        )  # fmt: skip
-    )
+    # XLNet stays bidirectional: padding is reached only through the attention mask.
+    return MODEL_CLASSES[arch][0](tiny_config(arch, vocab))
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "transfo-xl", "xlnet", "xlm"])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny_configs import tiny_lm
 
 import ptfunc
 from ptfunc.cli import DEFAULT_MODEL
@@ -37,54 +38,6 @@ def _example():
 EX = _example()
 
 
-def _config(arch: str, vocab: int):
-    from ptfunc.archs import gpt2, openai_gpt, transfo_xl, xlm, xlnet
-
-    if arch == "gpt2":
-        return gpt2.GPT2LMHeadModel(
-            gpt2.GPT2Config(vocab_size=vocab, n_embd=16, n_layer=2, n_head=2, n_positions=64)
-        )
-    if arch == "openai-gpt":
-        return openai_gpt.OpenAIGPTLMHeadModel(
-            openai_gpt.OpenAIGPTConfig(
-                vocab_size=vocab, n_embd=16, n_layer=2, n_head=2, n_positions=64
-            )
-        )
-    if arch == "transfo-xl":
-        return transfo_xl.TransfoXLLMHeadModel(
-            transfo_xl.TransfoXLConfig(
-                vocab_size=vocab,
-                cutoffs=[500, 1000],
-                d_model=16,
-                d_embed=16,
-                n_head=2,
-                d_head=8,
-                d_inner=32,
-                n_layer=2,
-                mem_len=8,
-                tgt_len=4,
-                div_val=2,
-            )  # fmt: skip
-        )
-    if arch == "xlnet":
-        return xlnet.XLNetLMHeadModel(
-            xlnet.XLNetConfig(
-                vocab_size=vocab, d_model=16, n_layer=2, n_head=2, d_inner=32, attn_type="uni"
-            )
-        )
-    return xlm.XLMWithLMHeadModel(
-        xlm.XLMConfig(
-            vocab_size=vocab,
-            emb_dim=16,
-            n_layers=2,
-            n_heads=2,
-            causal=True,
-            max_position_embeddings=64,
-            n_langs=1,
-        )  # fmt: skip
-    )
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return GPT2Tokenizer.from_pretrained(DEFAULT_MODEL)
@@ -96,7 +49,7 @@ def model_dirs(tmp_path_factory, tokenizer):
     dirs = {}
     for arch in ("gpt2", "openai-gpt", "transfo-xl", "xlnet", "xlm"):
         directory = tmp_path_factory.mktemp(arch.replace("-", "_"))
-        model = _config(arch, len(tokenizer))
+        model = tiny_lm(arch, len(tokenizer))
         ptfunc.io.save_pretrained(directory, model, model.init(ptfunc.random.key(0)))
         tokenizer.save_pretrained(directory)  # tokenizer_config.json names GPT2Tokenizer
         dirs[arch] = directory
@@ -123,7 +76,7 @@ def test_greedy_equals_library_generate(arch, model_dirs, tokenizer):
         argv += ["--prompt", prompt]
     records = _run(*argv)
     assert [(r["prompt_index"], r["sample"]) for r in records] == [(0, 0), (1, 0), (2, 0)]
-    model, params = ptfunc.io.from_pretrained(directory, type(_config(arch, len(tokenizer))))
+    model, params = ptfunc.io.from_pretrained(directory, type(tiny_lm(arch, len(tokenizer))))
     for record, prompt in zip(records, PROMPTS):
         context = _context(arch, tokenizer, prompt)
         with torch.no_grad():
@@ -145,7 +98,7 @@ def test_sampling_is_reproducible_and_follows_the_seed(model_dirs, tokenizer):
     # One prompt, one batch: the key of batch 0 is fold_in(key(seed), 0).
     one = _run("--model-dir", directory, "--length", "6", "--seed", "7", "--top-p", "0.8",
                "--temperature", "0.7", "--prompt", PROMPTS[0])  # fmt: skip
-    model, params = ptfunc.io.from_pretrained(directory, type(_config("gpt2", len(tokenizer))))
+    model, params = ptfunc.io.from_pretrained(directory, type(tiny_lm("gpt2", len(tokenizer))))
     ids = tokenizer.encode(PROMPTS[0], add_special_tokens=False)
     key = ptfunc.random.fold_in(ptfunc.random.key(7), 0)
     with torch.no_grad():
@@ -173,7 +126,7 @@ def test_padding_text_options(model_dirs, tokenizer):
     directory = model_dirs["xlnet"]
     records = _run("--model-dir", str(directory), "--greedy", "--length", "3",
                    "--no-padding-text", "--prompt", PROMPTS[0])  # fmt: skip
-    model, params = ptfunc.io.from_pretrained(directory, type(_config("xlnet", len(tokenizer))))
+    model, params = ptfunc.io.from_pretrained(directory, type(tiny_lm("xlnet", len(tokenizer))))
     ids = tokenizer.encode(PROMPTS[0], add_special_tokens=False)
     with torch.no_grad():
         out = ptfunc.generate(model, params, torch.tensor([ids]), max_new_tokens=3)
