@@ -40,17 +40,12 @@ from torch import Tensor
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 import ptfunc  # noqa: E402
-from ptfunc.archs.registry import model_class, model_type_of  # noqa: E402
+from ptfunc.generation import context_length, load_language_model  # noqa: E402
 from ptfunc.tokenize.auto import load_tokenizer  # noqa: E402
 
-# model type -> (LM class, config field with the context length or None, pads on the left)
-LM_CLASSES: dict[str, tuple[str, str | None, bool]] = {
-    "gpt2": ("GPT2LMHeadModel", "n_positions", True),
-    "openai-gpt": ("OpenAIGPTLMHeadModel", "n_positions", True),
-    "transfo-xl": ("TransfoXLLMHeadModel", None, False),
-    "xlnet": ("XLNetLMHeadModel", None, True),
-    "xlm": ("XLMWithLMHeadModel", "max_position_embeddings", False),
-}
+# Models whose prompts may be left-padded into one batch (Transformer-XL has no mask and
+# XLM's positions would shift, so those batch only prompts of equal length).
+PADS_LEFT = ("gpt2", "openai-gpt", "xlnet")
 NEEDS_PADDING_TEXT = ("transfo-xl", "xlnet")
 
 # The text the seed put before XLNet and Transformer-XL prompts (after Aman Rusia,
@@ -76,21 +71,6 @@ class Row:
     sample: int
     ids: tuple[int, ...]
     n_padding: int
-
-
-def load_lm(model_dir: Path) -> tuple[str, Any, Any]:
-    """``(model type, model, params)`` of a causal LM directory."""
-    path = model_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"expected a config.json in {model_dir}")
-    kind = model_type_of(json.loads(path.read_text(encoding="utf-8")))
-    if kind not in LM_CLASSES:
-        raise ValueError(
-            f"{model_dir} holds a {kind!r} model; generation needs a causal language model: "
-            f"{', '.join(LM_CLASSES)}"
-        )
-    model, params = ptfunc.io.from_pretrained(model_dir, model_class(LM_CLASSES[kind][0]))
-    return kind, model, params
 
 
 def make_rows(
@@ -171,7 +151,7 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Generate for every prompt and sample; returns the records in input order."""
-    kind, model, params = load_lm(args.model_dir)
+    kind, model, params = load_language_model(args.model_dir)
     tokenizer = load_tokenizer(args.tokenizer_dir or args.model_dir)
     if args.no_padding_text:
         padding_text = ""
@@ -181,10 +161,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         padding_text = PADDING_TEXT if kind in NEEDS_PADDING_TEXT else ""
     prompts = read_prompts(args)
     rows = make_rows(prompts, tokenizer, num_samples=args.num_samples, padding_text=padding_text)
-    _, context_field, pads_left = LM_CLASSES[kind]
     length = args.length
-    if context_field is not None:
-        context = int(getattr(model.config, context_field))
+    context = context_length(model)
+    if context is not None:
         longest = max(len(row.ids) for row in rows)
         if longest >= context:
             raise ValueError(f"a context has {longest} tokens; the model takes {context}")
@@ -193,7 +172,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     params = ptfunc.tree.map(lambda t: t.to(device), params)
     base_key = ptfunc.random.key(args.seed)
     records: dict[tuple[int, int], dict[str, Any]] = {}
-    batches = group_rows(rows, args.batch_size, left_pad=pads_left)
+    batches = group_rows(rows, args.batch_size, left_pad=kind in PADS_LEFT)
     for number, batch in enumerate(batches):
         key = ptfunc.random.fold_in(base_key, number)
         new = generate_batch(model, params, batch, length, args, key)

@@ -24,6 +24,9 @@ recompute from ``ids`` alone.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +35,47 @@ from torch import Tensor
 from . import random
 from .random import Key
 
-__all__ = ["generate", "filter_logits"]
+__all__ = ["generate", "filter_logits", "LANGUAGE_MODELS", "load_language_model", "context_length"]
+
+# model type -> (language-model class, config field holding the context length or None)
+LANGUAGE_MODELS: dict[str, tuple[str, str | None]] = {
+    "gpt2": ("GPT2LMHeadModel", "n_positions"),
+    "openai-gpt": ("OpenAIGPTLMHeadModel", "n_positions"),
+    "transfo-xl": ("TransfoXLLMHeadModel", None),
+    "xlnet": ("XLNetLMHeadModel", None),
+    "xlm": ("XLMWithLMHeadModel", "max_position_embeddings"),
+}
+
+
+def load_language_model(directory: str | os.PathLike[str]) -> tuple[str, Any, Any]:
+    """``(model type, model, params)`` of the language model saved in ``directory``.
+
+    Raises:
+        FileNotFoundError: no config.json (or no weights) there.
+        ValueError: the directory holds a model that is not a language model.
+    """
+    from .archs.registry import model_class, model_type_of
+    from .io import from_pretrained
+
+    directory = Path(directory)
+    path = directory / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"expected a config.json in {directory}")
+    kind = model_type_of(json.loads(path.read_text(encoding="utf-8")))
+    if kind not in LANGUAGE_MODELS:
+        raise ValueError(
+            f"{directory} holds a {kind!r} model; generate needs a language model: "
+            f"{', '.join(LANGUAGE_MODELS)}"
+        )
+    model, params = from_pretrained(directory, model_class(LANGUAGE_MODELS[kind][0]))
+    return kind, model, params
+
+
+def context_length(model: Any) -> int | None:
+    """The most tokens ``model`` (a language model) takes, or None when memories make it
+    unbounded (Transformer-XL, XLNet)."""
+    field = LANGUAGE_MODELS[model.config.model_type][1]
+    return None if field is None else int(getattr(model.config, field))
 
 
 def filter_logits(logits: Tensor, *, top_k: int = 0, top_p: float = 1.0) -> Tensor:

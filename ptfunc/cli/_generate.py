@@ -3,36 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-shakespeare"
 
 __all__ = ["DEFAULT_MODEL", "generate_text", "add_parser", "run"]
-
-# model type -> (LM class name, config field holding the context length or None)
-_LM_CLASSES = {
-    "gpt2": ("GPT2LMHeadModel", "n_positions"),
-    "openai-gpt": ("OpenAIGPTLMHeadModel", "n_positions"),
-    "transfo-xl": ("TransfoXLLMHeadModel", None),
-    "xlnet": ("XLNetLMHeadModel", None),
-    "xlm": ("XLMWithLMHeadModel", "max_position_embeddings"),
-}
-
-
-def _model_type(directory: Path) -> str:
-    from ..archs.registry import model_type_of
-
-    path = directory / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"expected a config.json in {directory}")
-    kind = model_type_of(json.loads(path.read_text(encoding="utf-8")))
-    if kind not in _LM_CLASSES:
-        raise ValueError(
-            f"{directory} holds a {kind!r} model; generate needs a language model: "
-            f"{', '.join(_LM_CLASSES)}"
-        )
-    return kind
 
 
 def generate_text(
@@ -51,20 +26,17 @@ def generate_text(
     import torch
 
     import ptfunc
-    from ptfunc.archs.registry import model_class
+    from ptfunc.generation import context_length, load_language_model
     from ptfunc.tokenize.auto import load_tokenizer
 
-    model_dir = Path(model_dir)
-    kind = _model_type(model_dir)
-    class_name, context_field = _LM_CLASSES[kind]
+    _, model, params = load_language_model(model_dir)
     tokenizer = load_tokenizer(model_dir)
-    model, params = ptfunc.io.from_pretrained(model_dir, model_class(class_name))
     ids = tokenizer.encode(prompt, add_special_tokens=False)
     if not ids:
         raise ValueError("the prompt is empty after tokenisation")
     room = max_new_tokens
-    if context_field is not None:
-        context = int(getattr(model.config, context_field))
+    context = context_length(model)
+    if context is not None:
         if len(ids) >= context:
             raise ValueError(f"the prompt has {len(ids)} tokens; the model takes {context}")
         room = min(room, context - len(ids))
