@@ -136,20 +136,15 @@ def _openai_numpy(directory: Path) -> list[TensorInfo]:
 
 
 def _model_directory(directory: Path) -> tuple[str, list[TensorInfo]] | None:
-    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        index = directory / index_name
-        if index.is_file():
-            shards = sorted(
-                set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-            )
-            out: list[TensorInfo] = []
-            for shard in shards:
-                out += _file(directory / shard)[1]
-            return f"sharded {index_name.split('.index')[0]}", out
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (directory / name).is_file():
-            return _file(directory / name)
-    return None
+    from .pretrained import weight_files
+
+    files = weight_files(directory)
+    if files is None:
+        return None
+    listed = [_file(file) for file in files]
+    tensors = [info for _, infos in listed for info in infos]
+    fmt = listed[0][0]
+    return (f"sharded {fmt}" if len(files) > 1 else fmt), tensors
 
 
 def _file(path: Path) -> tuple[str, list[TensorInfo]]:

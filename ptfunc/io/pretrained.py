@@ -36,6 +36,7 @@ __all__ = [
     "save_pretrained",
     "load_state_dict_file",
     "load_torch_object",
+    "weight_files",
     "pretrained_files",
     "model_config_dict",
     "config_text",
@@ -65,22 +66,35 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     return state
 
 
-def _read_weights(directory: Path) -> dict[str, Tensor]:
+def weight_files(directory: str | os.PathLike[str]) -> list[Path] | None:
+    """The weight files of a model directory, shards in order, or None when it has none.
+
+    A sharded ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json`` names
+    its shards; otherwise ``model.safetensors`` is preferred to ``pytorch_model.bin``.
+    """
+    directory = Path(directory)
     for index_name in (SAFE_WEIGHTS_NAME + ".index.json", WEIGHTS_NAME + ".index.json"):
         index = directory / index_name
         if index.is_file():
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            state: dict[str, Tensor] = {}
-            for shard in sorted(set(weight_map.values())):
-                state.update(load_state_dict_file(directory / shard))
-            return state
+            return [directory / shard for shard in sorted(set(weight_map.values()))]
     for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
         if (directory / name).is_file():
-            return load_state_dict_file(directory / name)
-    raise FileNotFoundError(
-        f"no weights in {directory}: expected {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME} "
-        "(or a sharded .index.json)"
-    )
+            return [directory / name]
+    return None
+
+
+def _read_weights(directory: Path) -> dict[str, Tensor]:
+    files = weight_files(directory)
+    if files is None:
+        raise FileNotFoundError(
+            f"no weights in {directory}: expected {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME} "
+            "(or a sharded .index.json)"
+        )
+    state: dict[str, Tensor] = {}
+    for file in files:
+        state.update(load_state_dict_file(file))
+    return state
 
 
 def from_pretrained(
