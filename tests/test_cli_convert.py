@@ -8,14 +8,12 @@ and transformers' loaders in ``test_convert_tf.py``, ``test_convert_openai_gpt.p
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from _cli import assert_fails_with, ptfunc_cli
 from safetensors.torch import load_file
 
 from ptfunc.io import convert
@@ -25,17 +23,6 @@ BERT_CKPT, BERT_CFG = DATA / "bert" / "model.ckpt", DATA / "bert" / "bert_config
 GPT2_CKPT, GPT2_CFG = DATA / "gpt2" / "model.ckpt", DATA / "gpt2" / "hparams.json"
 TXL_CKPT, TXL_CFG = DATA / "transfo_xl" / "model.ckpt", DATA / "transfo_xl" / "config.json"
 SQUAD_CKPT, XLNET_CFG = DATA / "xlnet_squad" / "model.ckpt", DATA / "xlnet" / "xlnet_config.json"
-
-
-def ptfunc_cli(*args: str, timeout: int = 180):
-    return subprocess.run(
-        [sys.executable, "-m", "ptfunc", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
 
 
 def assert_same_weights(a: Path, b: Path) -> None:
@@ -123,27 +110,18 @@ def test_named_options_and_vocabulary(tmp_path):
     assert "bert.embeddings.word_embeddings.weight" in listing.stdout
 
 
-def assert_one_line_failure(result, needle: str, status: int = 1) -> None:
-    assert result.returncode == status, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    if status == 1:  # progress lines may come first; the reason is one line
-        reasons = [x for x in result.stderr.splitlines() if not x.startswith("convert: ")]
-        assert len(reasons) == 1 and reasons[0].startswith("ptfunc: "), result.stderr
-    assert needle in result.stderr, result.stderr
-
-
 def test_bad_arguments(tmp_path):
-    assert_one_line_failure(ptfunc_cli("convert"), "say what to convert", status=2)
-    assert_one_line_failure(ptfunc_cli("convert", "albert", "a", "b"), "unknown architecture", 2)
-    assert_one_line_failure(ptfunc_cli("convert", "bert", "a", "b"), "missing output", status=2)
-    assert_one_line_failure(ptfunc_cli("convert", "xlm", "a", "b", "c"), "too many arguments", 2)
-    assert_one_line_failure(ptfunc_cli("convert", "--to", "onnx", "a", "b"), "invalid choice", 2)
-    assert_one_line_failure(
+    assert_fails_with(ptfunc_cli("convert"), "say what to convert", status=2)
+    assert_fails_with(ptfunc_cli("convert", "albert", "a", "b"), "unknown architecture", 2)
+    assert_fails_with(ptfunc_cli("convert", "bert", "a", "b"), "missing output", status=2)
+    assert_fails_with(ptfunc_cli("convert", "xlm", "a", "b", "c"), "too many arguments", 2)
+    assert_fails_with(ptfunc_cli("convert", "--to", "onnx", "a", "b"), "invalid choice", 2)
+    assert_fails_with(
         ptfunc_cli("convert", "bert", BERT_CKPT, BERT_CFG,
                    tmp_path / "pytorch_model.bin"),
         "looks like a file name",
     )  # fmt: skip
-    assert_one_line_failure(
+    assert_fails_with(
         ptfunc_cli("convert", "transfo_xl", DATA / "bert" / "vocab.txt", tmp_path / "o", TXL_CFG),
         "does not unpickle",
     )  # fmt: skip
@@ -165,7 +143,7 @@ def test_failures_name_the_problem_and_leave_nothing(argv, needle, tmp_path):
     out = tmp_path / "out"
     argv = [str(a).replace("{out}", str(out)).replace("{tmp}", str(tmp_path)) for a in argv]
     result = ptfunc_cli("convert", *argv)
-    assert_one_line_failure(result, needle)
+    assert_fails_with(result, needle)
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -182,7 +160,7 @@ def test_a_failed_conversion_leaves_an_existing_directory_as_it_was(tmp_path):
     blob[len(blob) // 2] ^= 0xFF
     data.write_bytes(bytes(blob))
     result = ptfunc_cli("convert", "gpt2", broken / "model.ckpt", out, broken / "hparams.json")
-    assert_one_line_failure(result, "checksum mismatch")
+    assert_fails_with(result, "checksum mismatch")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -208,5 +186,5 @@ def test_export_to_other_layouts(layout, tmp_path):
     again = ptfunc_cli("convert", "--to", layout, "--checkpoint", converted, "--output", out, "-q")
     assert again.returncode == 0, again.stderr
     missing = ptfunc_cli("convert", "--to", layout, tmp_path / "nope", tmp_path / "x")
-    assert_one_line_failure(missing, "nope")
+    assert_fails_with(missing, "nope")
     assert not (tmp_path / "x").exists()

@@ -12,11 +12,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from _cli import assert_fails_with, ptfunc_cli
 from _tiny_configs import tiny_lm
 from safetensors import safe_open
 
@@ -25,29 +25,6 @@ from ptfunc.cli import DEFAULT_MODEL
 from ptfunc.tokenize import GPT2Tokenizer
 
 SUBCOMMANDS = ["generate", "convert", "encode", "decode", "inspect", "bench"]
-
-
-def ptfunc_cli(*args: str, stdin: str | None = None, timeout: int = 180):
-    """Run ``python -m ptfunc ARGS`` and return the finished process."""
-    return subprocess.run(
-        [sys.executable, "-m", "ptfunc", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-
-
-def assert_fails_with(result, needle: str, status: int = 1) -> None:
-    """Non-zero exit and a one-line reason naming ``needle``."""
-    assert result.returncode == status, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    if status == 1:
-        assert len(lines) == 1 and lines[0].startswith("ptfunc: "), result.stderr
-    assert needle in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_help_for_every_subcommand():
