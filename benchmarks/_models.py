@@ -274,12 +274,13 @@ BUILDERS: dict[str, Callable[..., Pair]] = {
 
 
 def greedy_generate_fns(
-    pair: Pair, prompt: torch.Tensor, new: int
+    pair: Pair, prompt: torch.Tensor, new: int, compile: bool | str = False
 ) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
-    """(ptfunc, transformers) greedy generation of exactly ``new`` tokens with the KV cache."""
+    """(ptfunc, transformers) greedy generation of exactly ``new`` tokens with the KV cache;
+    ``compile`` is ``ptfunc.generate``'s (its static-cache compiled decoding)."""
 
     def ours() -> torch.Tensor:
-        return ptfunc.generate(pair.model, pair.params, prompt, max_new_tokens=new)
+        return ptfunc.generate(pair.model, pair.params, prompt, max_new_tokens=new, compile=compile)
 
     def ref() -> torch.Tensor:
         return pair.ref.generate(

@@ -49,6 +49,9 @@ from ptfunc.research.remat import PeakTracker  # noqa: E402
 ARCHS = ("bert", "gpt2", "xlnet", "xlm")
 LARGE_FLOPS = 1e9  # cases below this are overhead-bound: no roofline fraction reported
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+COMPILE_POINT = (1, 16)  # batch 1, 16 tokens: per-op overhead, not FLOPs, sets the time
+GENERATE = (32, 128)  # prompt length, new tokens
+GENERATE_QUICK = (8, 16)
 
 
 @dataclass
@@ -95,6 +98,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--dtype", default="float32", choices=list(DTYPES))
     p.add_argument("--list", action="store_true", help="print the row labels and exit")
+    p.add_argument(
+        "--compile-mode",
+        default="auto",
+        help="mode of the compile: rows (auto: reduce-overhead on cuda, default on cpu)",
+    )
     args = p.parse_args(argv)
     args.repeats = args.repeats or 3
     args.points = args.points or ([(2, 16)] if args.quick else [(1, 128), (8, 128), (4, 512)])
@@ -266,7 +274,7 @@ class Suite:
             )  # fmt: skip
         if not self.wanted(f"{arch}: fwd+bwd {b}x{s}"):
             return
-        grad_fn = torch.func.grad(pair.loss_ours)
+        grad_fn = ptfunc.func.grad(pair.loss_ours)
 
         def bwd_ours() -> Any:
             return grad_fn(pair.params, ids, mask, labels)
@@ -305,7 +313,7 @@ class Suite:
         opt = optim.adamw_torch(1e-5, weight_decay=0.01)
         box = {"params": ptfunc.tree.map(torch.clone, pair.params)}
         box["state"] = opt.init(box["params"])
-        grad_fn = torch.func.grad_and_value(pair.loss_ours)
+        grad_fn = ptfunc.func.grad_and_value(pair.loss_ours)
 
         def ours() -> torch.Tensor:
             grads, loss = grad_fn(box["params"], ids, mask, labels)
@@ -331,23 +339,121 @@ class Suite:
         )  # fmt: skip
 
     def generate_rows(self) -> None:
-        prompt_len, new = (8, 16) if self.args.quick else (32, 128)
+        prompt_len, new = GENERATE_QUICK if self.args.quick else GENERATE
         case = f"gpt2 greedy 1x{prompt_len}+{new}"
-        if not self.wanted(f"generate: {case}"):
-            return
+        if self.wanted(f"generate: {case}"):
+            self._generate_case("generate", case, prompt_len, new, False)
+
+    def _generate_case(
+        self, section: str, case: str, prompt_len: int, new: int, compile: bool | str
+    ) -> None:
+        """ptfunc.generate (``compile``: its static-cache compiled path) against transformers'
+        eager ``generate``, greedy, exactly ``new`` tokens after a random prompt."""
         pair = self.pair("gpt2")
         prompt = torch.randint(1, pair.vocab, (1, prompt_len), generator=torch.Generator())
         prompt = prompt.to(self.device)
-        ours, ref = _models.greedy_generate_fns(pair, prompt, new)
+        ours, ref = _models.greedy_generate_fns(pair, prompt, new, compile=compile)
         with torch.no_grad():
             same = torch.equal(ours(), ref())
-            row = self.timed("generate", case, ours, ref, "transformers generate", note="")
+            row = self.timed(
+                section, case, ours, ref, "transformers generate",
+                note="", warmup=3 if compile else None,
+            )  # fmt: skip
         if row:
             row.extra["tokens_per_s"] = {"ours": new / row.ours * 1e3, "peer": new / row.peer * 1e3}
             row.note = (
                 f"same tokens: {same}; {new / row.ours * 1e3:,.0f} vs "
                 f"{new / row.peer * 1e3:,.0f} tok/s"
             )
+            if compile:
+                row.note += f"; {mode_name({} if compile is True else {'mode': compile})}"
+
+    # --- compiled paths, where per-op overhead matters --------------------------------------
+    def compile_mode(self) -> str | None:
+        """torch.compile's mode: CUDA graphs on a GPU (launch overhead), default on a CPU."""
+        mode = self.args.compile_mode
+        if mode == "auto":
+            return "reduce-overhead" if self.device == "cuda" else None
+        return None if mode == "default" else mode
+
+    def compile_rows(self) -> None:
+        """``torch.compile``'d ptfunc against the reference's eager calls: a short forward
+        (batch 1, 16 tokens), a whole train step, and greedy generation."""
+        mode = self.compile_mode()
+        options = {} if mode is None else {"mode": mode}
+        b, s = COMPILE_POINT
+        for arch in ("bert", "gpt2"):
+            case = f"{arch} fwd {b}x{s}"
+            if self.wanted(f"compile: {case}"):
+                self._compiled_forward(arch, case, b, s, options)
+        tb, ts = self._middle_point()
+        for arch in ("bert", "gpt2"):
+            case = f"train {arch} {tb}x{ts} adamw"
+            if self.wanted(f"compile: {case}"):
+                self._compiled_train(arch, case, tb, ts, options)
+        prompt_len, new = GENERATE_QUICK if self.args.quick else GENERATE
+        case = f"generate gpt2 greedy 1x{prompt_len}+{new}"
+        if self.wanted(f"compile: {case}"):
+            self._generate_case("compile", case, prompt_len, new, mode or True)
+
+    def _compiled_forward(self, arch: str, case: str, b: int, s: int, options: dict) -> None:
+        pair = self.pair(arch)
+        ids, mask, _ = self.inputs(pair, b, s, torch.Generator().manual_seed(3))
+        torch._dynamo.reset()
+        fwd = torch.compile(
+            lambda p, ids, mask: pair.base_model.apply(p, ids, **pair._kw(mask))[0], **options
+        )
+
+        def ours() -> Any:
+            with torch.no_grad():
+                return fwd(pair.base_params, ids, mask)
+
+        def ref() -> Any:
+            with torch.no_grad():
+                return pair.forward_ref(ids, mask)
+
+        d = _models.max_diff(ours(), ref())
+        self.timed(
+            "compile", case, ours, ref, "transformers eager", warmup=3,
+            flops=pair.forward_flops(b, s), gemm=pair.gemm_shapes(b * s),
+            note=f"max|d|={d:.1e}; {mode_name(options)}",
+        )  # fmt: skip
+
+    def _compiled_train(self, arch: str, case: str, b: int, s: int, options: dict) -> None:
+        pair = self.pair(arch)
+        ids, mask, labels = self.inputs(pair, b, s, torch.Generator().manual_seed(2))
+        ref = copy.deepcopy(pair.ref)
+        ref_opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=0.01, foreach=True)
+        opt = optim.adamw_torch(1e-5, weight_decay=0.01)
+        grad_fn = ptfunc.func.grad_and_value(pair.loss_ours)
+
+        def step(params: Any, state: Any) -> tuple[Any, Any, torch.Tensor]:
+            grads, loss = grad_fn(params, ids, mask, labels)
+            updates, state = opt.update(grads, state, params)
+            return optim.apply_updates(params, updates), state, loss
+
+        torch._dynamo.reset()
+        compiled = torch.compile(step, **options)
+        box = {"params": ptfunc.tree.map(torch.clone, pair.params)}
+        box["state"] = opt.init(box["params"])
+
+        def ours() -> torch.Tensor:
+            box["params"], box["state"], loss = compiled(box["params"], box["state"])
+            return loss
+
+        def peer() -> torch.Tensor:
+            ref_opt.zero_grad(set_to_none=True)
+            loss = ref(ids, labels=labels, **pair._kw(mask)).loss
+            loss.backward()
+            ref_opt.step()
+            return loss
+
+        d = abs(float(ours().detach()) - float(peer().detach()))
+        self.timed(
+            "compile", case, ours, peer, "transformers+AdamW(foreach) eager", warmup=2,
+            flops=3 * pair.loss_flops(b, s), gemm=pair.gemm_shapes(b * s),
+            note=f"step-1 loss |d|={d:.1e}; {mode_name(options)}",
+        )  # fmt: skip
 
     def memory_rows(self) -> None:
         b, s = self._middle_point()
@@ -361,7 +467,7 @@ class Suite:
         ids, mask, labels = self.inputs(pair, b, s, torch.Generator().manual_seed(3))
 
         def ours() -> Any:
-            return torch.func.grad(pair.loss_ours)(pair.params, ids, mask, labels)
+            return ptfunc.func.grad(pair.loss_ours)(pair.params, ids, mask, labels)
 
         def ref() -> None:
             pair.ref.zero_grad(set_to_none=True)
@@ -523,13 +629,22 @@ def format_rows(rows: list[SuiteRow]) -> str:
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *map(fmt, cells)])
 
 
+def mode_name(options: dict) -> str:
+    return f"torch.compile mode={options.get('mode', 'default')}"
+
+
 def all_labels(args: argparse.Namespace) -> list[str]:
     b, s = args.points[1] if len(args.points) > 1 else args.points[0]
     labels = [
         f"{a}: {k} {pb}x{ps}" for a in ARCHS for pb, ps in args.points for k in ("fwd", "fwd+bwd")
     ]
     labels += [f"train: {a} {b}x{s} adamw" for a in ARCHS]
-    labels.append("generate: gpt2 greedy " + ("1x8+16" if args.quick else "1x32+128"))
+    p, n = GENERATE_QUICK if args.quick else GENERATE
+    labels.append(f"generate: gpt2 greedy 1x{p}+{n}")
+    cb, cs = COMPILE_POINT
+    labels += [f"compile: {a} fwd {cb}x{cs}" for a in ("bert", "gpt2")]
+    labels += [f"compile: train {a} {b}x{s} adamw" for a in ("bert", "gpt2")]
+    labels.append(f"compile: generate gpt2 greedy 1x{p}+{n}")
     labels += [f"memory: {a} fwd+bwd {b}x{s} peak tensor bytes" for a in ARCHS]
     labels += [f"tokenize: {t} {k}" for t in _TOKENIZERS for k in _TOK_KINDS]
     labels += ["optim: optim.step(adamw_torch) inplace / AdamW(foreach)"]
@@ -569,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         suite.model_rows(arch)
     suite.train_rows()
     suite.generate_rows()
+    suite.compile_rows()
     suite.memory_rows()
     suite.tokenizer_rows()
     suite.optim_rows()

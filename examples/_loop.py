@@ -359,7 +359,7 @@ def train(
         (out / LOG_NAME).write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     last = total_steps if stop_at_step is None else min(total_steps, stop_at_step)
-    grad_and_loss = torch.func.grad_and_value(loss_fn)
+    grad_and_loss = ptfunc.func.grad_and_value(loss_fn)
     show = Progress(total_steps, every=log_every) if progress else None
     losses: list[tuple[int, float]] = []
     while step < last:

@@ -10,7 +10,7 @@
    ``<cls>`` last and pads on the left, as the seed's script does.
 2. Model: ``BertForSequenceClassification`` (or the XLNet / XLM one) from ``--model-dir``
    (the classifier is freshly initialised), or a random model from ``--config-json``.
-3. Training: the shared loop of ``_loop.py``: ``torch.func.grad_and_value`` of the pure
+3. Training: the shared loop of ``_loop.py``: ``ptfunc.func.grad_and_value`` of the pure
    loss ``model.apply(params, ..., labels=..., train=True, key=k)``, global-norm clipping and
    AdamW on a warmup-linear schedule, checkpoints in ``--output-dir/checkpoints`` and a
    bit-exact ``--resume``.

@@ -15,7 +15,7 @@ functional loop: the seed's ``lm_finetuning/simple_lm_finetuning.py`` over ptfun
    step alone.
 3. Model: ``BertForPreTraining`` from ``--model-dir`` (pretrained, e.g. to adapt BERT to a
    domain) or ``--config-json`` (random init, for pre-training from scratch and tests).
-4. Training: ``_loop.train``: ``torch.func.grad`` of the MLM + NSP loss, the seed's
+4. Training: ``_loop.train``: ``ptfunc.func.grad`` of the MLM + NSP loss, the seed's
    optimizer recipe (global-norm clipping, AdamW with warmup-linear decay, weight decay
    0.01 off biases and LayerNorm weights), checkpoints (params, optimizer state, step,
    key) every ``--save-steps`` and at the end; ``--resume`` continues bit-exactly.

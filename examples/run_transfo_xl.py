@@ -9,7 +9,7 @@ with memories carried across segments and without (each segment alone).
    ``<unk>``); the last ``--eval-fraction`` of the token stream is held out.
 2. Training: the stream is cut into ``--batch-size`` rows and read in segments of
    ``--tgt-len`` tokens (``ptfunc.tokenize.LMOrderedIterator``); each step is one pure
-   function call, ``torch.func.grad_and_value`` over ``model.apply(params, data,
+   function call, ``ptfunc.func.grad_and_value`` over ``model.apply(params, data,
    targets=target, mems=mems, train=True, key=...)``, whose new memories (detached,
    ``(mem_len, batch, d_model)`` per layer) feed the next segment of the same rows.
    Updates: ``ptfunc.optim`` global-norm clipping (0.25, as the paper) chained with
@@ -32,11 +32,11 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.func import grad_and_value
 
 import ptfunc
 from ptfunc import optim
 from ptfunc.archs import transfo_xl
+from ptfunc.func import grad_and_value
 from ptfunc.tokenize import LMOrderedIterator, TransfoXLTokenizer
 
 REPO = Path(__file__).resolve().parents[1]

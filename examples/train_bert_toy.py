@@ -2,7 +2,7 @@
 
 This is ptfunc's end-to-end example: no ``nn.Module``, no ``torch.optim``. The
 model is a static object, the params are a nested dict of tensors, a training
-step is ``torch.func.grad_and_value`` of a pure loss function, and the update
+step is ``ptfunc.func.grad_and_value`` of a pure loss function, and the update
 rule (Adam, written out) is a few ``ptfunc.tree.map`` calls over the params tree.
 Plain SGD barely moves a freshly initialised post-LN BERT in a few hundred
 steps (the gradients reaching attention are tiny next to the classifier's), so
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         out = model.apply(params, ids, attention_mask=mask, labels=labels, train=True, key=key)
         return out.loss, out.logits  # (value to differentiate, auxiliary output)
 
-    grad_and_loss = torch.func.grad_and_value(loss_fn, has_aux=True)
+    grad_and_loss = ptfunc.func.grad_and_value(loss_fn, has_aux=True)
 
     def evaluate(params, ids, mask) -> torch.Tensor:
         return model.apply(params, ids, attention_mask=mask).logits  # train=False: no dropout

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         if world > 1:
             dist.barrier()
 
-    grad_and_loss = torch.func.grad_and_value(
+    grad_and_loss = ptfunc.func.grad_and_value(
         lambda p, *batch: batch_loss(model, p, *batch), argnums=0
     )
     n_local = args.batch // world

@@ -5,7 +5,7 @@
 1. learns a byte-level BPE vocabulary (``ptfunc.tokenize.train_gpt2_tokenizer``) on
    tinyshakespeare (public domain; ``../shared/fixtures/corpora`` by default);
 2. trains a 4-layer GPT-2 (n_embd 128, context 128) with ``ptfunc.optim.adamw`` and a
-   warmup-linear schedule, functional steps with ``torch.func.grad_and_value`` and
+   warmup-linear schedule, functional steps with ``ptfunc.func.grad_and_value`` and
    dropout keys, printing the loss as it goes;
 3. writes ``config.json``, ``model.safetensors``, ``vocab.json`` and ``merges.txt`` to
    ``--out`` (default: the package's ``ptfunc/assets/tiny-shakespeare``).
@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch.func import grad_and_value
 
 import ptfunc
 from ptfunc import optim
 from ptfunc.archs import gpt2
+from ptfunc.func import grad_and_value
 from ptfunc.tokenize import train_gpt2_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]

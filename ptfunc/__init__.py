@@ -10,7 +10,19 @@ Example:
     torch.Size([1, 3, 16])
 """
 
-from . import archs, distributed, io, layers, optim, random, research, tokenize, train_state, tree
+from . import (
+    archs,
+    distributed,
+    func,
+    io,
+    layers,
+    optim,
+    random,
+    research,
+    tokenize,
+    train_state,
+    tree,
+)
 from .archs import Model, PretrainedConfig
 from .generation import generate
 
@@ -19,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "archs",
     "distributed",
+    "func",
     "io",
     "layers",
     "optim",

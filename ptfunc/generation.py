@@ -20,6 +20,13 @@ The decoding protocol, for models whose cache is not GPT-2's ``past``
 ``cache`` what the previous call returned (None on the first call). It returns
 the next-token logits (b, V) and the new cache; with ``use_cache=False`` it must
 recompute from ``ids`` alone.
+
+``compile=True`` (models with a static KV cache: GPT-2) runs the prompt once eagerly, copies
+its keys and values into a cache of the final length, and decodes every further token with
+one ``torch.compile``'d step whose shapes never change (no recompilation, no Python per
+layer). ``compile="reduce-overhead"`` (any ``torch.compile`` mode) also captures CUDA graphs.
+Tokens equal the eager path's up to float rounding (greedy picks agree unless two logits tie
+to rounding).
 """
 
 from __future__ import annotations
@@ -137,6 +144,7 @@ def generate(
     eos_token_id: int | None = None,
     pad_token_id: int | None = None,
     use_cache: bool = True,
+    compile: bool | str = False,  # noqa: A002 - the torch.compile switch, by its name
 ) -> Tensor:
     """Continue ``input_ids`` (b, s) by up to ``max_new_tokens``; returns (b, s + new).
 
@@ -148,6 +156,9 @@ def generate(
             ``pad_token_id`` (default: the EOS id). Stops when every row is done.
         use_cache: reuse the model's cache (GPT-2's ``presents``, Transformer-XL's and
             XLNet's memories) instead of re-running the prefix.
+        compile: decode with one compiled step over a static cache (see the module doc);
+            True for ``torch.compile``'s default mode, or the name of a mode. Needs a model
+            with a static cache (GPT-2) and ``use_cache``.
     """
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
         raise ValueError("input_ids must have shape (batch, seq)")
@@ -165,6 +176,8 @@ def generate(
     ids, cache = input_ids, None
     done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
     decode_step = getattr(model, "decode_step", None)
+    if compile:
+        decode_step = _static_cache_step(model, s + max_new_tokens, compile, use_cache)
     for step in range(max_new_tokens):
         if decode_step is not None:
             logits, cache = decode_step(
@@ -191,3 +204,69 @@ def generate(
         if eos_token_id is not None and bool(done.all()):
             break
     return ids
+
+
+_COMPILED_STEPS: dict[str, Any] = {}
+
+
+def _static_cache_step(model: Any, total: int, mode: bool | str, use_cache: bool) -> Any:
+    """A ``decode_step`` over a static cache of ``total`` slots, the tokens after the prompt
+    run by a compiled function (one per mode, shared by every model and call)."""
+    if not getattr(model, "supports_static_cache", False):
+        raise ValueError(
+            f"compile=True needs a model with a static KV cache (GPT-2's language models); "
+            f"{type(model).__name__} has none"
+        )
+    if not use_cache:
+        raise ValueError("compile=True decodes with the cache: it needs use_cache=True")
+    limit = context_length(model)
+    if limit is not None and total > limit:
+        raise ValueError(f"prompt + max_new_tokens = {total} exceeds the model's {limit} positions")
+    key = "default" if mode is True else str(mode)
+    if key not in _COMPILED_STEPS:
+        options = {} if key == "default" else {"mode": key}
+        _COMPILED_STEPS[key] = torch.compile(_static_decode, dynamic=False, **options)
+    return _StaticCacheStep(model, total, _COMPILED_STEPS[key])
+
+
+def _static_decode(
+    model: Any, params: Any, token: Tensor, cache: tuple[Tensor, ...], at: Tensor, mask: Tensor
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One token per row: token (b, 1) written at slot ``at`` (1,) of ``cache``, its position
+    id the count of unmasked slots before it in ``mask`` (b, total), which is 0 after ``at``
+    -> (logits (b, V), the updated cache)."""
+    positions = mask.sum(-1, keepdim=True) - 1  # slots after ``at`` are still 0 in mask
+    out = model.apply(
+        params, token, past=cache, cache_position=at, position_ids=positions, attention_mask=mask
+    )
+    return out.logits[:, -1, :], out.presents
+
+
+class _StaticCacheStep:
+    """The decode_step protocol over a static cache: prefill eagerly, then compiled steps."""
+
+    def __init__(self, model: Any, total: int, compiled: Any) -> None:
+        self.model, self.total, self.compiled = model, total, compiled
+
+    def __call__(
+        self, params: Any, ids: Tensor, *, cache: Any, attention_mask: Tensor, use_cache: bool
+    ) -> tuple[Tensor, Any]:
+        b, length = ids.shape
+        full = attention_mask.new_zeros(b, self.total)
+        full[:, :length] = attention_mask
+        if cache is None:  # the prompt: one eager call, its keys and values into the cache
+            logits, presents = _past_decode_step(
+                self.model, params, ids, None, attention_mask, True
+            )
+            cache = tuple(_padded_cache(p, self.total) for p in presents)
+            return logits, cache
+        at = torch.full((1,), length - 1, dtype=torch.long, device=ids.device)
+        token = ids[:, -1:].clone()  # its own storage: the same strides at every step
+        return self.compiled(self.model, params, token, cache, at, full)
+
+
+def _padded_cache(present: Tensor, total: int) -> Tensor:
+    """(2, b, h, s, d) -> (2, b, h, total, d), the first s slots filled."""
+    buffer = present.new_zeros(*present.shape[:3], total, present.shape[-1])
+    buffer[..., : present.shape[-2], :] = present
+    return buffer

@@ -58,8 +58,14 @@ def init_head(key: Key, c: Any) -> Params:
 
 
 def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """Next-token cross-entropy: logits[..., :-1] against labels[..., 1:] (negatives ignored)."""
-    return losses.cross_entropy(logits[..., :-1, :], labels[..., 1:])
+    """Next-token cross-entropy: logits (..., s, V) at t against labels (..., s) at t + 1.
+
+    Negative labels are ignored. The labels are shifted (the last position gets an ignored
+    label) rather than the logits sliced: slicing (..., s - 1, V) would copy the logits in
+    the forward and zero-fill and copy their gradient in the backward.
+    """
+    ignored = torch.full_like(labels[..., :1], -100)
+    return losses.cross_entropy(logits, torch.cat([labels[..., 1:], ignored], dim=-1))
 
 
 def apply(

@@ -7,7 +7,7 @@ over processes before the (identical) optimizer step on every process::
     params = broadcast_params(params)                  # all ranks start equal
     for step in range(total):
         local = shard_batch(global_batch(step), rank(), world_size())
-        grads = torch.func.grad(loss_fn)(params, local)
+        grads = ptfunc.func.grad(loss_fn)(params, local)
         grads = allreduce_grads(grads)                 # mean over ranks
         params, opt_state = ptfunc.optim.step(opt, grads, opt_state, params)
 

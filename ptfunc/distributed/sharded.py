@@ -11,7 +11,7 @@ initialised on it holds only this rank's share of its state, and name-based mask
     opt_state = opt.init(shards)                         # 1/world of Adam's moments
     for step in range(total):
         full = gather_params(shards, layout)             # all-gather -> whole tree
-        grads = torch.func.grad(loss_fn)(full, local_batch(step))
+        grads = ptfunc.func.grad(loss_fn)(full, local_batch(step))
         del full
         grads = reduce_scatter_grads(grads, layout)      # mean over ranks, this rank's piece
         shards, opt_state = ptfunc.optim.step(opt, grads, opt_state, shards)

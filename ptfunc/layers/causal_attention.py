@@ -3,6 +3,15 @@
 Params (checkpoint names): ``c_attn`` (d -> 3d) and ``c_proj`` (d -> d), Conv1D
 layout (weight ``(in, out)``). The cache is one ``(2, batch, heads, length,
 head_dim)`` tensor per layer (stacked key and value, pytorch-transformers' layout).
+
+Two ways to use it:
+
+* growing (the seed's): ``past`` holds the positions so far and the new keys and values are
+  appended, so every step has a new shape;
+* static: ``past`` is a buffer of a fixed length ``L`` and ``cache_position`` (s,) says
+  where the new keys and values go; :func:`static_cache_bias` masks the slots not written
+  yet. Every decoding step then has the same shapes, so one ``torch.compile``'d step
+  serves the whole generation (``ptfunc.generate(..., compile=True)``).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from ..random import Key, split, split_for_dropout
 from ..tree import Params
 from . import attention, dropout, linear
 
-__all__ = ["init", "apply", "causal_bias"]
+__all__ = ["init", "apply", "causal_bias", "static_cache_bias"]
 
 
 def init(key: Key, dim: int, *, std: float = 0.02) -> Params:
@@ -56,12 +65,41 @@ def causal_bias(
     )
 
 
+def static_cache_bias(
+    cache_position: Tensor,
+    cache_len: int,
+    attention_mask: Tensor | None,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Tensor:
+    """Additive bias (b or 1, 1, s, cache_len) for queries at ``cache_position`` (s,) over a
+    static cache: slot j is visible to the query at position p when j <= p and
+    ``attention_mask[:, j]`` (b, cache_len) is 1 (slots not written yet may hold anything)."""
+    if attention_mask is not None and (
+        attention_mask.dim() != 2 or attention_mask.shape[1] != cache_len
+    ):
+        raise ValueError(
+            f"with a static cache attention_mask must have shape (batch, cache length) = "
+            f"(batch, {cache_len}), got {tuple(attention_mask.shape)}"
+        )
+    slots = torch.arange(cache_len, device=device)
+    keep = (slots[None, :] <= cache_position[:, None])[None, None]
+    if attention_mask is not None:
+        keep = keep & (attention_mask[:, None, None, :] != 0)
+    return torch.where(
+        keep,
+        torch.zeros((), dtype=dtype, device=device),
+        torch.full((), torch.finfo(dtype).min, dtype=dtype, device=device),
+    )
+
+
 def apply(
     params: Params,
     x: Tensor,
     *,
     head_dim: int,
     past: Tensor | None = None,
+    cache_position: Tensor | None = None,
     bias: Tensor | None = None,
     attention_dropout: float = 0.0,
     residual_dropout: float = 0.0,
@@ -72,15 +110,25 @@ def apply(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """x (b, s, d) -> (output (b, s, d) after c_proj and dropout, present, probs or None).
 
-    ``bias`` comes from :func:`causal_bias`; None means plain causal attention.
+    ``bias`` comes from :func:`causal_bias` (or :func:`static_cache_bias`); None means plain
+    causal attention. With ``cache_position`` (s,), ``past`` is a static cache
+    (2, b, heads, L, head_dim): the new keys and values are written at those slots (out of
+    place) and attention runs over all L slots, masked by ``bias``; ``present`` is the
+    updated cache.
     """
     k_attn, k_out = split_for_dropout(key, 2, train)
     q, k, v = linear.apply_conv1d(params["c_attn"], x).chunk(3, dim=-1)
     q, k, v = (attention.split_heads(t, head_dim) for t in (q, k, v))
-    if past is not None:
-        k = torch.cat([past[0], k], dim=-2)
-        v = torch.cat([past[1], v], dim=-2)
-    present = torch.stack([k, v])
+    if cache_position is not None:
+        if past is None:
+            raise ValueError("cache_position needs past: the static cache to write into")
+        present = past.index_copy(-2, cache_position, torch.stack([k, v]))
+        k, v = present[0], present[1]
+    else:
+        if past is not None:
+            k = torch.cat([past[0], k], dim=-2)
+            v = torch.cat([past[1], v], dim=-2)
+        present = torch.stack([k, v])
     context, probs = attention.dot_product_attention(
         q,
         k,

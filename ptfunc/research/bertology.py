@@ -54,6 +54,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from .. import func
 from ..tree import Params
 
 __all__ = [
@@ -144,7 +145,7 @@ def head_mask_grad(
         value = loss_fn(out) if loss_fn is not None else out.loss
         return value.mean() if value.dim() else value, out
 
-    grad, out = torch.func.grad(loss, has_aux=True)(head_mask.to(torch.float32))
+    grad, out = func.grad(loss, has_aux=True)(head_mask.to(torch.float32))
     return grad, out
 
 

@@ -8,7 +8,7 @@ refuse ``None``); ``combine(trainable, frozen)`` puts them back. Gradients and t
 optimizer then see only the trainable part::
 
     loss_of_trainable = lambda t, *batch: loss_fn(combine(t, frozen), *batch)
-    grads = torch.func.grad(loss_of_trainable)(trainable, *batch)
+    grads = ptfunc.func.grad(loss_of_trainable)(trainable, *batch)
     state = opt.init(trainable)               # no state for frozen leaves
     trainable, state = optim.step(opt, grads, state, trainable)
 

@@ -8,7 +8,8 @@ Params tree (names of the checkpoint; Conv1D weights are ``(in, out)``)::
 
 ``past``/``presents`` are tuples with one ``(2, batch, heads, length, head_dim)``
 tensor per layer (stacked key and value, the seed's layout): a pytree that
-``vmap`` and ``torch.compile`` accept.
+``vmap`` and ``torch.compile`` accept. With ``cache_position`` the cache is static (fixed
+length, written in place of slots; see ``layers.causal_attention``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def transformer(
     input_ids: Tensor,
     *,
     past: tuple[Tensor, ...] | None = None,
+    cache_position: Tensor | None = None,
     attention_mask: Tensor | None = None,
     token_type_ids: Tensor | None = None,
     position_ids: Tensor | None = None,
@@ -112,10 +114,15 @@ def transformer(
 ) -> _Encoded:
     """input_ids (b, s) -> hidden states (b, s, d) after ``ln_f``, and the new cache.
 
-    ``remat=True`` recomputes each block's activations in the backward pass.
+    ``remat=True`` recomputes each block's activations in the backward pass. With
+    ``cache_position`` (s,), ``past`` is a static cache of length L (see the module doc):
+    ``attention_mask`` is then (b, L) and position ids default to ``cache_position``.
     """
     dropout.require_key(train, key)
-    past_len = 0 if past is None else past[0].shape[-2]
+    static = cache_position is not None
+    if static and past is None:
+        raise ValueError("cache_position needs past: one static cache tensor per layer")
+    past_len = 0 if past is None or static else past[0].shape[-2]
     if past is not None and len(past) != c.n_layer:
         raise ValueError(f"past must hold one tensor per layer ({c.n_layer}), got {len(past)}")
     embedding.check_input_ids(
@@ -129,7 +136,9 @@ def transformer(
     dtype = wte["weight"].dtype
 
     x = embedding.apply(wte, input_ids)
-    if position_ids is None:
+    if position_ids is None and static:
+        x = x + embedding.apply(params["wpe"], cache_position)
+    elif position_ids is None:
         x = x + params["wpe"]["weight"][past_len : past_len + s]
     else:
         embedding.check_ids(position_ids, c.n_positions, name="position_ids")
@@ -138,12 +147,22 @@ def transformer(
         x = x + embedding.apply(wte, token_type_ids)
     x = dropout.apply(x, c.embd_pdrop, key=keys[0], train=train)
 
-    bias = causal_attention.causal_bias(s, past_len, attention_mask, dtype, x.device)
+    if static:
+        cache_len = past[0].shape[-2]
+        if cache_len > c.n_positions:
+            raise ValueError(
+                f"static cache length {cache_len} exceeds n_positions ({c.n_positions})"
+            )
+        bias = causal_attention.static_cache_bias(
+            cache_position, cache_len, attention_mask, dtype, x.device
+        )
+    else:
+        bias = causal_attention.causal_bias(s, past_len, attention_mask, dtype, x.device)
     heads = layer_head_masks(head_mask, c, dtype)
     presents, hidden, probs_all = [], [], []
 
     def run_block(p, x, layer_past, bias, head, k):
-        return _block(c, p, x, layer_past, bias, head, want_att, k, train)
+        return _block(c, p, x, layer_past, cache_position, bias, head, want_att, k, train)
 
     for i, (block, k) in enumerate(zip(params["h"], keys[1:])):
         if want_hidden:
@@ -161,7 +180,7 @@ def transformer(
     return _Encoded(x, tuple(presents), tuple(hidden), tuple(probs_all))
 
 
-def _block(c, p, x, layer_past, bias, head_mask, want_att, key, train):
+def _block(c, p, x, layer_past, cache_position, bias, head_mask, want_att, key, train):
     """Pre-LN block: x + attn(ln_1(x)), then + mlp(ln_2(x)). Returns (x, present, probs)."""
     k_attn, k_mlp = split_for_dropout(key, 2, train)
     a = layer_norm.apply(p["ln_1"], x, eps=c.layer_norm_epsilon)
@@ -170,6 +189,7 @@ def _block(c, p, x, layer_past, bias, head_mask, want_att, key, train):
         a,
         head_dim=c.head_dim,
         past=layer_past,
+        cache_position=cache_position,
         bias=bias,
         attention_dropout=c.attn_pdrop,
         residual_dropout=c.resid_pdrop,
@@ -193,6 +213,8 @@ class GPT2Model(ParamTransforms, Model):
     hidden_states, attentions)``. Position ids continue after ``past``. ``attention_mask``
     (b, past + s), 1 = attend, is new in ptfunc (1.0 had none): left-padded batches work.
     ``remat=True`` recomputes each block in the backward pass (activation checkpointing).
+    ``cache_position`` (s,) makes ``past`` a static cache (fixed length L, ``attention_mask``
+    (b, L)): the shapes stay the same at every decoding step, for ``torch.compile``.
     """
 
     config_class = GPT2Config
@@ -229,6 +251,7 @@ class GPT2LMHeadModel(ParamTransforms, Model):
     token_embedding_path = ("wte", "weight")
     ignored_checkpoint_keys = _BUFFERS
     tied = {"lm_head.weight": "transformer.wte.weight"}
+    supports_static_cache = True  # apply(..., past=buffers, cache_position=...)
 
     def init(self, key: Key) -> Params:
         return {"transformer": init_transformer(key, self.config)}
