@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import random
+from . import random, tree
 from .random import Key
 
 __all__ = ["generate", "filter_logits", "LANGUAGE_MODELS", "load_language_model", "context_length"]
@@ -207,6 +207,7 @@ def generate(
 
 
 _COMPILED_STEPS: dict[str, Any] = {}
+_CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 def _static_cache_step(model: Any, total: int, mode: bool | str, use_cache: bool) -> Any:
@@ -226,7 +227,7 @@ def _static_cache_step(model: Any, total: int, mode: bool | str, use_cache: bool
     if key not in _COMPILED_STEPS:
         options = {} if key == "default" else {"mode": key}
         _COMPILED_STEPS[key] = torch.compile(_static_decode, dynamic=False, **options)
-    return _StaticCacheStep(model, total, _COMPILED_STEPS[key])
+    return _StaticCacheStep(model, total, _COMPILED_STEPS[key], key in _CUDA_GRAPH_MODES)
 
 
 def _static_decode(
@@ -245,8 +246,9 @@ def _static_decode(
 class _StaticCacheStep:
     """The decode_step protocol over a static cache: prefill eagerly, then compiled steps."""
 
-    def __init__(self, model: Any, total: int, compiled: Any) -> None:
+    def __init__(self, model: Any, total: int, compiled: Any, cuda_graphs: bool) -> None:
         self.model, self.total, self.compiled = model, total, compiled
+        self.cuda_graphs = cuda_graphs
 
     def __call__(
         self, params: Any, ids: Tensor, *, cache: Any, attention_mask: Tensor, use_cache: bool
@@ -261,8 +263,17 @@ class _StaticCacheStep:
             cache = tuple(_padded_cache(p, self.total) for p in presents)
             return logits, cache
         at = torch.full((1,), length - 1, dtype=torch.long, device=ids.device)
-        token = ids[:, -1:].clone()  # its own storage: the same strides at every step
-        return self.compiled(self.model, params, token, cache, at, full)
+        # its own storage, standard strides: the same guards at every step
+        token = ids[:, -1:].clone(memory_format=torch.contiguous_format)
+        if not self.cuda_graphs:
+            return self.compiled(self.model, params, token, cache, at, full)
+        # CUDA graphs: the weights stay where they are (no copy into the graph's inputs at
+        # every replay), and the outputs are copied out, since the next replay overwrites
+        # them while this step's cache is its input.
+        for t in tree.leaves(params):
+            torch._dynamo.mark_static_address(t)
+        logits, cache = self.compiled(self.model, params, token, cache, at, full)
+        return logits.clone(), tuple(c.clone() for c in cache)
 
 
 def _padded_cache(present: Tensor, total: int) -> Tensor:

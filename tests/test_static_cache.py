@@ -116,3 +116,15 @@ def test_static_cache_errors_name_what_was_expected():
     )
     with pytest.raises(ValueError, match="XLNetLMHeadModel has none"):
         ptfunc.generate(other, None, IDS, max_new_tokens=3, compile=True)
+
+
+def test_a_batch_of_one_decodes_with_a_single_compiled_graph():
+    # a (1, 1) slice of the ids keeps their row stride, which changes every step: the step
+    # must get a token tensor of its own with standard strides, or it recompiles per token
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    got = ptfunc.generate(MODEL, PARAMS, IDS[:1], max_new_tokens=6, compile=True)
+    assert counters["stats"]["unique_graphs"] == 1
+    assert torch.equal(got, ptfunc.generate(MODEL, PARAMS, IDS[:1], max_new_tokens=6))

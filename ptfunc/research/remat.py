@@ -84,8 +84,10 @@ class PeakTracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
+        inputs = {_storage_ptr(t) for t in tree.leaves((args, kwargs)) if isinstance(t, Tensor)}
         for t in tree.leaves(out):
-            if isinstance(t, Tensor) and not t.is_meta:
+            # views and in-place results share an input's storage: nothing was allocated
+            if isinstance(t, Tensor) and not t.is_meta and _storage_ptr(t) not in inputs:
                 self._track(t)
         self._update()
         return out
@@ -102,6 +104,10 @@ class PeakTracker(TorchDispatchMode):
             del self._live[k]
         self.current = sum(n for _, n in self._live.values())
         self.peak = max(self.peak, self.current)
+
+
+def _storage_ptr(t: Tensor) -> int:
+    return 0 if t.is_meta else t.untyped_storage().data_ptr()
 
 
 def peak_tensor_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
