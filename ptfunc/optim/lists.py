@@ -42,6 +42,24 @@ def _scalar_for(s: Scalar, t: Tensor) -> Scalar:
     return s
 
 
+class _ScalarsByDevice:
+    """Tensor scalars copied once per device for the per-leaf loop. Under ``vmap`` a step
+    count kept on the CPU is a batched tensor, not a 0-d CPU scalar that CUDA ops accept, so
+    it must be on the leaf's device."""
+
+    def __init__(self, scalars: tuple[Scalar, ...]) -> None:
+        self.scalars = scalars
+        self.by_device: dict[torch.device, tuple[Scalar, ...]] = {}
+
+    def on(self, device: torch.device) -> tuple[Scalar, ...]:
+        if device not in self.by_device:
+            self.by_device[device] = tuple(
+                s.to(device) if isinstance(s, Tensor) and s.device != device else s
+                for s in self.scalars
+            )
+        return self.by_device[device]
+
+
 class ListOps:
     """Element-wise arithmetic over lists of tensors, by groups."""
 
@@ -62,8 +80,9 @@ class ListOps:
                     out[i] = res[j]
             return out
         op = getattr(torch, name)
+        moved = _ScalarsByDevice(scalars)
         for i in range(len(first)):
-            out[i] = op(*(lst[i] for lst in lists), *scalars, **kwargs)
+            out[i] = op(*(lst[i] for lst in lists), *moved.on(first[i].device), **kwargs)
         return out
 
     def _map_(
@@ -76,8 +95,10 @@ class ListOps:
                 args = [[lst[i] for i in idx] for lst in lists]
                 op(*args, *(_scalar_for(s, args[0][0]) for s in scalars), **kwargs)
             return
+        moved = _ScalarsByDevice(scalars)
         for i in range(len(first)):
-            getattr(first[i], f"{name}_")(*(lst[i] for lst in lists[1:]), *scalars, **kwargs)
+            args = (*(lst[i] for lst in lists[1:]), *moved.on(first[i].device))
+            getattr(first[i], f"{name}_")(*args, **kwargs)
 
     # out-of-place ------------------------------------------------------------------------------
     def add(self, a: Sequence[Tensor], b: Sequence[Tensor], alpha: float = 1.0) -> list[Tensor]:
