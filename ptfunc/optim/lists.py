@@ -172,6 +172,10 @@ class ListOps:
     def sqrt_(self, a: Sequence[Tensor]) -> None:
         self._map_("sqrt", [a])
 
+    def copy_(self, a: Sequence[Tensor], b: Sequence[Tensor]) -> None:
+        """a <- b."""
+        self._map_("copy", [a, b])
+
     def lerp_(self, a: Sequence[Tensor], b: Sequence[Tensor], weight: float) -> None:
         self._map_("lerp", [a, b], weight)
 
@@ -239,6 +243,21 @@ class Arith:
 
     def sqrt(self, a):
         return self._do("sqrt", a)
+
+    def sqrt_into(self, scratch: list[Tensor], x: list[Tensor]) -> list[Tensor]:
+        """``sqrt(x)``, leaving ``x`` as it is. In place it is written into ``scratch``, a
+        donated list of the same shapes (the gradients, once the moments have them): a
+        fresh 4-bytes-per-parameter buffer every step costs page faults on first touch
+        (``torch.optim`` allocates one), which on a CPU can take longer than the sqrt."""
+        fits = len(scratch) == len(x) and all(
+            s.dtype == t.dtype and s.shape == t.shape and s.device == t.device
+            for s, t in zip(scratch, x)
+        )
+        if not (self.inplace and fits):
+            return self.ops.sqrt(x)
+        self.ops.copy_(scratch, x)
+        self.ops.sqrt_(scratch)
+        return scratch
 
     def lerp(self, a, b, weight: float):
         return self._do("lerp", a, b, weight)

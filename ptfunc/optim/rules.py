@@ -237,7 +237,7 @@ def adamw(
         if correct_bias:
             t = count.to(torch.float64)
             step_size = lr_t * torch.sqrt(1.0 - b2**t) / (1.0 - b1**t)
-        denom = a.add_scalar(a.ops.sqrt(v), eps)
+        denom = a.add_scalar(a.sqrt_into(g, v), eps)  # g is no longer needed
         new = a.addcdiv_scaled(new, m, denom, -step_size)
         if weight_decay > 0.0:
             new = _decay_subset(a, new, decay, lr_t * weight_decay)
@@ -289,7 +289,7 @@ def _torch_adam(name, lr, betas, eps, weight_decay, decoupled, schedule, mask, r
         t = count.to(torch.float64)
         bc1 = 1.0 - b1**t
         bc2_sqrt = torch.sqrt(1.0 - b2**t)
-        denom = a.add_scalar(a.div_scalar(a.ops.sqrt(v), _scalar(bc2_sqrt, new[0])), eps)
+        denom = a.add_scalar(a.div_scalar(a.sqrt_into(g, v), _scalar(bc2_sqrt, new[0])), eps)
         return a.addcdiv_scaled(new, m, denom, -lr_t / bc1), m, v
 
     return _adam_family(name, step, lr_at, mask, reference)
@@ -374,7 +374,7 @@ def openai_adam(
         m, v = _clipped_moments(a, g, m, v, b1, b2, max_grad_norm)
         t = count.to(torch.float64)
         step_size = lr_t * torch.sqrt(1.0 - b2**t) / (1.0 - b1**t)
-        denom = a.add_scalar(a.ops.sqrt(v), e)
+        denom = a.add_scalar(a.sqrt_into(g, v), e)  # g is no longer needed
         new = a.addcdiv_scaled(new, m, denom, -step_size)
         if weight_decay > 0:
             keep = [k and (x.dim() > 1 or vector_l2) for x, k in zip(new, decay)]
