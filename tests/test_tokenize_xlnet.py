@@ -396,6 +396,22 @@ def test_sampling_matches_1_0_given_the_seed(fixtures):
 # ---------------------------------------------------------------------- files
 
 
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_direct_ids_equal_the_pieces_path(fixtures, option):
+    """encode() takes ids straight from sentencepiece unless a special or added token, a
+    digit-comma piece or sampling needs the pieces: both paths give the same ids."""
+    ours = XLNetTokenizer(fixtures / MODELS["xlnet"], **OPTIONS[option])
+    lines = _lines(fixtures, "wikitext-2.test.txt", 200)  # numbers with commas, @-@ and all
+    for text in SENTENCES + lines:
+        pieces = ours.convert_tokens_to_ids(ours.tokenize(text))
+        assert ours.encode(text, add_special_tokens=False) == pieces, text
+    assert ours.add_tokens(["<new>"]) == 1  # added tokens: the pieces path only
+    text = "Hello<new>World, 1,000"
+    assert "<new>" in ours.tokenize(text)
+    ids = ours.encode(text, add_special_tokens=False)
+    assert ids == ours.convert_tokens_to_ids(ours.tokenize(text)) and 32000 in ids
+
+
 def test_save_and_reload(fixtures, tmp_path):
     model = fixtures / MODELS["xlnet"]
     ours = XLNetTokenizer(model, do_lower_case=True, max_len=512)

@@ -210,10 +210,14 @@ class XLNetTokenizer(PreTrainedTokenizer):
         self.sp_model = _load_processor(self._model, self.vocab_file)
         self._pieces = [self.sp_model.id_to_piece(i) for i in range(self.sp_model.get_piece_size())]
         self._piece_ids = {piece: index for index, piece in enumerate(self._pieces)}
+        # pieces that end in <digit>, : the only ones split_digit_commas changes
+        self._digit_comma_ids = frozenset(
+            i for i, p in enumerate(self._pieces) if len(p) > 1 and p[-1] == "," and p[-2].isdigit()
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        for name in ("sp_model", "_pieces", "_piece_ids"):
+        for name in ("sp_model", "_pieces", "_piece_ids", "_digit_comma_ids"):
             state.pop(name, None)
         return state
 
@@ -289,6 +293,31 @@ class XLNetTokenizer(PreTrainedTokenizer):
         else:
             pieces = sp.encode(text, out_type=str)
         return split_digit_commas(pieces, self._encode_plain)
+
+    def _text_ids(self, text: Any, name: str) -> list[int]:
+        """Ids straight from sentencepiece when nothing else can apply.
+
+        That is: no sampling, no added token, no special token in the text, and no piece
+        that the digit-comma rule splits. The ids are those of the pieces' path (the
+        vocabulary is the model's, unknown pieces are its unk id), without building the
+        piece strings and looking each one up.
+        """
+        pattern = self._no_split_pattern()
+        if (
+            not isinstance(text, str)
+            or self.enable_sampling
+            or self.added_tokens_encoder
+            or (pattern is not None and pattern.search(text))
+        ):
+            return super()._text_ids(text, name)
+        if pattern is not None and self.strip_around_added_tokens:
+            text = text.strip()  # as tokenize() strips the one piece between no tokens
+        if not text:
+            return []
+        ids = self.sp_model.encode(self.preprocess_text(text), out_type=int)
+        if self._digit_comma_ids.isdisjoint(ids):
+            return ids
+        return super()._text_ids(text, name)
 
     def _encode_plain(self, text: str) -> list[str]:
         return self.sp_model.encode(text, out_type=str)
