@@ -261,3 +261,17 @@ def test_remat_lowers_peak_memory(how):
     remat = peak_tensor_bytes(step, True)
     print(f"peak ({how}): {plain} B without remat, {remat} B with ({remat / plain:.3f})")
     assert remat < plain / 2
+
+
+def test_peak_tensor_bytes_counts_allocations_not_views_of_existing_storages():
+    w = torch.ones(64, 32)  # 8 KiB that exists before the call
+
+    def views_only():
+        w.detach().view(-1)[:10].add_(0.0)  # views, and an in-place op on one
+        w.t().unsqueeze(0)
+
+    def one_new():
+        return w * 2  # a fresh 64 x 32 float32 storage
+
+    assert peak_tensor_bytes(views_only) == 0
+    assert peak_tensor_bytes(one_new) == 64 * 32 * 4
