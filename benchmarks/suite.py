@@ -308,8 +308,7 @@ class Suite:
     def _train_case(self, arch: str, case: str, b: int, s: int) -> None:
         pair = self.pair(arch)
         ids, mask, labels = self.inputs(pair, b, s, torch.Generator().manual_seed(2))
-        ref = copy.deepcopy(pair.ref)  # the step updates its weights: keep the pair's own
-        ref_opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=0.01, foreach=True)
+        peer = reference_train_step(pair, ids, mask, labels)
         opt = optim.adamw_torch(1e-5, weight_decay=0.01)
         box = {"params": ptfunc.tree.map(torch.clone, pair.params)}
         box["state"] = opt.init(box["params"])
@@ -320,13 +319,6 @@ class Suite:
             box["params"], box["state"] = optim.step(
                 opt, grads, box["state"], box["params"], inplace=True
             )
-            return loss
-
-        def peer() -> torch.Tensor:
-            ref_opt.zero_grad(set_to_none=True)
-            loss = ref(ids, labels=labels, **pair._kw(mask)).loss
-            loss.backward()
-            ref_opt.step()
             return loss
 
         d = abs(
@@ -424,8 +416,7 @@ class Suite:
     def _compiled_train(self, arch: str, case: str, b: int, s: int, options: dict) -> None:
         pair = self.pair(arch)
         ids, mask, labels = self.inputs(pair, b, s, torch.Generator().manual_seed(2))
-        ref = copy.deepcopy(pair.ref)
-        ref_opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=0.01, foreach=True)
+        peer = reference_train_step(pair, ids, mask, labels)
         opt = optim.adamw_torch(1e-5, weight_decay=0.01)
         grad_fn = ptfunc.func.grad_and_value(pair.loss_ours)
 
@@ -441,13 +432,6 @@ class Suite:
 
         def ours() -> torch.Tensor:
             box["params"], box["state"], loss = compiled(box["params"], box["state"])
-            return loss
-
-        def peer() -> torch.Tensor:
-            ref_opt.zero_grad(set_to_none=True)
-            loss = ref(ids, labels=labels, **pair._kw(mask)).loss
-            loss.backward()
-            ref_opt.step()
             return loss
 
         d = abs(float(ours().detach()) - float(peer().detach()))
@@ -629,6 +613,22 @@ def format_rows(rows: list[SuiteRow]) -> str:
         ).rstrip()
 
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *map(fmt, cells)])
+
+
+def reference_train_step(pair: _models.Pair, ids, mask, labels) -> Callable[[], torch.Tensor]:  # noqa: ANN001
+    """transformers' step on a copy of the pair's module (the step changes its weights):
+    zero_grad, forward, backward, ``torch.optim.AdamW(foreach=True).step()``; returns the loss."""
+    ref = copy.deepcopy(pair.ref)
+    ref_opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=0.01, foreach=True)
+
+    def peer() -> torch.Tensor:
+        ref_opt.zero_grad(set_to_none=True)
+        loss = ref(ids, labels=labels, **pair._kw(mask)).loss
+        loss.backward()
+        ref_opt.step()
+        return loss
+
+    return peer
 
 
 def mode_name(options: dict) -> str:
