@@ -8,14 +8,17 @@ records the removed heads (``pruned_heads``: ``{layer: original head indices}``)
 :func:`prune_model_heads` always refer to the unpruned model: pruning a head twice
 is a no-op, and pruning in steps equals pruning at once.
 
-Each architecture supplies two small functions over its base params: the current
-width (heads * head_dim) of a layer's attention, and the slicing of that layer.
+Each architecture supplies small functions over its base params: the current width
+(heads * head_dim) of a layer's attention, the slicing of that layer and the zeroing of
+some of its heads' values, bundled as a :class:`HeadPruning`; models get their
+``prune_heads`` method from :class:`PrunableHeads`.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,6 +38,8 @@ __all__ = [
     "take_cols",
     "zero_heads",
     "layer_head_masks",
+    "HeadPruning",
+    "PrunableHeads",
 ]
 
 LayerWidth = Callable[[Params, int], int]
@@ -251,6 +256,52 @@ def mask_model_heads(
             )
         base = mask_layer(base, layer, sorted(requested[layer]), head_dim)
     return put(base)
+
+
+@dataclass(frozen=True)
+class HeadPruning:
+    """One architecture's head pruning and masking, from the three accessors of its layout.
+
+    Its methods are the architecture's public ``prune_heads``, ``mask_heads`` and
+    ``prune_init`` (each arch module binds them by those names).
+    """
+
+    width: LayerWidth
+    prune_layer: PruneLayer
+    mask_layer: MaskLayer
+
+    def prune_heads(
+        self, model: Any, params: Params, heads_to_prune: Mapping[int, Iterable[int]]
+    ) -> tuple[Any, Params]:
+        """Remove heads ``{layer: [head indices of the unpruned model]}``.
+
+        Returns:
+            ``(model whose config records pruned_heads, new params)``; ``params`` is
+            unchanged. See :func:`prune_model_heads`.
+        """
+        return prune_model_heads(
+            model, params, heads_to_prune, width=self.width, prune_layer=self.prune_layer
+        )
+
+    def mask_heads(self, model: Any, params: Params, heads: Mapping[int, Iterable[int]]) -> Params:
+        """Params in which heads ``{layer: [current head indices]}`` contribute nothing: their
+        value projections are 0 (shapes kept; a cache holds zero values for them). See
+        :func:`mask_model_heads`."""
+        return mask_model_heads(model, params, heads, width=self.width, mask_layer=self.mask_layer)
+
+    def prune_init(self, base: Params, config: Any) -> Params:
+        """Freshly initialised base params -> the shapes ``config.pruned_heads`` records."""
+        return prune_recorded(base, config, self.prune_layer) if config.pruned_heads else base
+
+
+class PrunableHeads:
+    """Mixin giving a model class whose ``head_pruning`` is set a ``prune_heads`` method."""
+
+    head_pruning: HeadPruning
+
+    def prune_heads(self, params: Params, heads_to_prune: Mapping[int, Iterable[int]]):
+        """See :meth:`HeadPruning.prune_heads`; returns ``(model, params)``."""
+        return self.head_pruning.prune_heads(self, params, heads_to_prune)
 
 
 def layer_head_masks(head_mask: Tensor | None, config: Any, dtype: torch.dtype) -> list:

@@ -8,16 +8,15 @@ never modified. The index bookkeeping is shared with the other architectures
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from torch import Tensor
 
 from ...tree import Params
 from ..prune import (
+    HeadPruning,
+    PrunableHeads,
     kept_index,
-    mask_model_heads,
-    prune_model_heads,
     take_cols,
     take_rows,
     zero_heads,
@@ -82,26 +81,12 @@ def _mask_layer(base: Params, layer: int, heads: list[int], head_dim: int) -> Pa
     return {**base, "encoder": {**base["encoder"], "layer": layers}}
 
 
-def prune_heads(
-    model: Any, params: Params, heads_to_prune: Mapping[int, Iterable[int]]
-) -> tuple[Any, Params]:
-    """Remove attention heads: ``{layer: [head indices of the unpruned model]}``.
-
-    Returns:
-        ``(model whose config records pruned_heads, new params)``.
-    """
-    return prune_model_heads(model, params, heads_to_prune, width=_width, prune_layer=_prune_layer)
+HEAD_PRUNING = HeadPruning(width=_width, prune_layer=_prune_layer, mask_layer=_mask_layer)
+prune_heads = HEAD_PRUNING.prune_heads
+mask_heads = HEAD_PRUNING.mask_heads
 
 
-def mask_heads(model: Any, params: Params, heads: Mapping[int, Iterable[int]]) -> Params:
-    """Params in which heads ``{layer: [current head indices]}`` contribute nothing: their
-    value projection rows are 0 (shapes kept)."""
-    return mask_model_heads(model, params, heads, width=_width, mask_layer=_mask_layer)
-
-
-class ParamTransforms:
+class ParamTransforms(PrunableHeads):
     """Mixin giving BERT models a ``prune_heads`` method."""
 
-    def prune_heads(self, params: Params, heads_to_prune: Mapping[int, Iterable[int]]):
-        """See :func:`prune_heads`; returns ``(model, params)``."""
-        return prune_heads(self, params, heads_to_prune)
+    head_pruning = HEAD_PRUNING

@@ -7,16 +7,12 @@ biases) and the same columns of ``out_lin`` (its bias is kept); the config recor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
-
 from torch import Tensor
 
 from ...tree import Params
 from ..prune import (
-    mask_model_heads,
-    prune_model_heads,
-    prune_recorded,
+    HeadPruning,
+    PrunableHeads,
     take_cols,
     take_rows,
     zero_heads,
@@ -53,31 +49,13 @@ def _mask_layer(base: Params, layer: int, heads: list[int], head_dim: int) -> Pa
     return {**base, "attentions": att}
 
 
-def prune_init(base: Params, config: Any) -> Params:
-    """Freshly initialised base params -> the shapes ``config.pruned_heads`` records."""
-    return prune_recorded(base, config, _prune_layer) if config.pruned_heads else base
+HEAD_PRUNING = HeadPruning(width=_width, prune_layer=_prune_layer, mask_layer=_mask_layer)
+prune_heads = HEAD_PRUNING.prune_heads
+mask_heads = HEAD_PRUNING.mask_heads
+prune_init = HEAD_PRUNING.prune_init
 
 
-def prune_heads(
-    model: Any, params: Params, heads_to_prune: Mapping[int, Iterable[int]]
-) -> tuple[Any, Params]:
-    """Remove heads ``{layer: [head indices of the unpruned model]}``.
-
-    Returns:
-        ``(model whose config records pruned_heads, new params)``; ``params`` is unchanged.
-    """
-    return prune_model_heads(model, params, heads_to_prune, width=_width, prune_layer=_prune_layer)
-
-
-def mask_heads(model: Any, params: Params, heads: Mapping[int, Iterable[int]]) -> Params:
-    """Params in which heads ``{layer: [current head indices]}`` contribute nothing: their
-    ``v_lin`` rows are 0 (shapes kept; the cache holds zero values for them)."""
-    return mask_model_heads(model, params, heads, width=_width, mask_layer=_mask_layer)
-
-
-class ParamTransforms:
+class ParamTransforms(PrunableHeads):
     """Mixin giving XLM models a ``prune_heads`` method."""
 
-    def prune_heads(self, params: Params, heads_to_prune: Mapping[int, Iterable[int]]):
-        """See :func:`prune_heads`; returns ``(model, params)``."""
-        return prune_heads(self, params, heads_to_prune)
+    head_pruning = HEAD_PRUNING
