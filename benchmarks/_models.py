@@ -99,19 +99,7 @@ class Pair:
     def grads_diff(self, grads: Any) -> tuple[float, float]:
         """(max abs diff, max abs value) of ptfunc ``grads`` against the reference's ``.grad``."""
         ours = ptfunc.io.to_torch_state_dict(self.model, grads, include_tied=False)
-        named = dict(self.ref.named_parameters())
-        if set(named) != set(ours):
-            raise SystemExit(
-                f"gradient names differ: only ptfunc {sorted(set(ours) - set(named))[:5]}, "
-                f"only transformers {sorted(set(named) - set(ours))[:5]}"
-            )
-        worst = scale = 0.0
-        for name, g in ours.items():
-            theirs = named[name].grad  # None where the loss does not reach (XLNet's mask_emb)
-            theirs = torch.zeros_like(g) if theirs is None else theirs
-            worst = max(worst, max_diff(g, theirs))
-            scale = max(scale, theirs.abs().max().item())
-        return worst, scale
+        return named_grads_diff(ours, self.ref)
 
     def inputs(self, batch: int, seq: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """ids, attention mask (or None) and labels for ``batch x seq``."""
@@ -161,6 +149,24 @@ class Pair:
         """(m, k, n) of one layer's weight matmuls at ``tokens`` rows."""
         d, f = self.d, self.ffn
         return [(tokens, d, 3 * d), (tokens, d, d), (tokens, d, f), (tokens, f, d)]
+
+
+def named_grads_diff(ours: dict[str, torch.Tensor], peer: torch.nn.Module) -> tuple[float, float]:
+    """(max abs diff over all gradients, max abs gradient) of ptfunc gradients by checkpoint
+    name against ``peer``'s ``.grad``; a name on one side only is an error."""
+    named = dict(peer.named_parameters())
+    if set(named) != set(ours):
+        raise SystemExit(
+            f"gradient names differ: only ptfunc {sorted(set(ours) - set(named))[:5]}, "
+            f"only transformers {sorted(set(named) - set(ours))[:5]}"
+        )
+    worst = scale = 0.0
+    for name, g in ours.items():
+        theirs = named[name].grad  # None where the loss does not reach (XLNet's mask_emb)
+        theirs = torch.zeros_like(g) if theirs is None else theirs
+        worst = max(worst, max_diff(g, theirs))
+        scale = max(scale, theirs.abs().max().item())
+    return worst, scale
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:

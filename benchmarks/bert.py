@@ -44,7 +44,14 @@ import ptfunc  # noqa: E402
 from ptfunc.archs import bert  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _models import BERT_BASE, BERT_TINY, load_params, max_diff, padded_inputs  # noqa: E402
+from _models import (  # noqa: E402
+    BERT_BASE,
+    BERT_TINY,
+    load_params,
+    max_diff,
+    named_grads_diff,
+    padded_inputs,
+)
 
 BASE, TINY = BERT_BASE, BERT_TINY
 
@@ -80,21 +87,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # A tiny model's matmuls are too small to split over threads.
     args.threads = args.threads or (1 if args.quick else os.cpu_count() or 1)
     return args
-
-
-def grads_diff(ours: dict[str, torch.Tensor], peer: torch.nn.Module) -> tuple[float, float]:
-    """(max abs diff over all gradients, max abs gradient) by checkpoint name."""
-    named = dict(peer.named_parameters())
-    if set(named) != set(ours):
-        raise SystemExit(
-            f"gradient names differ: only ptfunc {sorted(set(ours) - set(named))[:5]}, "
-            f"only transformers {sorted(set(named) - set(ours))[:5]}"
-        )
-    worst = scale = 0.0
-    for name, g in ours.items():
-        worst = max(worst, max_diff(g, named[name].grad))
-        scale = max(scale, named[name].grad.abs().max().item())
-    return worst, scale
 
 
 def fmt_check(diff: float, scale: float | None = None) -> str:
@@ -186,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bwd_peer()
     g_func = to_names(grad_fn(params))
-    d, scale = grads_diff(g_func, hf_cls)
+    d, scale = named_grads_diff(g_func, hf_cls)
     case("fwd+bwd torch.func.grad", lambda: grad_fn(params), bwd_peer, fmt_check(d, scale))
 
     leaf_params = ptfunc.tree.map(lambda t: t.detach().clone().requires_grad_(True), params)
@@ -199,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bwd_ours_autograd()
     bwd_peer()
-    d, scale = grads_diff(to_names(ptfunc.tree.map(lambda t: t.grad, leaf_params)), hf_cls)
+    d, scale = named_grads_diff(to_names(ptfunc.tree.map(lambda t: t.grad, leaf_params)), hf_cls)
     case("fwd+bwd autograd .backward()", bwd_ours_autograd, bwd_peer, fmt_check(d, scale))
 
     # --- forward + backward, dropout on -----------------------------------------------
@@ -243,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  compiling fwd+bwd...", flush=True)
         g = to_names(grad_c(params))
         cbwd_peer()
-        d, scale = grads_diff(g, hf_cls)
+        d, scale = named_grads_diff(g, hf_cls)
         case("compiled fwd+bwd", lambda: grad_c(params), cbwd_peer, fmt_check(d, scale))
 
     print()
