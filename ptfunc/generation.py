@@ -254,25 +254,23 @@ class _StaticCacheStep:
         self, params: Any, ids: Tensor, *, cache: Any, attention_mask: Tensor, use_cache: bool
     ) -> tuple[Tensor, Any]:
         b, length = ids.shape
-        full = attention_mask.new_zeros(b, self.total)
-        full[:, :length] = attention_mask
         if cache is None:  # the prompt: one eager call, its keys and values into the cache
             logits, presents = _past_decode_step(
                 self.model, params, ids, None, attention_mask, True
             )
-            cache = tuple(_padded_cache(p, self.total) for p in presents)
-            return logits, cache
+            if self.cuda_graphs:  # the weights stay where they are: no copy into the
+                for t in tree.leaves(params):  # graph's inputs at every replay
+                    torch._dynamo.mark_static_address(t)
+            return logits, tuple(_padded_cache(p, self.total) for p in presents)
+        full = attention_mask.new_zeros(b, self.total)
+        full[:, :length] = attention_mask
         at = torch.full((1,), length - 1, dtype=torch.long, device=ids.device)
         # its own storage, standard strides: the same guards at every step
         token = ids[:, -1:].clone(memory_format=torch.contiguous_format)
-        if not self.cuda_graphs:
-            return self.compiled(self.model, params, token, cache, at, full)
-        # CUDA graphs: the weights stay where they are (no copy into the graph's inputs at
-        # every replay), and the outputs are copied out, since the next replay overwrites
-        # them while this step's cache is its input.
-        for t in tree.leaves(params):
-            torch._dynamo.mark_static_address(t)
         logits, cache = self.compiled(self.model, params, token, cache, at, full)
+        if not self.cuda_graphs:
+            return logits, cache
+        # the next replay overwrites the graph's outputs while this step's cache is its input
         return logits.clone(), tuple(c.clone() for c in cache)
 
 
