@@ -56,7 +56,7 @@ def grad_and_value(
     transformed = torch.func.grad_and_value(fn, argnums=argnums, has_aux=has_aux)
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not _top_level(args):
+        if not _top_level(args, kwargs):
             return transformed(*args, **kwargs)
         return _eager_grad_and_value(fn, argnums, has_aux, args, kwargs)
 
@@ -75,11 +75,13 @@ def grad(fn: Callable[..., Any], argnums: Argnums = 0, has_aux: bool = False) ->
     return wrapped
 
 
-def _top_level(args: tuple[Any, ...]) -> bool:
-    """True when the plain reverse pass gives what ``torch.func`` would."""
+def _top_level(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """True when the plain reverse pass gives what ``torch.func`` would: no transform, not
+    compiling, and no argument (positional or keyword) that an outer graph records."""
     if torch.compiler.is_compiling() or under_transform():
         return False
-    return not any(isinstance(t, Tensor) and t.requires_grad for t in tree.leaves(args))
+    leaves = tree.leaves((args, kwargs))
+    return not any(isinstance(t, Tensor) and t.requires_grad for t in leaves)
 
 
 def _eager_grad_and_value(

@@ -121,6 +121,12 @@ def test_arguments_that_require_grad_keep_torch_func_semantics():
     assert g.requires_grad
     (outer,) = torch.autograd.grad(g.sum(), w)
     torch.testing.assert_close(outer, 6 * w.detach())
+    # a keyword argument that requires grad counts too
+    s = torch.tensor(2.0, requires_grad=True)
+    g = func.grad(lambda p, *, scale: (scale * p**2).sum())(torch.tensor([1.0, 3.0]), scale=s)
+    assert g.requires_grad
+    (outer,) = torch.autograd.grad(g.sum(), s)
+    torch.testing.assert_close(outer, torch.tensor(8.0))  # d/ds sum(2 s p) = 2 (1 + 3)
 
 
 def test_compiled_step_uses_torch_func_and_matches_eager():
