@@ -31,9 +31,7 @@ to rounding).
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -54,28 +52,32 @@ LANGUAGE_MODELS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def load_language_model(directory: str | os.PathLike[str]) -> tuple[str, Any, Any]:
-    """``(model type, model, params)`` of the language model saved in ``directory``.
+def load_language_model(
+    name_or_path: str | os.PathLike[str], **kwargs: Any
+) -> tuple[str, Any, Any]:
+    """``(model type, model, params)`` of the language model in a directory, or of a 1.0
+    shortcut name or Hub repo id (``kwargs``: those of :func:`ptfunc.io.from_pretrained`).
 
     Raises:
         FileNotFoundError: no config.json (or no weights) there.
         ValueError: the directory holds a model that is not a language model.
     """
-    from .archs.registry import model_class, model_type_of
+    from .auto import model_class_for
     from .io import from_pretrained
 
-    directory = Path(directory)
-    path = directory / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"expected a config.json in {directory}")
-    kind = model_type_of(json.loads(path.read_text(encoding="utf-8")))
-    if kind not in LANGUAGE_MODELS:
-        raise ValueError(
-            f"{directory} holds a {kind!r} model; generate needs a language model: "
-            f"{', '.join(LANGUAGE_MODELS)}"
-        )
-    model, params = from_pretrained(directory, model_class(LANGUAGE_MODELS[kind][0]))
-    return kind, model, params
+    try:
+        cls = model_class_for(_config_of(name_or_path, kwargs), "causal-lm")
+    except ValueError as error:
+        raise ValueError(f"{name_or_path}: generate needs a language model ({error})") from None
+    model, params = from_pretrained(name_or_path, cls, **kwargs)
+    return model.config.model_type, model, params
+
+
+def _config_of(name_or_path: str | os.PathLike[str], kwargs: dict[str, Any]) -> dict[str, Any]:
+    from . import hub
+    from .auto import _config_dict
+
+    return _config_dict(name_or_path, hub.HubOptions.pop_from(dict(kwargs)))
 
 
 def context_length(model: Any) -> int | None:

@@ -226,7 +226,7 @@ def test_truncated_bin_and_missing_files(tmp_path):
     (tmp_path / "pytorch_model.bin").unlink()
     with pytest.raises(FileNotFoundError, match="no weights"):
         io.from_pretrained(tmp_path, bert.BertForPreTraining)
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(FileNotFoundError, match="no directory or file at"):
         io.from_pretrained(tmp_path / "nope", bert.BertForPreTraining)
 
 

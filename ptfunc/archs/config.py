@@ -120,6 +120,39 @@ class PretrainedConfig:
         return cls.from_dict(d, **overrides)
 
     @classmethod
+    def from_pretrained(
+        cls: type[C],
+        name_or_path: str | os.PathLike[str],
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        **overrides: Any,
+    ) -> C:
+        """Read the config.json of a directory, a config.json file, a 1.0 shortcut name or
+        a Hub repo id (only config.json is fetched); ``overrides`` win.
+
+        Example:
+            >>> from ptfunc.archs.gpt2 import GPT2Config
+            >>> GPT2Config.from_pretrained("gpt2").n_layer  # doctest: +SKIP
+            12
+        """
+        from ..hub import HubOptions, fetch
+
+        options = HubOptions(revision, cache_dir, force_download, local_files_only, token)
+        return cls.from_json_file(
+            fetch(name_or_path, ["config.json"], options=options), **overrides
+        )
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str]) -> None:
+        """Write ``config.json`` into a directory (created if missing), atomically."""
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.to_json_file(directory / "config.json")
+
+    @classmethod
     def _vocab_field(cls) -> str:
         """The field that 1.0's ``vocab_size_or_config_json_file`` fills."""
         return next(f.name for f in dataclasses.fields(cls) if not f.kw_only)

@@ -84,6 +84,29 @@ class Model:
         """The prefix of the base model's names in this model's params ("" for a base model)."""
         return "" if self.is_base_model else self.base_model_prefix
 
+    @classmethod
+    def from_pretrained(cls, name_or_path: Any, **kwargs: Any) -> tuple[Any, Params]:
+        """``(model, params)`` from a directory, a 1.0 shortcut name or a Hub repo id.
+
+        The 1.0 spelling of :func:`ptfunc.io.from_pretrained` (which documents the
+        options: ``revision=``, ``dtype=``, ``device=``, ``key=``, config overrides...).
+        Unlike 1.0 it returns the params too, since a ptfunc model holds none.
+
+        Example:
+            >>> from ptfunc.archs import bert
+            >>> name = "bert-base-uncased"
+            >>> model, params = bert.BertForMaskedLM.from_pretrained(name)  # doctest: +SKIP
+        """
+        from ..io import from_pretrained
+
+        return from_pretrained(name_or_path, cls, **kwargs)
+
+    def save_pretrained(self, save_directory: Any, params: Params) -> None:
+        """Write config.json and model.safetensors; see :func:`ptfunc.io.save_pretrained`."""
+        from ..io import save_pretrained
+
+        save_pretrained(save_directory, self, params)
+
     def resize_token_embeddings(self, params: Params, new_num_tokens: int, *, key: Key):
         """Pure vocabulary resize: returns ``(model, params)``; see :mod:`ptfunc.archs.resize`."""
         from .resize import resize_token_embeddings

@@ -11,7 +11,10 @@ Layouts read by :func:`from_pretrained`:
 * ptfunc's own, which is today's layout: :func:`save_pretrained` writes
   ``config.json`` + ``model.safetensors`` that ``transformers`` loads.
 
-Nothing is downloaded: pass a local directory.
+Names: instead of a directory, a pytorch-transformers 1.0 shortcut name
+(``bert-base-uncased``) or a Hub repo id (``org/name``, with ``revision=``) fetches
+config.json and the weights (nothing else) into the Hugging Face cache; see
+:mod:`ptfunc.hub`. A local directory that exists always wins over a name.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
+from .. import hub
 from .._atomic import write_files_atomically
+from ..errors import CheckpointError
 from ..random import Key
 from ..tree import Params
 from ._torch_load import load_torch_object
@@ -37,6 +43,9 @@ __all__ = [
     "load_state_dict_file",
     "load_torch_object",
     "weight_files",
+    "read_weight_index",
+    "fetch_model_files",
+    "WEIGHT_CANDIDATES",
     "pretrained_files",
     "model_config_dict",
     "config_text",
@@ -66,25 +75,96 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     return state
 
 
+WEIGHT_CANDIDATES: tuple[str, ...] = (
+    SAFE_WEIGHTS_NAME + ".index.json",
+    SAFE_WEIGHTS_NAME,
+    WEIGHTS_NAME + ".index.json",
+    WEIGHTS_NAME,
+)
+"""Weight files in the order they are preferred, in directories and on the Hub."""
+
+
+def read_weight_index(index: str | os.PathLike[str]) -> list[Path]:
+    """The shard files a sharded index (``*.index.json``) names, in order, each once.
+
+    Shard names must be plain relative paths inside the index's directory.
+
+    Raises:
+        CheckpointError: the index is not JSON, has no ``weight_map`` object of
+            ``{name: shard}`` strings, is empty, or names a shard outside the directory.
+    """
+    index = Path(index)
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{index}: not a JSON sharded-weights index ({error})") from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index}: expected a non-empty 'weight_map' object {{name: shard}}")
+    shards: list[str] = []
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard:
+            raise CheckpointError(f"{index}: weight_map[{name!r}] must be a shard file name")
+        parts = Path(shard).parts
+        if Path(shard).is_absolute() or ".." in parts or "\\" in shard:
+            raise CheckpointError(
+                f"{index}: weight_map[{name!r}] = {shard!r} points outside the model directory"
+            )
+        if shard not in shards:
+            shards.append(shard)
+    return [index.parent / shard for shard in sorted(shards)]
+
+
 def weight_files(directory: str | os.PathLike[str]) -> list[Path] | None:
     """The weight files of a model directory, shards in order, or None when it has none.
 
     A sharded ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json`` names
     its shards; otherwise ``model.safetensors`` is preferred to ``pytorch_model.bin``.
+
+    Raises:
+        CheckpointError: a sharded index is malformed or names a shard that is missing.
     """
     directory = Path(directory)
-    for index_name in (SAFE_WEIGHTS_NAME + ".index.json", WEIGHTS_NAME + ".index.json"):
-        index = directory / index_name
-        if index.is_file():
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            return [directory / shard for shard in sorted(set(weight_map.values()))]
-    for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
-        if (directory / name).is_file():
-            return [directory / name]
+    for name in WEIGHT_CANDIDATES:
+        path = directory / name
+        if not path.is_file():
+            continue
+        if not name.endswith(".index.json"):
+            return [path]
+        shards = read_weight_index(path)
+        missing = [p.name for p in shards if not p.is_file()]
+        if missing:
+            raise CheckpointError(f"{path} names shards that are not there: {missing}")
+        return shards
     return None
 
 
-def _read_weights(directory: Path) -> dict[str, Tensor]:
+def fetch_model_files(
+    name_or_path: str | os.PathLike[str], options: hub.HubOptions | None = None
+) -> Path:
+    """A directory with config.json and the weights: the local one, or a cache snapshot.
+
+    For a name, fetches config.json and the first of :data:`WEIGHT_CANDIDATES` the repo
+    has (with the shards a sharded index names), nothing else.
+    """
+
+    def shards(repo: Any, directory: Path) -> list[str]:
+        for index_name in (WEIGHT_CANDIDATES[0], WEIGHT_CANDIDATES[2]):
+            if (directory / index_name).is_file() and repo.has(index_name):
+                return [p.name for p in read_weight_index(directory / index_name)]
+        return []
+
+    return hub.fetch(
+        name_or_path, [CONFIG_NAME, list(WEIGHT_CANDIDATES)], options=options, then=shards
+    )
+
+
+def _read_weights(
+    directory: Path,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, Tensor]:
     files = weight_files(directory)
     if files is None:
         raise FileNotFoundError(
@@ -93,45 +173,79 @@ def _read_weights(directory: Path) -> dict[str, Tensor]:
         )
     state: dict[str, Tensor] = {}
     for file in files:
-        state.update(load_state_dict_file(file))
+        shard = load_state_dict_file(file)
+        if dtype is None and device is None:
+            state.update(shard)
+            continue
+        for name in list(shard):  # cast one tensor at a time: no whole-model copy
+            state[name] = _cast(shard.pop(name), dtype, device)
     return state
 
 
 def from_pretrained(
-    path: str | os.PathLike[str],
+    name_or_path: str | os.PathLike[str],
     constructor: Any,
     *,
     key: Key | None = None,
     strict: bool = False,
     output_loading_info: bool = False,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
     **config_overrides: Any,
 ) -> tuple[Any, Params] | tuple[Any, Params, Any]:
-    """Load ``(model, params)`` from a local directory holding config.json and weights.
+    """Load ``(model, params)`` from a directory, a 1.0 shortcut name or a Hub repo id.
 
     Args:
-        path: a directory (any layout above).
+        name_or_path: a directory (any layout above), a pytorch-transformers 1.0 shortcut
+            name (``"bert-base-uncased"``) or a repo id (``"google-bert/bert-base-uncased"``).
         constructor: the model class, e.g. ``bert.BertForSequenceClassification``.
         key: initialises head params the checkpoint lacks (reported by name).
         strict: missing or unexpected names raise instead of warning.
         output_loading_info: also return the :class:`~ptfunc.io.state_dict.LoadingInfo`.
+        dtype: floating-point dtype of the params (e.g. ``torch.bfloat16``); each tensor is
+            cast as it is read, so no float32 copy of the whole model is ever held.
+            Integer and bool tensors keep their dtype. Default: as stored.
+        device: where the params go (each tensor is moved as it is read).
+        revision, cache_dir, force_download, local_files_only, token: for names, as in
+            ``transformers`` (see :class:`ptfunc.hub.HubOptions`).
         **config_overrides: config fields to change (e.g. ``num_labels=3``).
 
     Example:
-        >>> model, params = from_pretrained("bert-dir", bert.BertForMaskedLM)  # doctest: +SKIP
+        >>> model, params = from_pretrained("gpt2", gpt2.GPT2LMHeadModel)  # doctest: +SKIP
     """
-    directory = Path(path)
+    options = hub.HubOptions(revision, cache_dir, force_download, local_files_only, token)
+    directory = fetch_model_files(name_or_path, options)
     if not directory.is_dir():
         raise FileNotFoundError(
-            f"{directory} is not a directory. ptfunc reads local directories only (no downloads): "
-            f"expected a folder with {CONFIG_NAME} and {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME}"
+            f"{directory} is not a directory: expected a folder with {CONFIG_NAME} and "
+            f"{SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME}, a 1.0 shortcut name or a Hub repo id"
         )
     config = constructor.config_class.from_json_file(directory / CONFIG_NAME, **config_overrides)
     model = constructor(config)
-    state = _read_weights(directory)
+    state = _read_weights(directory, dtype=dtype, device=device)
     params, info = from_torch_state_dict(
         model, state, key=key, strict=strict, output_loading_info=True
     )
+    if dtype is not None or device is not None:
+        params = _cast_params(params, dtype, device)
     return (model, params, info) if output_loading_info else (model, params)
+
+
+def _cast(tensor: Tensor, dtype: torch.dtype | None, device: torch.device | str | None) -> Tensor:
+    """``tensor`` on ``device``, floating kinds in ``dtype``; the same tensor when unchanged."""
+    target = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
+    return tensor.to(device=device if device is not None else tensor.device, dtype=target)
+
+
+def _cast_params(params: Params, dtype: torch.dtype | None, device: Any) -> Params:
+    from ..tree import map as tree_map
+
+    return tree_map(lambda t: _cast(t, dtype, device), params)
 
 
 def model_config_dict(model: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import CheckpointError
 from ._bundle_proto import (
     DT_STRING,
     DTYPE_NAMES,
@@ -48,10 +49,6 @@ from ._sstable import read_table
 __all__ = ["CheckpointError", "TFCheckpoint", "load_tf_checkpoint"]
 
 Progress = Callable[[int, int, str], None]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is truncated, corrupt or inconsistent (the message names the file)."""
 
 
 def _data_path(prefix: str, shard: int, num_shards: int) -> str:

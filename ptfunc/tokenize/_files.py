@@ -128,7 +128,7 @@ def find_vocab_files(
         return {next(iter(vocab_files_names)): str(path)}, None
     raise FileNotFoundError(
         f"{owner}.from_pretrained: no directory or file at {path} (expected a directory "
-        f"holding {expected}; ptfunc does not download shortcut names)"
+        f"holding {expected}, a 1.0 shortcut name or a Hub repo id 'org/name')"
     )
 
 

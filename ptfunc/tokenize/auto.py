@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .. import hub
 from .base import PreTrainedTokenizer
 from .bert import BertTokenizer
 from .gpt2 import GPT2Tokenizer
@@ -130,7 +131,8 @@ def tokenizer_class_for(
 def load_tokenizer(
     path: str | os.PathLike[str], kind: str | None = None, **kwargs: Any
 ) -> PreTrainedTokenizer:
-    """Load the tokenizer saved in the directory ``path``, whichever family it is.
+    """Load the tokenizer of a directory, a 1.0 shortcut name or a Hub repo id,
+    whichever family it is.
 
     ``kwargs`` go to the class's ``from_pretrained`` (e.g. ``do_lower_case=False``).
 
@@ -139,4 +141,13 @@ def load_tokenizer(
         >>> type(load_tokenizer(DEFAULT_MODEL)).__name__
         'GPT2Tokenizer'
     """
+    if kind is None and not hub.is_local(path):
+        entry = hub.shortcut(os.fspath(path))
+        if entry is not None:
+            kind = str(entry["model_type"])
+        else:  # a repo id: its tokenizer_config.json or config.json says which
+            options = hub.HubOptions.pop_from(dict(kwargs))
+            names = ("tokenizer_config.json", "config.json")
+            found = hub.fetch(path, [names], list(names), options=options)
+            return tokenizer_class_for(found).from_pretrained(path, **kwargs)
     return tokenizer_class_for(path, kind).from_pretrained(path, **kwargs)

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
+from .. import hub
 from . import _encoding
 from ._files import (
     ADDED_TOKENS_FILE,
@@ -145,6 +146,9 @@ class PreTrainedTokenizer:
 
     vocab_files_names: ClassVar[dict[str, str]] = {}
     optional_vocab_files: ClassVar[frozenset[str]] = frozenset()
+    hub_files: ClassVar[Sequence[str | Sequence[str]] | None] = None
+    """Vocabulary files to fetch for a Hub name (an inner sequence: the first the repo
+    has); None: the ``vocab_files_names`` that are not optional."""
     SPECIAL_TOKENS_ATTRIBUTES: ClassVar[list[str]] = [*_SINGLE_SPECIAL, "additional_special_tokens"]
     model_input_names: ClassVar[tuple[str, ...]] = ("input_ids", "token_type_ids", "attention_mask")
     # pytorch-transformers 1.0 strips the text on both sides of an added/special token.
@@ -870,11 +874,16 @@ class PreTrainedTokenizer:
         pytorch-transformers 1.0, today's ``transformers`` or :meth:`save_pretrained`
         (``max_len`` or ``model_max_length``; special tokens as str or ``{"content": ...}``;
         ``additional_special_tokens`` or ``extra_special_tokens``; ``added_tokens_decoder``).
-        Nothing is downloaded: shortcut names such as ``bert-base-uncased`` are not known.
+        A pytorch-transformers 1.0 shortcut name (``bert-base-uncased``) or a Hub repo id
+        fetches the vocabulary and those JSON files (nothing else) into the Hugging Face
+        cache; shortcut names get 1.0's defaults too (``max_len`` capped at the model's
+        positions; for BERT, ``do_lower_case`` from the name). A local path always wins.
 
         Args:
-            pretrained_path: directory, or path of the vocabulary file.
-            **kwargs: constructor arguments; they override the files.
+            pretrained_path: directory, path of the vocabulary file, shortcut name or repo id.
+            **kwargs: constructor arguments; they override the files. ``revision``,
+                ``cache_dir``, ``force_download``, ``local_files_only`` and ``token`` are
+                for names (see :class:`ptfunc.hub.HubOptions`).
 
         Returns:
             The tokenizer.
@@ -883,6 +892,7 @@ class PreTrainedTokenizer:
             FileNotFoundError: the path does not exist, or a vocabulary file is missing.
             ValueError: a JSON file is corrupt or an added-token id clashes.
         """
+        pretrained_path = cls._resolve_pretrained(pretrained_path, kwargs)
         files, directory = find_vocab_files(
             cls.__name__, cls.vocab_files_names, cls.optional_vocab_files, pretrained_path, kwargs
         )
@@ -900,6 +910,41 @@ class PreTrainedTokenizer:
         ]
         tokenizer.add_tokens(missing_special)
         return tokenizer
+
+    @classmethod
+    def _resolve_pretrained(
+        cls, pretrained_path: str | os.PathLike[str], kwargs: dict[str, Any]
+    ) -> str | os.PathLike[str]:
+        """A local path for ``pretrained_path``: itself, or the cache snapshot of a name.
+
+        Takes the hub options out of ``kwargs`` and, for a 1.0 shortcut name, puts 1.0's
+        defaults in (see :meth:`_shortcut_defaults`).
+        """
+        options = hub.HubOptions.pop_from(kwargs)
+        if hub.is_local(pretrained_path):
+            return pretrained_path
+        name = os.fspath(pretrained_path)
+        entry = hub.shortcut(name)
+        if entry is not None:
+            cls._shortcut_defaults(name, entry, kwargs)
+        required = cls.hub_files
+        if required is None:
+            required = [
+                file
+                for arg, file in cls.vocab_files_names.items()
+                if file not in cls.optional_vocab_files and arg not in kwargs
+            ]
+        optional = [TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, ADDED_TOKENS_FILE]
+        return hub.fetch(name, required, optional, options=options)
+
+    @classmethod
+    def _shortcut_defaults(
+        cls, name: str, entry: Mapping[str, Any], kwargs: dict[str, Any]
+    ) -> None:
+        """1.0's defaults for a shortcut name: ``max_len`` capped at the model's positions."""
+        cap = entry.get("max_len")
+        if cap is not None:
+            kwargs["max_len"] = min(kwargs.get("max_len", int(1e12)), int(cap))
 
     @classmethod
     def _accepted_init_args(cls) -> set[str]:

@@ -16,6 +16,7 @@ the original BERT code:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
@@ -24,6 +25,8 @@ from typing import Any
 
 from . import _unicode
 from .base import PreTrainedTokenizer
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["BasicTokenizer", "BertTokenizer", "WordpieceTokenizer", "load_vocab"]
 
@@ -284,6 +287,23 @@ class BertTokenizer(PreTrainedTokenizer):
     """
 
     vocab_files_names = VOCAB_FILES_NAMES
+
+    @classmethod
+    def _shortcut_defaults(
+        cls, name: str, entry: Mapping[str, Any], kwargs: dict[str, Any]
+    ) -> None:
+        """1.0's rule for shortcut names: ``do_lower_case`` is False for names holding
+        ``-cased`` and True for the others, whatever was passed (1.0 warned and did so)."""
+        super()._shortcut_defaults(name, entry, kwargs)
+        lower = "-cased" not in name
+        if kwargs.get("do_lower_case", True) != lower:
+            logger.warning(
+                "%s is %s model: setting do_lower_case=%s as pytorch-transformers 1.0 did",
+                name,
+                "an uncased" if lower else "a cased",
+                lower,
+            )
+        kwargs["do_lower_case"] = lower
 
     def __init__(
         self,

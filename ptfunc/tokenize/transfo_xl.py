@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from ._files import read_json, read_saved_config
+from ._plain_pickle import load_plain_pickle
 from .base import PreTrainedTokenizer
 
 __all__ = ["LMOrderedIterator", "TransfoXLTokenizer", "batchify"]
@@ -61,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 VOCAB_FILES_NAMES = {"pretrained_vocab_file": "vocab.bin", "vocab_file": "vocab.txt"}
 VOCAB_JSON_FILE = "vocab.json"
+VOCAB_PKL_FILE = "vocab.pkl"  # transformers 4's name (a plain pickle)
 EOS = "<eos>"
 DOUBLE_EOS = "<S>"
 _UNK_FALLBACKS = ("<unk>", "<UNK>")
@@ -115,7 +117,10 @@ def read_vocab_bin(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no Transformer-XL vocab.bin at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".pkl":  # transformers' vocab.pkl: a plain pickle of __dict__
+            state = load_plain_pickle(path.read_bytes())
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as err:
         raise ValueError(
             f"{path} cannot be read safely: ptfunc reads a pytorch-transformers 1.0 vocab.bin "
@@ -173,6 +178,7 @@ class TransfoXLTokenizer(PreTrainedTokenizer):
 
     vocab_files_names = VOCAB_FILES_NAMES
     optional_vocab_files = frozenset(VOCAB_FILES_NAMES.values())
+    hub_files = (("vocab.bin", VOCAB_PKL_FILE, "vocab.txt", VOCAB_JSON_FILE),)
     model_input_names = ("input_ids",)
 
     def __init__(
@@ -503,20 +509,22 @@ class TransfoXLTokenizer(PreTrainedTokenizer):
             FileNotFoundError: no vocabulary file there.
             ValueError: a file is malformed, or ``vocab.bin`` holds more than plain data.
         """
-        path = Path(os.fspath(pretrained_path))
+        path = Path(os.fspath(cls._resolve_pretrained(pretrained_path, kwargs)))
         if path.is_file():
-            arg = "pretrained_vocab_file" if path.suffix == ".bin" else "vocab_file"
+            arg = "pretrained_vocab_file" if path.suffix in (".bin", ".pkl") else "vocab_file"
             return cls(**{arg: str(path), **kwargs})
-        names = [VOCAB_JSON_FILE, *VOCAB_FILES_NAMES.values()]
+        names = [VOCAB_JSON_FILE, VOCAB_PKL_FILE, *VOCAB_FILES_NAMES.values()]
         if not path.is_dir() or not any((path / name).is_file() for name in names):
             where = "directory" if path.is_dir() else "no directory or file at"
             raise FileNotFoundError(
                 f"TransfoXLTokenizer.from_pretrained: {where} {path} "
                 f"{'has no vocabulary ' if path.is_dir() else ''}(expected a directory holding "
-                f"one of {', '.join(names)}; ptfunc does not download shortcut names)"
+                f"one of {', '.join(names)})"
             )
         files = {arg: str(path / name) for arg, name in VOCAB_FILES_NAMES.items()}
         files = {arg: file for arg, file in files.items() if Path(file).is_file()}
+        if "pretrained_vocab_file" not in files and (path / VOCAB_PKL_FILE).is_file():
+            files["pretrained_vocab_file"] = str(path / VOCAB_PKL_FILE)
         if "vocab_file" not in files and (path / VOCAB_JSON_FILE).is_file():
             files["vocab_file"] = str(path / VOCAB_JSON_FILE)
         config, added = read_saved_config(path, cls._accepted_init_args())
