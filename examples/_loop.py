@@ -143,8 +143,11 @@ def add_model_args(parser: argparse.ArgumentParser, model_types: tuple[str, ...]
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--model-dir",
-        type=Path,
-        help="a pretrained ptfunc / transformers directory (config.json + weights)",
+        "--model_name_or_path",
+        "--model-name-or-path",
+        dest="model_dir",
+        help="a pretrained directory (config.json + weights), a pytorch-transformers 1.0 "
+        "shortcut name (bert-base-uncased) or a Hub repo id",
     )
     src.add_argument(
         "--config-json",
@@ -152,7 +155,12 @@ def add_model_args(parser: argparse.ArgumentParser, model_types: tuple[str, ...]
         help="a config.json for a randomly initialised model (tests, toys)",
     )
     g.add_argument(
-        "--tokenizer-dir", type=Path, default=None, help="tokenizer files (default: --model-dir)"
+        "--tokenizer-dir",
+        "--tokenizer_name",
+        "--tokenizer-name",
+        dest="tokenizer_dir",
+        default=None,
+        help="tokenizer directory or name (default: --model-dir)",
     )
 
 

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling utils_lm
 from utils_lm import truncate_pair  # noqa: E402  (the seed's longest-first rule)
 
 import ptfunc  # noqa: E402
-from ptfunc.archs.registry import architecture_of, model_type_of  # noqa: E402
+from ptfunc.archs.registry import architecture_of  # noqa: E402
 from ptfunc.cli._progress import StderrProgress  # noqa: E402
 from ptfunc.tokenize.auto import load_tokenizer  # noqa: E402
 
@@ -134,12 +134,10 @@ def pad_batch(batch: Sequence[Features], pad_id: int) -> tuple[Tensor, Tensor, T
     return ids, types, mask
 
 
-def load_model(model_dir: Path) -> tuple[str, Any, Any]:
-    """``(model type, model, params)``: the head-less model of ``model_dir``'s architecture."""
-    path = model_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"expected a config.json in {model_dir}")
-    kind = model_type_of(json.loads(path.read_text(encoding="utf-8")))
+def load_model(model_dir: str | Path) -> tuple[str, Any, Any]:
+    """``(model type, model, params)``: the head-less model of ``model_dir``'s architecture
+    (a directory, a 1.0 shortcut name or a Hub repo id)."""
+    kind = ptfunc.auto.config_from_pretrained(model_dir).model_type
     with warnings.catch_warnings():  # a head checkpoint's head weights are meant to be left
         warnings.filterwarnings("ignore", message=".*checkpoint names not used")
         model, params = ptfunc.io.from_pretrained(model_dir, architecture_of({"model_type": kind}))
@@ -233,9 +231,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input-file", type=Path, required=True)
     parser.add_argument("--output-file", type=Path, required=True)
     parser.add_argument(
-        "--model-dir", type=Path, required=True, help="config.json + weights (+ tokenizer files)"
+        "--model-dir",
+        "--model_name_or_path",
+        dest="model_dir",
+        required=True,
+        help="config.json + weights (+ tokenizer files): a directory, 1.0 name or repo id",
     )
-    parser.add_argument("--tokenizer-dir", type=Path, default=None, help="default: --model-dir")
+    parser.add_argument("--tokenizer-dir", default=None, help="default: --model-dir")
     parser.add_argument("--layers", default="-1,-2,-3,-4", help="encoder layer indices")
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -190,8 +190,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--tokenizer-dir", type=Path, default=None, help="default: --model-dir")
+    parser.add_argument(
+        "--model-dir",
+        "--model_name_or_path",
+        dest="model_dir",
+        required=True,
+        help="a directory, a 1.0 shortcut name (gpt2) or a Hub repo id",
+    )
+    parser.add_argument("--tokenizer-dir", default=None, help="default: --model-dir")
     parser.add_argument("--prompt", action="append", help="a prompt (repeat for several)")
     parser.add_argument("--prompt-file", type=Path, default=None, help="one prompt per line")
     parser.add_argument("--padding-text", default=None, help="context put before each prompt")

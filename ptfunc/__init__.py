@@ -12,8 +12,11 @@ Example:
 
 from . import (
     archs,
+    auto,
     distributed,
+    errors,
     func,
+    hub,
     io,
     layers,
     optim,
@@ -30,8 +33,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "archs",
+    "auto",
     "distributed",
+    "errors",
     "func",
+    "hub",
     "io",
     "layers",
     "optim",

@@ -5,6 +5,7 @@ the fields of a pytorch-transformers 1.0 file) and the ``task``; without a task,
 first class in ``architectures`` that ptfunc has, else the base model.
 
 Example:
+    >>> from ptfunc import auto
     >>> auto.TASKS["masked-lm"]["bert"]
     'BertForMaskedLM'
     >>> model, params = auto.from_pretrained("bert-base-cased", task="masked-lm")  # doctest: +SKIP

@@ -43,6 +43,7 @@ __all__ = [
     "shortcut",
     "repo_id_for",
     "is_local",
+    "is_hub_name",
     "fetch",
 ]
 
@@ -123,6 +124,13 @@ def is_local(name_or_path: str | os.PathLike[str]) -> bool:
 def _known_names() -> list[str]:
     entries = list(SHORTCUT_NAMES.values())
     return list(SHORTCUT_NAMES) + [e["repo_id"] for e in entries]
+
+
+def is_hub_name(name_or_path: str | os.PathLike[str]) -> bool:
+    """True for a string that names a Hub model: not an existing path, not path-like."""
+    if not isinstance(name_or_path, str) or is_local(name_or_path):
+        return False
+    return not _looks_like_path(name_or_path)
 
 
 def _looks_like_path(name: str) -> bool:

@@ -27,3 +27,19 @@ def shared_fixtures() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared fixtures not found at {path}")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _hub_offline_with_an_empty_cache(tmp_path_factory, monkeypatch):
+    """No test reaches the internet or reads the user's cache: offline, a fresh HF_HOME.
+
+    Hub tests undo this with ``monkeypatch.delenv("HF_HUB_OFFLINE")`` and point
+    ``HF_ENDPOINT`` at a local server (``tests/_hub_server.py``).
+    """
+    home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)

@@ -1,7 +1,7 @@
 """The ``ptfunc`` command (also ``python -m ptfunc``).
 
     ptfunc generate "ROMEO:"                          # the small GPT-2 shipped in the package
-    ptfunc generate "Hello" --model DIR --greedy      # any GPT, GPT-2, Transformer-XL, XLNet, XLM
+    ptfunc generate "Hello" --model gpt2 --greedy     # a directory, 1.0 name or Hub repo id
     ptfunc convert bert model.ckpt bert_config.json out/   # original checkpoints -> ptfunc
     ptfunc convert --to transformers DIR OUT          # model directories between layouts
     ptfunc encode -t DIR "Hello world"                # text -> ids (decode: ids -> text)
@@ -9,7 +9,9 @@
     ptfunc bench --quick                              # the benchmarks, as ratios
 
 Every subcommand has ``--help``. Failures print one line, ``ptfunc: <reason>``, on
-stderr and exit with status 1 (2 for wrong arguments). Nothing is downloaded.
+stderr and exit with status 1 (2 for wrong arguments). Model and tokenizer arguments take
+a directory, a pytorch-transformers 1.0 shortcut name (gpt2) or a Hub repo id (org/name),
+fetched into the Hugging Face cache (HF_ENDPOINT, HF_HUB_OFFLINE and HF_HOME apply).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._hub import add_hub_arguments, hub_options
+
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-shakespeare"
 
 __all__ = ["DEFAULT_MODEL", "generate_text", "add_parser", "run"]
@@ -12,7 +14,7 @@ __all__ = ["DEFAULT_MODEL", "generate_text", "add_parser", "run"]
 
 def generate_text(
     prompt: str,
-    model_dir: Path = DEFAULT_MODEL,
+    model_dir: str | Path = DEFAULT_MODEL,
     *,
     max_new_tokens: int = 60,
     greedy: bool = False,
@@ -20,17 +22,20 @@ def generate_text(
     top_k: int = 40,
     top_p: float = 1.0,
     seed: int = 0,
+    **hub_options: object,
 ) -> str:
-    """Load a model directory (GPT, GPT-2, Transformer-XL, XLNet or XLM with its tokenizer
-    files) and continue ``prompt``; returns prompt + continuation as text."""
+    """Load a language model (GPT, GPT-2, Transformer-XL, XLNet or XLM with its tokenizer
+    files: a directory, a 1.0 shortcut name or a Hub repo id) and continue ``prompt``;
+    returns prompt + continuation as text. ``hub_options``: ``revision=``, ``cache_dir=``,
+    ``local_files_only=``, ``token=`` for names."""
     import torch
 
     import ptfunc
     from ptfunc.generation import context_length, load_language_model
     from ptfunc.tokenize.auto import load_tokenizer
 
-    _, model, params = load_language_model(model_dir)
-    tokenizer = load_tokenizer(model_dir)
+    _, model, params = load_language_model(model_dir, **hub_options)
+    tokenizer = load_tokenizer(model_dir, **hub_options)
     ids = tokenizer.encode(prompt, add_special_tokens=False)
     if not ids:
         raise ValueError("the prompt is empty after tokenisation")
@@ -60,16 +65,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     gen = commands.add_parser(
         "generate",
         help="continue a prompt with a language model",
-        description="Continue a prompt with a GPT, GPT-2, Transformer-XL, XLNet or XLM model "
-        "directory (config.json, weights and tokenizer files). Nothing is downloaded.",
+        description="Continue a prompt with a GPT, GPT-2, Transformer-XL, XLNet or XLM model: "
+        "a directory (config.json, weights and tokenizer files), a pytorch-transformers 1.0 "
+        "shortcut name (gpt2) or a Hub repo id, fetched into the Hugging Face cache.",
     )
     gen.add_argument("prompt")
     gen.add_argument(
         "--model",
-        type=Path,
-        default=DEFAULT_MODEL,
-        help="model directory (default: the small GPT-2 shipped with ptfunc)",
+        default=str(DEFAULT_MODEL),
+        help="model directory, shortcut name or repo id (default: the small GPT-2 shipped "
+        "with ptfunc)",
     )
+    add_hub_arguments(gen)
     gen.add_argument("--max-new-tokens", type=int, default=60)
     gen.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
     gen.add_argument("--temperature", type=float, default=0.8)
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             top_p=args.top_p,
             seed=args.seed,
+            **hub_options(args),
         )
     )
     return 0

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ._hub import add_hub_arguments, hub_options
+
 __all__ = ["add_parser", "human_bytes"]
 
 
@@ -24,10 +26,20 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _local(path: str, args: argparse.Namespace) -> Path:
+    """``path`` itself, or for a Hub name the cache snapshot with its config and weights."""
+    from .. import hub
+    from ..io.pretrained import fetch_model_files
+
+    if not hub.is_hub_name(path):
+        return Path(path)
+    return fetch_model_files(path, hub.HubOptions(**hub_options(args)))
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..io.inspect import inspect_checkpoint
 
-    summary = inspect_checkpoint(args.path)
+    summary = inspect_checkpoint(_local(args.path, args))
     if args.json:
         print(
             json.dumps(
@@ -68,6 +80,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "loading it: model directories, .safetensors, .bin/.pt/.pth (weights only), TensorFlow "
         "checkpoints (prefix, .index or directory), the OpenAI GPT numpy release.",
     )
-    parser.add_argument("path", type=Path, help="file, TensorFlow prefix or directory")
+    parser.add_argument(
+        "path", help="file, TensorFlow prefix, directory, 1.0 shortcut name or Hub repo id"
+    )
+    add_hub_arguments(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=_run)

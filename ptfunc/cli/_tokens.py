@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._hub import add_hub_arguments, hub_options
+
 __all__ = ["add_parsers", "parse_ids"]
 
 _SEPARATORS = re.compile(r"[\s,]+")
@@ -49,7 +51,7 @@ def parse_ids(text: str, where: str = "") -> list[int]:
 def _tokenizer(args: argparse.Namespace):
     from ..tokenize.auto import load_tokenizer
 
-    return load_tokenizer(args.tokenizer, args.kind)
+    return load_tokenizer(args.tokenizer, args.kind, **hub_options(args))
 
 
 def _run_encode(args: argparse.Namespace) -> int:
@@ -83,10 +85,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tokenizer",
         "-t",
-        type=Path,
         required=True,
-        help="directory with the tokenizer files (a model directory works too)",
+        help="directory with the tokenizer files (a model directory works too), a "
+        "pytorch-transformers 1.0 shortcut name (bert-base-uncased) or a Hub repo id",
     )
+    add_hub_arguments(parser)
     parser.add_argument(
         "--kind",
         choices=["bert", "gpt2", "openai-gpt", "transfo-xl", "xlnet", "xlm"],
