@@ -18,6 +18,10 @@ with memories carried across segments and without (each segment alone).
    and once starting every segment from empty memories; memories should lower the
    perplexity, since the first tokens of a segment then still see context.
 
+With ``--model_name_or_path`` (a directory, ``transfo-xl-wt103`` or a Hub repo id), the
+script does what pytorch-transformers 1.0's did instead: it loads that pretrained model
+and its vocabulary and only evaluates (the whole corpus, no training).
+
 Defaults: WikiText-2's test split from ``../shared/fixtures/corpora`` when present.
 Everything is seeded; ``--threads`` pins the CPU thread count.
 """
@@ -153,8 +157,31 @@ def train(
     return params
 
 
+def evaluate_pretrained(args: argparse.Namespace) -> None:
+    """1.0's run_transfo_xl.py: perplexity of a pretrained model on the whole corpus."""
+    name = args.model_name_or_path
+    tokenizer = TransfoXLTokenizer.from_pretrained(name)
+    model, params = transfo_xl.TransfoXLLMHeadModel.from_pretrained(
+        name, mem_len=args.mem_len, tgt_len=args.tgt_len
+    )
+    ids = tokenizer.encode_file(args.corpus, ordered=True, add_eos=True)
+    print(f"{name}: {ptfunc.tree.size(params):,} params; {len(ids):,} tokens of {args.corpus}")
+    kw = dict(tgt_len=args.tgt_len, batch_size=args.eval_batch_size)
+    with_memory = evaluate(model, params, ids, use_memory=True, **kw)
+    print(f"perplexity with memories: {with_memory:.2f}")
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model_name_or_path",
+        "--model-name-or-path",
+        "--model_name",
+        dest="model_name_or_path",
+        default=None,
+        help="evaluate this pretrained model (directory, transfo-xl-wt103 or a repo id) "
+        "instead of training one",
+    )
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--max-steps", type=int, default=400)
     parser.add_argument("--tgt-len", type=int, default=32, help="tokens per segment")
@@ -182,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if not args.corpus.is_file():
         raise SystemExit(f"no corpus at {args.corpus}: pass --corpus PATH (a word-level text)")
+    if args.model_name_or_path is not None:
+        evaluate_pretrained(args)
+        return
     tokenizer, train_ids, eval_ids = build_data(
         args.corpus, min_freq=args.min_freq, eval_fraction=args.eval_fraction
     )

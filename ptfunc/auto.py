@@ -13,26 +13,19 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from . import hub
-from .archs.registry import architecture_of, model_class, model_type_of
+from .archs.config import read_config_file
+from .archs.registry import BASE_CLASS, architecture_of, model_class, model_type_of
 from .tree import Params
 
 __all__ = ["TASKS", "model_class_for", "from_pretrained", "config_from_pretrained", "tokenizer"]
 
 TASKS: Mapping[str, Mapping[str, str]] = {
-    "base": {
-        "bert": "BertModel",
-        "gpt2": "GPT2Model",
-        "openai-gpt": "OpenAIGPTModel",
-        "transfo-xl": "TransfoXLModel",
-        "xlnet": "XLNetModel",
-        "xlm": "XLMModel",
-    },
+    "base": BASE_CLASS,
     "pretraining": {"bert": "BertForPreTraining"},
     "masked-lm": {"bert": "BertForMaskedLM", "xlm": "XLMWithLMHeadModel"},
     "causal-lm": {
@@ -83,18 +76,7 @@ def model_class_for(config: Mapping[str, Any], task: str | None = None) -> Any:
 
 
 def _config_dict(name_or_path: str | os.PathLike[str], options: hub.HubOptions) -> dict[str, Any]:
-    path = hub.fetch(name_or_path, ["config.json"], options=options)
-    if path.is_dir():
-        path = path / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"expected a config.json in {path.parent}")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object; got {type(config).__name__}")
-    return config
+    return read_config_file(hub.fetch(name_or_path, ["config.json"], options=options))
 
 
 def from_pretrained(

@@ -249,6 +249,7 @@ class _Repo:
         return isinstance(found, str)
 
     def has(self, filename: str) -> bool:
+        _check_repo_path(filename, self.repo_id)
         listing = self.files()
         return filename in listing if listing is not None else self.cached(filename)
 

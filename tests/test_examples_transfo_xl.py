@@ -88,3 +88,28 @@ def test_evaluate_equals_direct_computation(corpus):
     with_memory = ex.evaluate(model, params, ids, tgt_len=8, batch_size=2, use_memory=True)
     whole = model.apply(params, rows[:, :-1], targets=rows[:, 1:])  # one pass, all context
     assert with_memory == pytest.approx(math.exp(float(whole.loss)), rel=1e-5)
+
+
+def test_evaluates_a_pretrained_model_by_name_or_path(corpus, tmp_path):
+    """1.0's run_transfo_xl.py: load a pretrained model and its vocabulary, evaluate only."""
+    ex = _example()
+    args = ex.parse_args(["--corpus", str(corpus), *TINY])
+    tokenizer, _, _ = ex.build_data(corpus, min_freq=1, eval_fraction=0.1)
+    model = ex.make_model(len(tokenizer), args)
+    params = model.init(ptfunc.random.key(3))
+    model.save_pretrained(tmp_path, params)
+    tokenizer.save_pretrained(tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--corpus", str(corpus), "--model_name_or_path"]
+        + [str(tmp_path), *TINY, "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "step" not in result.stdout  # no training
+    match = re.search(r"perplexity with memories: ([0-9.]+)", result.stdout)
+    assert match, result.stdout
+    ids = tokenizer.encode_file(corpus, ordered=True, add_eos=True)
+    expected = ex.evaluate(model, params, ids, tgt_len=8, batch_size=2, use_memory=True)
+    assert float(match.group(1)) == pytest.approx(expected, rel=1e-3)

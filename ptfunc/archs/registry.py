@@ -13,7 +13,14 @@ from typing import Any
 
 from . import bert, gpt2, openai_gpt, transfo_xl, xlm, xlnet
 
-__all__ = ["MODEL_CLASSES", "CONFIG_CLASSES", "model_class", "architecture_of", "model_type_of"]
+__all__ = [
+    "MODEL_CLASSES",
+    "CONFIG_CLASSES",
+    "BASE_CLASS",
+    "model_class",
+    "architecture_of",
+    "model_type_of",
+]
 
 _MODULES = (bert, gpt2, openai_gpt, transfo_xl, xlnet, xlm)
 
@@ -30,8 +37,7 @@ CONFIG_CLASSES: dict[str, Any] = {
 }
 """``{model_type: config class}`` (``bert``, ``gpt2``, ``openai-gpt``, ``transfo-xl``, ...)."""
 
-# Head-less class per model type: what a directory without ``architectures`` loads as.
-_BASE_CLASS = {
+BASE_CLASS: Mapping[str, str] = {
     "bert": "BertModel",
     "gpt2": "GPT2Model",
     "openai-gpt": "OpenAIGPTModel",
@@ -39,6 +45,7 @@ _BASE_CLASS = {
     "xlnet": "XLNetModel",
     "xlm": "XLMModel",
 }
+"""Head-less class per model type: what a directory without ``architectures`` loads as."""
 
 # Fields that only one architecture's 1.0 config.json has.
 _SIGNATURE_FIELDS = (
@@ -97,4 +104,4 @@ def architecture_of(config: Mapping[str, Any]) -> Any:
     for name in config.get("architectures") or ():
         if name in MODEL_CLASSES:
             return MODEL_CLASSES[name]
-    return MODEL_CLASSES[_BASE_CLASS[model_type_of(config)]]
+    return MODEL_CLASSES[BASE_CLASS[model_type_of(config)]]

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import os
 import warnings
 from collections.abc import Mapping
@@ -44,6 +43,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from ...archs.config import read_config_file
 from ...archs.registry import MODEL_CLASSES, architecture_of, model_class, model_type_of
 from ...layers.positions import interleaved_sinusoids
 from ..inspect import inspect_checkpoint
@@ -151,10 +151,7 @@ def export_directory(
     if not config_path.is_file():
         raise FileNotFoundError(f"expected a model directory with {CONFIG_NAME} at {src}")
     _check_output(src, out, to)
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{config_path} is not valid JSON: {e}") from None
+    config = read_config_file(config_path)
     cls = _resolve_class(src, config, model_class)
     model, params, info = from_pretrained(src, cls, output_loading_info=True)
     if info.missing_keys:
