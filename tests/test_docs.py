@@ -43,6 +43,8 @@ def test_example_helpers_docstring_examples(name, monkeypatch):
 
 
 def test_readme_python_blocks_run():
+    """Every ```python block runs offline; ```py blocks (downloads by name) are not run here
+    (tests/test_hub.py covers loading by name against a local fake Hub)."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     assert blocks
     for block in blocks:
