@@ -108,6 +108,7 @@ class Entry(NamedTuple):
 
 
 _TENSOR_BUNDLE_VERSION = 1
+_MAX_RANK = 254  # TensorFlow's TensorShape limit
 
 
 def _message(fields: dict, number: int) -> dict:
@@ -148,6 +149,8 @@ def _parse_shape(fields: dict) -> tuple[int, ...]:
     if get_int(fields, 3):
         raise ProtoError("shape has unknown rank")
     dims = []
+    if len(get_bytes(fields, 2)) > _MAX_RANK:
+        raise ProtoError(f"shape has more than {_MAX_RANK} dimensions")
     for dim in get_bytes(fields, 2):
         size = to_signed(get_int(parse(dim), 1))
         if size < 0:

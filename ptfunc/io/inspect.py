@@ -10,7 +10,6 @@ holding one); the original OpenAI GPT release (``params_shapes.json`` + ``params
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,35 +59,20 @@ def _info(name: str, shape: Any, dtype: torch.dtype) -> TensorInfo:
     )
 
 
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U8": torch.uint8, "BOOL": torch.bool,
-}  # fmt: skip
-
-
 def _safetensors(path: Path) -> list[TensorInfo]:
-    """Read only the JSON header of a safetensors file."""
-    from .safetensors_io import load_flat
+    """Read only the header of a safetensors file, checked as the loader checks it."""
+    from .safetensors_io import read_header
 
-    try:
-        with open(path, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            if not 2 <= size <= min(path.stat().st_size - 8, 100 * 2**20):
-                raise ValueError("bad header length")
-            header = json.loads(handle.read(size))
-        out = []
-        for name, entry in header.items():
-            if name == "__metadata__":
-                continue
-            dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
-            if dtype is None:
-                return [_info(n, t.shape, t.dtype) for n, t in load_flat(path).items()]
-            out.append(_info(name, entry["shape"], dtype))
-        return out
-    except (ValueError, KeyError, TypeError, AttributeError):
-        # Let the full reader produce its clear error.
-        return [_info(n, t.shape, t.dtype) for n, t in load_flat(path).items()]
+    entries, _, _ = read_header(path)
+    return [
+        TensorInfo(
+            e.name,
+            e.shape,
+            _dtype_name(e.torch_dtype) if e.torch_dtype is not None else e.dtype.lower(),
+            e.end - e.begin,
+        )
+        for e in entries
+    ]
 
 
 def _flatten(prefix: str, value: Any, out: list[TensorInfo]) -> None:
@@ -121,18 +105,10 @@ def _tf(path: Path) -> list[TensorInfo]:
 
 
 def _openai_numpy(directory: Path) -> list[TensorInfo]:
-    shapes = json.loads((directory / "params_shapes.json").read_text(encoding="utf-8"))
-    names_file = directory / "parameters_names.json"
-    names = (
-        json.loads(names_file.read_text(encoding="utf-8"))
-        if names_file.is_file()
-        else [f"params[{i}]" for i in range(len(shapes))]
-    )
-    dtype = torch.float32
-    first = directory / "params_0.npy"
-    if first.is_file():
-        dtype = torch.from_numpy(np.zeros(0, np.load(first, mmap_mode="r").dtype)).dtype
-    return [_info(str(n), s, dtype) for n, s in zip(names, shapes)]
+    from .convert.openai_gpt import read_release_layout
+
+    names, shapes, dtype = read_release_layout(directory)
+    return [_info(n, s, torch.from_numpy(np.zeros(0, dtype)).dtype) for n, s in zip(names, shapes)]
 
 
 def _model_directory(directory: Path) -> tuple[str, list[TensorInfo]] | None:

@@ -29,13 +29,13 @@ import torch
 from torch import Tensor
 
 from .. import hub
-from .._atomic import write_files_atomically
+from .._atomic import check_save_complete, save_directory
 from ..errors import CheckpointError
 from ..random import Key
 from ..tree import Params
 from ._torch_load import load_torch_object
 from .safetensors_io import load_flat, to_safetensors_bytes
-from .state_dict import from_torch_state_dict, to_torch_state_dict
+from .state_dict import check_float_dtype, load_into, to_torch_state_dict
 
 __all__ = [
     "from_pretrained",
@@ -64,14 +64,17 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: truncated, corrupt, or a pickle holding more than tensors.
+        CheckpointError: (a ``ValueError``) truncated, corrupt, or a pickle holding more
+            than a ``{name: tensor}`` dict.
     """
     path = Path(path)
     if path.suffix == ".safetensors":
         return load_flat(path)
     state = load_torch_object(path)
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError(f"{path} does not hold a state dict of {{name: tensor}}")
     return state
 
 
@@ -96,17 +99,19 @@ def read_weight_index(index: str | os.PathLike[str]) -> list[Path]:
     index = Path(index)
     try:
         data = json.loads(index.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(f"{index}: not a JSON sharded-weights index ({error})") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{index}: expected a non-empty 'weight_map' object {{name: shard}}")
     shards: list[str] = []
     for name, shard in weight_map.items():
-        if not isinstance(shard, str) or not shard:
+        if not isinstance(shard, str) or not shard.strip() or "\0" in shard:
             raise CheckpointError(f"{index}: weight_map[{name!r}] must be a shard file name")
         parts = Path(shard).parts
-        if Path(shard).is_absolute() or ".." in parts or "\\" in shard:
+        if not parts:
+            raise CheckpointError(f"{index}: weight_map[{name!r}] must be a shard file name")
+        if Path(shard).is_absolute() or ".." in parts or "\\" in shard or ":" in parts[0]:
             raise CheckpointError(
                 f"{index}: weight_map[{name!r}] = {shard!r} points outside the model directory"
             )
@@ -164,7 +169,8 @@ def _read_weights(
     *,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
-) -> dict[str, Tensor]:
+) -> tuple[dict[str, Tensor], dict[str, Path]]:
+    """``({name: tensor}, {name: the file it came from})`` over all weight files."""
     files = weight_files(directory)
     if files is None:
         raise FileNotFoundError(
@@ -172,14 +178,21 @@ def _read_weights(
             "(or a sharded .index.json)"
         )
     state: dict[str, Tensor] = {}
+    origin: dict[str, Path] = {}
     for file in files:
         shard = load_state_dict_file(file)
+        twice = sorted(set(shard) & set(state))
+        if twice:
+            raise CheckpointError(
+                f"{file} holds {twice[:5]}, which {origin[twice[0]].name} holds too"
+            )
+        origin.update(dict.fromkeys(shard, file))
         if dtype is None and device is None:
             state.update(shard)
             continue
         for name in list(shard):  # cast one tensor at a time: no whole-model copy
             state[name] = _cast(shard.pop(name), dtype, device)
-    return state
+    return state, origin
 
 
 def from_pretrained(
@@ -209,7 +222,12 @@ def from_pretrained(
         output_loading_info: also return the :class:`~ptfunc.io.state_dict.LoadingInfo`.
         dtype: floating-point dtype of the params (e.g. ``torch.bfloat16``); each tensor is
             cast as it is read, so no float32 copy of the whole model is ever held.
-            Integer and bool tensors keep their dtype. Default: as stored.
+            Integer and bool tensors keep their dtype. Default: the model's (float32),
+            as in ``transformers``: float16/bfloat16/float64 weights are cast to it.
+            Weights that are not floats where the model has float params, or of
+            another shape, are refused, all of them in one
+            :class:`~ptfunc.errors.CheckpointError` naming each file, name and both
+            shapes or dtypes.
         device: where the params go (each tensor is moved as it is read).
         revision, cache_dir, force_download, local_files_only, token: for names, as in
             ``transformers`` (see :class:`ptfunc.hub.HubOptions`).
@@ -218,6 +236,7 @@ def from_pretrained(
     Example:
         >>> model, params = from_pretrained("gpt2", gpt2.GPT2LMHeadModel)  # doctest: +SKIP
     """
+    check_float_dtype(dtype)
     options = hub.HubOptions(revision, cache_dir, force_download, local_files_only, token)
     directory = fetch_model_files(name_or_path, options)
     if not directory.is_dir():
@@ -225,11 +244,19 @@ def from_pretrained(
             f"{directory} is not a directory: expected a folder with {CONFIG_NAME} and "
             f"{SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME}, a 1.0 shortcut name or a Hub repo id"
         )
+    check_save_complete(directory, CONFIG_NAME)  # a save killed mid-commit: CheckpointError
     config = constructor.config_class.from_json_file(directory / CONFIG_NAME, **config_overrides)
     model = constructor(config)
-    state = _read_weights(directory, dtype=dtype, device=device)
-    params, info = from_torch_state_dict(
-        model, state, key=key, strict=strict, output_loading_info=True
+    state, origin = _read_weights(directory, dtype=dtype, device=device)
+    params, info = load_into(
+        model,
+        state,
+        key=key,
+        strict=strict,
+        dtype=dtype,
+        info=True,
+        origin=lambda name: str(origin[name]),
+        consume=True,
     )
     if dtype is not None or device is not None:
         params = _cast_params(params, dtype, device)
@@ -264,6 +291,8 @@ def pretrained_files(model: Any, params: Params) -> dict[str, str | bytes]:
     """``{"config.json": text, "model.safetensors": bytes}``: what :func:`save_pretrained` writes.
 
     Converters add tokenizer files to this and write the lot in one atomic step.
+    ``config.json`` comes first: the file every reader needs is the one an atomic
+    save (:mod:`ptfunc._atomic`) puts in place last.
     """
     flat = to_torch_state_dict(model, params, include_tied=False)
     return {
@@ -272,17 +301,44 @@ def pretrained_files(model: Any, params: Params) -> dict[str, str | bytes]:
     }
 
 
-def save_pretrained(directory: str | os.PathLike[str], model: Any, params: Params) -> None:
-    """Write ``config.json`` and ``model.safetensors`` (today's layout), atomically.
+def superseded_files(directory: str | os.PathLike[str], names: Any) -> list[str]:
+    """Files of ``directory`` that writing ``names`` makes stale: they must go with the save.
 
-    Both files are written to temporary names first; a failure leaves the
-    previous directory contents intact.
+    A ``model.safetensors.index.json`` (a sharded save) wins over ``model.safetensors``
+    in :func:`weight_files`, so writing a single ``model.safetensors`` beside it would
+    load the old shards with the new config; the shards it names go, then the index (last,
+    so that a save killed half-way leaves the index for the next save to find them by).
+    """
+    directory = Path(directory)
+    index = directory / WEIGHT_CANDIDATES[0]
+    if SAFE_WEIGHTS_NAME not in names or index.name in names or not index.is_file():
+        return []
+    stale: list[str] = []
+    try:
+        shards = read_weight_index(index)
+    except CheckpointError:
+        shards = []
+    for shard in shards:
+        name = shard.relative_to(directory).as_posix()
+        if "/" not in name and name not in names and name not in stale and shard.is_file():
+            stale.append(name)
+    return [*stale, index.name]
+
+
+def save_pretrained(directory: str | os.PathLike[str], model: Any, params: Params) -> None:
+    """Write ``config.json`` and ``model.safetensors`` (today's layout) as one atomic save.
+
+    A new directory is written under a staging name and renamed into place; into an
+    existing one, both files are written to temporary names first and committed
+    together (see :mod:`ptfunc._atomic`), its other files are kept, and a sharded
+    index with its shards that the new weights supersede is removed. A failure, or a
+    kill at any point, leaves the previous model or the new one (or a directory that
+    :func:`from_pretrained` refuses with ``CheckpointError``), never a mix of the two.
 
     The weights carry the seed's names; tied copies are left out, as
     ``transformers`` does, so ``transformers``' ``from_pretrained`` loads the
     directory to identical outputs.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     files = pretrained_files(model, params)
-    write_files_atomically({directory / name: data for name, data in files.items()})
+    save_directory(directory, files, remove=superseded_files(directory, files))

@@ -5,22 +5,31 @@ code: old LayerNorm names (``gamma``/``beta``) are renamed, the base-model
 prefix is added or stripped (a head model loads a base checkpoint and vice
 versa), tied copies (``cls.predictions.decoder.weight``) and buffers
 (``position_ids``) are dropped, and what is left must match the model's names
-and shapes. Missing params are initialised fresh and reported by name;
-unexpected names are reported; a shape mismatch is an error naming both shapes.
+and shapes. Missing params are initialised fresh (only those: see
+:mod:`._init_only`) and reported by name; unexpected names are reported.
+
+Every tensor is checked against the param it fills: a shape that differs, or an
+integer, bool or complex tensor where the model has a float param (or any other
+dtype where it has an integer one) is an error, and all of them are reported at once
+in one :class:`~ptfunc.errors.CheckpointError`. Floating-point tensors of another
+float kind (float16, bfloat16, float64) are cast to the model's dtype, as
+``transformers`` does, or to ``dtype=`` when one is given.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
+from ..errors import CheckpointError
 from ..random import Key
 from ..random import key as make_key
 from ..tree import Params, from_flat_dict, to_flat_dict
+from ._init_only import init_only
 
 __all__ = ["LoadingInfo", "expected_shapes", "from_torch_state_dict", "to_torch_state_dict"]
 
@@ -34,11 +43,16 @@ class LoadingInfo(NamedTuple):
     unexpected_keys: list[str]
 
 
-def expected_shapes(model: Any) -> dict[str, torch.Size]:
-    """``{dotted name: shape}`` of the params ``model.init`` builds (no memory used)."""
+def _expected(model: Any) -> dict[str, Tensor]:
+    """``{dotted name: meta tensor}`` of the params ``model.init`` builds (no memory used)."""
     with torch.device("meta"):
         params = model.init(make_key(0, device="cpu"))
-    return {name: t.shape for name, t in to_flat_dict(params).items()}
+    return to_flat_dict(params)
+
+
+def expected_shapes(model: Any) -> dict[str, torch.Size]:
+    """``{dotted name: shape}`` of the params ``model.init`` builds (no memory used)."""
+    return {name: t.shape for name, t in _expected(model).items()}
 
 
 def _rename_old(name: str) -> str:
@@ -74,13 +88,43 @@ def _check_tie(
     for ckpt_name, param_name in mapping.items():
         if param_name == source:
             other = renamed[ckpt_name]
-            if other.shape == value.shape and not torch.equal(other, value):
+            if other.shape == value.shape and not torch.equal(other, value.to(other.dtype)):
                 warnings.warn(
                     f"{type(model).__name__}: the checkpoint's {name} differs from {source}; "
                     f"ptfunc ties them and uses {source}",
                     stacklevel=3,
                 )
             return
+
+
+def _dtype(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def check_float_dtype(dtype: Any) -> None:
+    """``dtype=`` is None or a floating-point torch dtype (it applies to float params)."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch dtype or None, got {dtype!r}")
+
+
+def _mismatch(name: str, value: Tensor, want: Tensor, cls: str, where: str) -> str | None:
+    """What is wrong with ``value`` as the param ``name`` (``want``: its meta tensor), or None."""
+    if value.shape != want.shape:
+        return (
+            f"shape mismatch for {name}{where}: checkpoint has {tuple(value.shape)}, "
+            f"{cls} with this config expects {tuple(want.shape)}"
+        )
+    if want.is_floating_point() and not value.is_floating_point():
+        return (
+            f"dtype mismatch for {name}{where}: checkpoint has {_dtype(value.dtype)}, {cls} "
+            f"expects a floating-point tensor ({_dtype(want.dtype)})"
+        )
+    if not want.is_floating_point() and value.dtype != want.dtype:
+        return (
+            f"dtype mismatch for {name}{where}: checkpoint has {_dtype(value.dtype)}, {cls} "
+            f"expects {_dtype(want.dtype)}"
+        )
+    return None
 
 
 def from_torch_state_dict(
@@ -90,32 +134,65 @@ def from_torch_state_dict(
     key: Key | None = None,
     strict: bool = False,
     output_loading_info: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> Params | tuple[Params, LoadingInfo]:
     """Params for ``model`` from a state dict (pytorch-transformers 1.0 or ``transformers``).
 
     Args:
         model: a ptfunc model (e.g. ``bert.BertForMaskedLM(config)``).
         state_dict: ``{name: tensor}``, e.g. a torch module's ``state_dict()``.
-        key: initialises params the checkpoint lacks (default ``key(0)``).
+        key: initialises params the checkpoint lacks (default ``key(0)``); only those
+            are initialised, to the values a full ``model.init(key)`` gives them.
         strict: raise instead of warning on missing or unexpected names.
         output_loading_info: also return a :class:`LoadingInfo`.
+        dtype: the floating-point dtype of the params; default: the model's (float32).
+            Float tensors of another kind are cast to it; integer and bool params keep
+            theirs.
 
     Raises:
-        ValueError: a shape differs from the model's (both shapes named), or no
-            name matches at all (a checkpoint of another architecture).
+        CheckpointError: (a ``ValueError``) tensors whose shape or dtype do not fit
+            the model's params (all of them listed, both shapes or dtypes named), no name
+            matching at all (a checkpoint of another architecture), or with ``strict``
+            missing or unexpected names.
+        TypeError: a value is not a tensor.
     """
+    return load_into(
+        model, state_dict, key=key, strict=strict, dtype=dtype, info=output_loading_info
+    )
+
+
+def load_into(
+    model: Any,
+    state_dict: Mapping[str, Tensor],
+    *,
+    key: Key | None = None,
+    strict: bool = False,
+    dtype: torch.dtype | None = None,
+    info: bool = False,
+    origin: Callable[[str], str] | None = None,
+    consume: bool = False,
+) -> Any:
+    """:func:`from_torch_state_dict`, where ``origin(name)`` names the file a checkpoint
+    name came from (for the messages) and ``consume=True`` lets it empty ``state_dict``
+    as it goes (so that a cast copy does not live beside its source)."""
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict)}")
-    shapes = expected_shapes(model)
-    expected = set(shapes)
+    check_float_dtype(dtype)
+    cls = type(model).__name__
+    expected = _expected(model)
     renamed: dict[str, Tensor] = {}
+    original: dict[str, str] = {}
     for name, value in state_dict.items():
         if not isinstance(value, Tensor):
             raise TypeError(f"state_dict[{name!r}] is a {type(value).__name__}, expected a tensor")
         renamed[_rename_old(name)] = value
-    mapping = _align_prefix(model, list(renamed), expected)
-    loaded: dict[str, Tensor] = {}
+        original[_rename_old(name)] = name
+    if consume and isinstance(state_dict, dict):
+        state_dict.clear()
+    mapping = _align_prefix(model, list(renamed), set(expected))
+    used: dict[str, str] = {}  # param name -> checkpoint name
     unexpected: list[str] = []
+    problems: list[str] = []
     for ckpt_name, name in mapping.items():
         if name in model.tied:
             _check_tie(model, name, renamed[ckpt_name], renamed, mapping)
@@ -125,39 +202,52 @@ def from_torch_state_dict(
         if name not in expected:
             unexpected.append(ckpt_name)
             continue
-        value = renamed[ckpt_name]
-        if value.shape != shapes[name]:
-            raise ValueError(
-                f"shape mismatch for {name}: checkpoint has {tuple(value.shape)}, "
-                f"{type(model).__name__} with this config expects {tuple(shapes[name])}"
-            )
-        loaded[name] = value
-    if not loaded:
+        where = f" (in {origin(original[ckpt_name])})" if origin is not None else ""
+        problem = _mismatch(name, renamed[ckpt_name], expected[name], cls, where)
+        if problem is not None:
+            problems.append(problem)
+        used[name] = ckpt_name
+    if problems:
+        head = "1 tensor does not" if len(problems) == 1 else f"{len(problems)} tensors do not"
+        raise CheckpointError(
+            f"{head} fit {cls}: " + problems[0]
+            if len(problems) == 1
+            else f"{head} fit {cls}:\n  " + "\n  ".join(problems)
+        )
+    if not used:
         some = sorted(renamed)[:3]
-        raise ValueError(
-            f"the checkpoint does not fit {type(model).__name__}: none of its {len(renamed)} names "
+        raise CheckpointError(
+            f"the checkpoint does not fit {cls}: none of its {len(renamed)} names "
             f"match (it has e.g. {some}; expected e.g. {sorted(expected)[:3]}). "
             "Is it a checkpoint of another architecture?"
         )
-    missing = sorted(expected - set(loaded))
+    missing = sorted(set(expected) - set(used))
     if (missing or unexpected) and strict:
-        raise ValueError(f"missing keys {missing}; unexpected keys {sorted(unexpected)}")
+        raise CheckpointError(f"missing keys {missing}; unexpected keys {sorted(unexpected)}")
+    loaded: dict[str, Tensor] = {}
+    for name, ckpt_name in used.items():
+        value = renamed.pop(ckpt_name) if consume else renamed[ckpt_name]
+        loaded[name] = _to_param_dtype(value, expected[name], dtype)
+    del renamed
     if missing:
-        dtype = next(iter(loaded.values())).dtype
-        fresh = to_flat_dict(model.init(key if key is not None else make_key(0)))
+        fresh = init_only(model.init, key if key is not None else make_key(0), missing)
         for name in missing:
-            loaded[name] = fresh[name].to(dtype)
+            loaded[name] = _to_param_dtype(fresh.pop(name), expected[name], dtype)
         warnings.warn(
-            f"{type(model).__name__}: initialised params missing from the checkpoint: {missing}",
-            stacklevel=2,
+            f"{cls}: initialised params missing from the checkpoint: {missing}", stacklevel=3
         )
     if unexpected:
-        warnings.warn(
-            f"{type(model).__name__}: checkpoint names not used: {sorted(unexpected)}", stacklevel=2
-        )
-    params = from_flat_dict({name: loaded[name] for name in sorted(shapes)})
-    info = LoadingInfo(missing, sorted(unexpected))
-    return (params, info) if output_loading_info else params
+        warnings.warn(f"{cls}: checkpoint names not used: {sorted(unexpected)}", stacklevel=3)
+    params = from_flat_dict({name: loaded.pop(name) for name in sorted(expected)})
+    return (params, LoadingInfo(missing, sorted(unexpected))) if info else params
+
+
+def _to_param_dtype(value: Tensor, want: Tensor, dtype: torch.dtype | None) -> Tensor:
+    """``value`` in the param's dtype: float kinds cast to ``dtype`` or the model's."""
+    if not want.is_floating_point():
+        return value
+    target = dtype if dtype is not None else want.dtype
+    return value if value.dtype == target else value.to(target)
 
 
 def to_torch_state_dict(

@@ -145,6 +145,7 @@ class TFCheckpoint:
         self._entries: dict[str, Entry] = {}
         self._slices: dict[str, list[tuple[tuple[slice, ...], Entry]]] = {}
         self._shard_sizes: dict[int, int] = {}
+        self._spans: dict[int, list[tuple[int, int, str]]] = {}
         for key, entry in entries.items():
             if key.startswith(b"\x00"):
                 continue  # a slice of a partitioned variable, reached through its full entry
@@ -158,6 +159,7 @@ class TFCheckpoint:
             if entry.slices:
                 self._slices[name] = self._check_slices(key, name, entry, entries)
             self._entries[name] = entry
+        self._check_disjoint()
         self.names: list[str] = sorted(self._entries)
 
     # -- checks at open -------------------------------------------------------
@@ -176,6 +178,8 @@ class TFCheckpoint:
     def _check_entry(self, name: str, entry: Entry) -> None:
         if entry.dtype not in DTYPE_NAMES:
             raise self._error(f"{name!r} has unknown dtype enum {entry.dtype}")
+        if math.prod(d for d in entry.shape if d) >= 2**63:
+            raise self._error(f"{name!r} has shape {entry.shape}, too large for a tensor")
         if entry.slices:
             return
         if not 0 <= entry.shard_id < self.num_shards:
@@ -199,6 +203,23 @@ class TFCheckpoint:
                 f"{data}: {name!r} needs bytes [{entry.offset}, {entry.offset + entry.size}) "
                 f"but the file has {file_size} (truncated?)"
             )
+        if entry.size:
+            self._spans.setdefault(entry.shard_id, []).append(
+                (entry.offset, entry.offset + entry.size, name)
+            )
+
+    def _check_disjoint(self) -> None:
+        """No two tensors share bytes of a data file (TensorFlow writes each once), so what
+        the tensors need in memory is at most what the data files hold."""
+        for shard, spans in self._spans.items():
+            spans.sort()
+            for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+                if start < end:
+                    raise self._error(
+                        f"{first!r} and {second!r} overlap in "
+                        f"{os.path.basename(_data_path(self.prefix, shard, self.num_shards))} "
+                        f"(at byte {start}); each tensor must have its own bytes"
+                    )
 
     def _check_slices(
         self, key: bytes, name: str, entry: Entry, entries: dict[bytes, Entry]

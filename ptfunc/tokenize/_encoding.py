@@ -190,6 +190,12 @@ def pad_batch(
 
 def check_batch_arguments(texts: Any, text_pairs: Any, return_tensors: Any, side: Any) -> None:
     """Raise a clear ``TypeError``/``ValueError`` for malformed batch-encoding arguments."""
+    for name, value in (("texts", texts), ("text_pairs", text_pairs)):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"{name} must be a list of str; got {type(value).__name__}: decode it first, "
+                f'e.g. [{name}.decode("utf-8", errors="replace")]'
+            )
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise TypeError(
             f"texts must be a list of str; got {type(texts).__name__} (wrap a single text "

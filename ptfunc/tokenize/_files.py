@@ -21,7 +21,9 @@ __all__ = [
     "TOKENIZER_CONFIG_FILE",
     "find_vocab_files",
     "make_dir",
+    "not_utf8",
     "read_json",
+    "read_text",
     "read_saved_config",
     "token_content",
     "write_files_atomically",
@@ -30,6 +32,48 @@ __all__ = [
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 ADDED_TOKENS_FILE = "added_tokens.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+
+
+def not_utf8(path: str | os.PathLike[str], what: str, err: UnicodeDecodeError) -> ValueError:
+    """The ``ValueError`` for a file that is not valid UTF-8: it names the file and the
+    first bad line and byte (found by rereading the file; this is the error path only).
+
+    Args:
+        path: the file.
+        what: a few words naming the file's role ("vocabulary file", "merges file").
+        err: the error the decoder raised.
+    """
+    where = ""
+    try:
+        with open(path, "rb") as handle:
+            offset = 0
+            for number, raw in enumerate(handle, 1):  # b"\n" never ends a UTF-8 sequence
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    where = f" (line {number}, byte {offset + bad.start}: {bad.reason})"
+                    break
+                offset += len(raw)
+    except OSError:
+        pass
+    if not where:
+        where = f" ({err.reason})"
+    return ValueError(
+        f"{what} {os.fspath(path)} is not valid UTF-8{where}; tokenizer files are UTF-8 text"
+    )
+
+
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """The content of a UTF-8 text file (universal newlines: ``\r\n`` reads as ``\n``).
+
+    Raises:
+        ValueError: the file is not valid UTF-8 (see :func:`not_utf8`).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, what, err) from None
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -48,7 +92,9 @@ def read_json(path: Path, what: str) -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, what, err) from None
+    except json.JSONDecodeError as err:
         raise ValueError(f"{what} {path} is not valid UTF-8 JSON: {err}") from err
 
 

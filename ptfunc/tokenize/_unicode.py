@@ -1,4 +1,9 @@
-"""Character classes of BERT's basic tokenizer, as fast whole-text operations.
+"""Text checks shared by every tokenizer, and BERT's character classes as whole-text operations.
+
+:func:`text_input` is the one gate every tokenizer entry point passes its text through:
+the text must be a ``str`` (``bytes`` raise a ``TypeError`` that says how to decode them),
+and code points that UTF-8 cannot encode (the surrogates U+D800..U+DFFF, which a ``str``
+can hold alone, e.g. from ``surrogateescape`` decoding or sliced UTF-16) become U+FFFD.
 
 The original BERT code (and pytorch-transformers 1.0) tests every character with
 ``unicodedata.category``. Here the same predicates are evaluated once over the Basic
@@ -19,12 +24,14 @@ import unicodedata
 
 __all__ = [
     "ASCII",
+    "REPLACEMENT_CHARACTER",
     "CJK_RANGES",
     "CharClasses",
     "is_chinese_char",
     "is_control",
     "is_punctuation",
     "is_whitespace",
+    "text_input",
     "unicode_classes",
 ]
 
@@ -39,6 +46,53 @@ CJK_RANGES: tuple[tuple[int, int], ...] = (
     (0xF900, 0xFAFF),
     (0x2F800, 0x2FA1F),
 )
+
+REPLACEMENT_CHARACTER = "\ufffd"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def text_input(text: object, name: str = "text") -> str:
+    """Check that ``text`` is a str and make it encodable: each surrogate becomes U+FFFD.
+
+    Every tokenizer calls this on its input text before anything else, so that a lone
+    surrogate gives exactly the ids of U+FFFD in its place (whatever each tokenizer
+    then does with U+FFFD: BERT's cleaning drops it, GPT-2 encodes its three UTF-8
+    bytes, sentencepiece maps it to its piece or ``<unk>``). A surrogate pair held as
+    two code points (``"\\ud83d\\ude00"``) becomes two U+FFFD, as each half is
+    invalid on its own in UTF-8.
+
+    Args:
+        text: the value to check.
+        name: the argument's name, for the error message.
+
+    Returns:
+        ``text`` itself when it has no surrogate (the usual case, checked at C speed),
+        else a copy with U+FFFD in place of each surrogate.
+
+    Raises:
+        TypeError: ``text`` is not a str; for bytes the message suggests
+            ``.decode("utf-8", errors="replace")``.
+
+    Example:
+        >>> text_input("caf\\udce9")
+        'caf\ufffd'
+        >>> text_input(b"abc")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: text must be a str; got bytes: decode it first, e.g. text.decode("utf-8", ...)
+    """
+    if not isinstance(text, str):
+        if isinstance(text, _BYTES_LIKE):
+            raise TypeError(
+                f"{name} must be a str; got {type(text).__name__}: decode it first, e.g. "
+                f'{name}.decode("utf-8", errors="replace")'
+            )
+        raise TypeError(f"{name} must be a str; got {type(text).__name__}")
+    if text.isascii() or _SURROGATES.search(text) is None:
+        return text
+    return _SURROGATES.sub(REPLACEMENT_CHARACTER, text)
+
 
 _ASCII_PUNCT = "!-/:-@\\[-`{-~"  # code points 33-47, 58-64, 91-96, 123-126
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")

@@ -20,6 +20,22 @@ Decisions that differ from pytorch-transformers 1.0 (all documented where they a
 tokens are matched longest first; ids outside the vocabulary raise ``ValueError``
 instead of decoding to the unknown token; special-token properties return None
 silently when unset.
+
+Text input, the same in every family: text must be a ``str`` (``bytes`` raise a
+``TypeError`` suggesting ``.decode("utf-8", errors="replace")``), and every code point
+that UTF-8 cannot encode (a lone surrogate, U+D800..U+DFFF) is replaced by U+FFFD before
+tokenization (:func:`._unicode.text_input`, called by ``tokenize`` and every ``encode``
+entry point). So a text with a lone surrogate gives exactly the ids of the same text
+with U+FFFD there, which each family then treats as any other character (BERT's cleaning
+drops it, as the original BERT does; GPT-2 encodes its three UTF-8 bytes; sentencepiece
+gives its piece or ``<unk>``). pytorch-transformers 1.0 raised ``UnicodeEncodeError``
+(GPT-2), a pybind11 ``RuntimeError`` (XLNet) or dropped it (BERT). Vocabulary files that
+are not valid UTF-8 raise ``ValueError`` naming the file.
+
+Added and special tokens are found by one regex written as a prefix tree
+(:mod:`._trie`), built once per token set and cached: the work per character follows
+the next characters, not the number of added tokens (10,000 of them make a 100 KB
+encode about 2x slower than none; an alternation of them, 70-110x).
 """
 
 from __future__ import annotations
@@ -37,7 +53,8 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from .. import hub
-from . import _encoding
+from .._atomic import check_save_complete
+from . import _encoding, _trie, _unicode
 from ._files import (
     ADDED_TOKENS_FILE,
     SPECIAL_TOKENS_MAP_FILE,
@@ -121,6 +138,7 @@ def _special_token_property(name: str) -> property:
 
     def setter(self: PreTrainedTokenizer, value: Any) -> None:
         self._special_tokens[name] = token_content(value, name)
+        self._split_cache = None
 
     return property(getter, setter, doc=f"The {name.replace('_', ' ')} (str), or None when unset.")
 
@@ -207,6 +225,7 @@ class PreTrainedTokenizer:
     @additional_special_tokens.setter
     def additional_special_tokens(self, value: Any) -> None:
         self._additional_special_tokens = _token_list(value, "additional_special_tokens")
+        self._split_cache = None
 
     @property
     def additional_special_tokens_ids(self) -> list[int]:
@@ -274,21 +293,34 @@ class PreTrainedTokenizer:
         Returns:
             How many tokens were added (grow the model's embeddings by that many). New ids
             are ``len(self)``, ``len(self) + 1``, ...
+
+        Raises:
+            TypeError: a token is not a str.
+            ValueError: a token holds a lone surrogate (no text could ever match it:
+                surrogates in texts become U+FFFD).
         """
-        if isinstance(new_tokens, str):
-            new_tokens = [new_tokens]
-        added = 0
-        for token in new_tokens:
+        tokens = [new_tokens] if isinstance(new_tokens, str) else list(new_tokens)
+        for token in tokens:  # check them all first: nothing is added if one is bad
             if not isinstance(token, str):
                 raise TypeError(f"tokens to add must be str; got {type(token).__name__}: {token!r}")
+            if _unicode.text_input(token, "token") is not token:
+                raise ValueError(
+                    f"token {token!r} holds a lone surrogate, which no text can match "
+                    "(surrogates in texts become U+FFFD); add valid Unicode"
+                )
+        added = 0
+        index = self._next_added_id()
+        for token in tokens:
             if not token or token in self.added_tokens_encoder:
                 continue
             if self._convert_token_to_id(token) is not None:
                 continue
-            index = self._next_added_id()
             self.added_tokens_encoder[token] = index
             self.added_tokens_decoder[index] = token
+            index += 1
             added += 1
+        if added:
+            self._split_cache = None
         return added
 
     def add_special_tokens(self, special_tokens_dict: Mapping[str, Any]) -> int:
@@ -323,17 +355,25 @@ class PreTrainedTokenizer:
     # ------------------------------------------------------------------ tokenizing
 
     def _no_split_pattern(self) -> re.Pattern[str] | None:
-        """Regex capturing added and special tokens, longest first (cached per token set)."""
+        """Regex capturing added and special tokens, longest first (see :mod:`._trie`).
+
+        Built once per token set: ``add_tokens``, ``add_special_tokens`` and the
+        special-token setters drop it; the cache key (the numbers of added and additional
+        special tokens and the special-token values) also catches tokens appended to
+        ``added_tokens_encoder`` or ``additional_special_tokens`` directly, without
+        walking them on every call.
+        """
         key = (
-            tuple(self.added_tokens_encoder),
+            len(self.added_tokens_encoder),
+            len(self._additional_special_tokens),
             tuple(self._special_tokens.values()),
-            tuple(self._additional_special_tokens),
         )
         cached = self._split_cache
         if cached is not None and cached[0] == key:
             return cached[1]
-        tokens = sorted(set(key[0]).union(self.all_special_tokens), key=lambda t: (-len(t), t))
-        pattern = re.compile("(" + "|".join(map(re.escape, tokens)) + ")") if tokens else None
+        pattern = _trie.longest_first_pattern(
+            set(self.added_tokens_encoder).union(self.all_special_tokens)
+        )
         self._split_cache = (key, pattern)
         return pattern
 
@@ -354,10 +394,9 @@ class PreTrainedTokenizer:
             Tokens (str).
 
         Raises:
-            TypeError: ``text`` is not a str.
+            TypeError: ``text`` is not a str (lone surrogates become U+FFFD, see above).
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str; got {type(text).__name__}")
+        text = _unicode.text_input(text, "text")
         pattern = self._no_split_pattern()
         if pattern is None:
             return self._tokenize(text, **kwargs) if text else []
@@ -580,9 +619,7 @@ class PreTrainedTokenizer:
     # ------------------------------------------------------------------ encoding
 
     def _text_ids(self, text: Any, name: str) -> list[int]:
-        if not isinstance(text, str):
-            raise TypeError(f"{name} must be a str; got {type(text).__name__}")
-        return self._tokens_to_ids(self.tokenize(text))
+        return self._tokens_to_ids(self.tokenize(_unicode.text_input(text, name)))
 
     def _encode_one(
         self,
@@ -685,8 +722,7 @@ class PreTrainedTokenizer:
             ``{"input_ids": [...], "token_type_ids": [...], "attention_mask": [...]}`` of
             lists, or of int64 tensors of shape (1, length) with ``return_tensors="pt"``.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str; got {type(text).__name__}")
+        _unicode.text_input(text, "text")
         batch = self.batch_encode([text], None if text_pair is None else [text_pair], **options)
         if options.get("return_tensors") is not None:
             return batch
@@ -893,6 +929,9 @@ class PreTrainedTokenizer:
             ValueError: a JSON file is corrupt or an added-token id clashes.
         """
         pretrained_path = cls._resolve_pretrained(pretrained_path, kwargs)
+        if os.path.isdir(pretrained_path):  # a save killed while committing: say so
+            for name in cls.vocab_files_names.values():
+                check_save_complete(pretrained_path, name)
         files, directory = find_vocab_files(
             cls.__name__, cls.vocab_files_names, cls.optional_vocab_files, pretrained_path, kwargs
         )
@@ -963,6 +1002,8 @@ class PreTrainedTokenizer:
         """Put saved added tokens back with their ids; ids must follow the vocabulary."""
         new = {}
         for token, index in added.items():
+            if _unicode.text_input(token, "token") is not token:
+                raise ValueError(f"{where}: added token {token!r} holds a lone surrogate")
             base = self._convert_token_to_id(token)
             if base is not None:
                 if base != index:
@@ -984,6 +1025,7 @@ class PreTrainedTokenizer:
             self.added_tokens_encoder[token] = index
             self.added_tokens_decoder[index] = token
             expected += 1
+        self._split_cache = None
 
     # ------------------------------------------------------------------ pickling, repr
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _unicode
+from ._files import read_text
 from .base import PreTrainedTokenizer
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def load_vocab(vocab_file: str | os.PathLike[str]) -> dict[str, int]:
 
     Raises:
         FileNotFoundError: no such file.
+        ValueError: the file is not valid UTF-8 (the message names the file and line).
     """
     return {token: index for index, token in enumerate(_vocab_lines(vocab_file))}
 
@@ -56,7 +58,7 @@ def _vocab_lines(vocab_file: str | os.PathLike[str]) -> list[str]:
     path = Path(os.fspath(vocab_file))
     if not path.is_file():
         raise FileNotFoundError(f"no vocabulary file at {path} (expected a BERT vocab.txt)")
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = read_text(path, "vocabulary file").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return lines
@@ -127,8 +129,7 @@ class BasicTokenizer:
         Returns:
             Tokens (str), without whitespace.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str; got {type(text).__name__}")
+        text = _unicode.text_input(text, "text")
         keep = self.never_split
         if never_split:
             keep = keep | _token_set("never_split", never_split)

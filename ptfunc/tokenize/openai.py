@@ -15,14 +15,13 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._bpe import BPE, merges_text, read_merges, read_vocab
+from ._bpe import BPE, END_OF_WORD, end_of_word_symbols, merges_text, read_merges, read_vocab
 from .base import PreTrainedTokenizer
 from .bert import BasicTokenizer
 
 __all__ = ["OpenAIGPTTokenizer"]
 
 VOCAB_FILES_NAMES = {"vocab_file": "vocab.json", "merges_file": "merges.txt"}
-END_OF_WORD = "</w>"
 
 
 class OpenAIGPTTokenizer(PreTrainedTokenizer):
@@ -55,7 +54,7 @@ class OpenAIGPTTokenizer(PreTrainedTokenizer):
         super().__init__(unk_token=unk_token, **kwargs)
         self.encoder = read_vocab(vocab_file)
         self.decoder = {index: token for token, index in self.encoder.items()}
-        self.bpe = BPE(read_merges(merges_file))
+        self.bpe = BPE(read_merges(merges_file), prepare=end_of_word_symbols)
         self.nlp = BasicTokenizer(do_lower_case=True)
 
     @property
@@ -73,11 +72,7 @@ class OpenAIGPTTokenizer(PreTrainedTokenizer):
         return {**self.encoder, **self.added_tokens_encoder}
 
     def _tokenize(self, text: str) -> list[str]:
-        bpe = self.bpe
-        tokens: list[str] = []
-        for word in self.nlp.tokenize(text):
-            tokens.extend(bpe(word, (*word[:-1], word[-1] + END_OF_WORD)))
-        return tokens
+        return self.bpe.pieces(self.nlp.tokenize(text))
 
     def _convert_token_to_id(self, token: str) -> int | None:
         return self.encoder.get(token)

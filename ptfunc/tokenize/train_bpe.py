@@ -9,9 +9,11 @@ Algorithm: each text is cut at the special tokens, then by GPT-2's pre-split pat
 chunks are counted as words of byte symbols. Starting from the 256 byte symbols, the most
 frequent adjacent pair (counted over every adjacent position, weighted by word
 frequency) is merged, again and again, until the vocabulary holds ``vocab_size`` tokens
-or no pair occurs ``min_frequency`` times. Pair counts are updated incrementally: a merge
-only revisits the words that contain the merged pair, and a lazy max-heap picks the next
-pair.
+or no pair occurs ``min_frequency`` times. Pair counts are updated incrementally: the
+words are linked lists of symbols, each pair knows the positions where it occurs, a
+merge touches only those positions and their neighbours (not the whole words, so a long
+word without spaces costs no more than many short ones), and a lazy max-heap picks the
+next pair.
 
 Ties between equally frequent pairs go to the pair whose (left id, right id) is smallest,
 ids being vocabulary ids (bytes in code-point order of their printable characters, then
@@ -34,6 +36,7 @@ from typing import Any
 
 import regex
 
+from ._unicode import text_input
 from .gpt2 import PRE_SPLIT, GPT2Tokenizer, bytes_to_unicode
 
 __all__ = ["train_bpe", "train_gpt2_tokenizer"]
@@ -47,13 +50,65 @@ def _count_words(texts: Iterable[str], specials: Sequence[str]) -> Counter[str]:
         if specials
         else None
     )
-    for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"texts must be str; got {type(text).__name__}")
+    for index, text in enumerate(texts):
+        text = text_input(text, f"texts[{index}]")  # lone surrogates become U+FFFD
         parts = cutter.split(text) if cutter is not None else [text]
         for part in parts:
             counts.update(PRE_SPLIT.findall(part))
     return counts
+
+
+def _merge_everywhere(
+    pair: tuple[int, int],
+    new_id: int,
+    positions: list[int],
+    sym: list[int],
+    nxt: list[int],
+    prv: list[int],
+    freq: list[int],
+    pair_counts: dict[tuple[int, int], int],
+    where: dict[tuple[int, int], list[int]],
+    heap: list[tuple[int, int, int]],
+) -> None:
+    """Merge ``pair`` into ``new_id`` at ``positions`` (sorted: left to right in each word,
+    so ``a a a`` gives ``aa a``), updating the counts of the neighbouring pairs.
+
+    Only the merged occurrences and their two neighbours are touched, so a merge costs
+    O(occurrences), not O(length of the words holding them): a word of a million bytes
+    without a space trains like many small ones. Positions that no longer hold the pair
+    (a neighbour merged first) are skipped. Pairs whose count grew are queued again.
+    """
+    a, b = pair
+    grown: set[tuple[int, int]] = set()
+    for i in positions:
+        j = nxt[i]
+        if sym[i] != a or j < 0 or sym[j] != b:
+            continue  # stale: merged away, or a neighbour changed
+        count = freq[i]
+        p, k = prv[i], nxt[j]
+        if p >= 0:
+            left = sym[p]
+            pair_counts[(left, a)] -= count
+            new = (left, new_id)
+            pair_counts[new] = pair_counts.get(new, 0) + count
+            where.setdefault(new, []).append(p)
+            grown.add(new)
+        if k >= 0:
+            right = sym[k]
+            pair_counts[(b, right)] -= count
+            new = (new_id, right)
+            pair_counts[new] = pair_counts.get(new, 0) + count
+            where.setdefault(new, []).append(i)
+            grown.add(new)
+            prv[k] = i
+        sym[i] = new_id
+        sym[j] = -1
+        nxt[i] = k
+    pair_counts.pop(pair, None)
+    for new in grown:
+        count = pair_counts[new]
+        if count > 0 and new != pair:
+            heapq.heappush(heap, (-count, *new))
 
 
 def train_bpe(
@@ -78,6 +133,8 @@ def train_bpe(
         GPT-2's byte-level unicode alphabet.
 
     Raises:
+        TypeError: a text is not a str (lone surrogates in a text become U+FFFD, as in
+            the tokenizers).
         ValueError: ``vocab_size`` is below 256 + the number of special tokens, or a
             special token is empty.
     """
@@ -104,24 +161,35 @@ def train_bpe(
     # producing one does not count twice against vocab_size
     pending_specials = set(extra_specials)
 
-    word_counts = _count_words(texts, specials)
-    words: list[list[int]] = []
-    freqs: list[int] = []
-    for chunk, count in word_counts.items():
-        words.append([token_to_id[byte_table[b]] for b in chunk.encode("utf-8")])
-        freqs.append(count)
+    # every occurrence of every word is one node of a linked list over all the words:
+    # sym (token id; -1 once merged into its left neighbour), nxt / prv (-1 at word ends),
+    # freq (the word's count); where[pair] lists the positions where the pair started
+    sym: list[int] = []
+    nxt: list[int] = []
+    prv: list[int] = []
+    freq: list[int] = []
+    byte_ids = [token_to_id[byte_table[b]] for b in range(256)]
+    for chunk, count in _count_words(texts, specials).items():
+        data = chunk.encode("utf-8")  # never empty: every pre-split chunk has a character
+        start, length = len(sym), len(data)
+        sym.extend(byte_ids[b] for b in data)
+        freq.extend([count] * length)
+        nxt.extend(range(start + 1, start + length))
+        nxt.append(-1)
+        prv.append(-1)
+        prv.extend(range(start, start + length - 1))
 
     pair_counts: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}
-    for index, word in enumerate(words):
-        count = freqs[index]
-        for pair in zip(word, word[1:]):
-            pair_counts[pair] = pair_counts.get(pair, 0) + count
-            bucket = where.get(pair)
-            if bucket is None:
-                where[pair] = {index}
+    where: dict[tuple[int, int], list[int]] = {}
+    for i, j in enumerate(nxt):
+        if j >= 0:
+            pair = (sym[i], sym[j])
+            pair_counts[pair] = pair_counts.get(pair, 0) + freq[i]
+            found = where.get(pair)
+            if found is None:
+                where[pair] = [i]
             else:
-                bucket.add(index)
+                found.append(i)
     heap = [(-count, a, b) for (a, b), count in pair_counts.items()]
     heapq.heapify(heap)
 
@@ -145,40 +213,8 @@ def train_bpe(
             token_to_id[merged] = new_id
             pending_specials.discard(merged)
         merges.append((left, right))
-
-        changed: set[tuple[int, int]] = set()
-        for index in where.pop(pair, ()):
-            word = words[index]
-            count = freqs[index]
-            # the pair may be gone from this word (stale index entry)
-            n = len(word)
-            if not any(word[i] == a and word[i + 1] == b for i in range(n - 1)):
-                continue
-            for old in zip(word, word[1:]):
-                pair_counts[old] -= count
-            out: list[int] = []
-            i = 0
-            while i < n:
-                if i < n - 1 and word[i] == a and word[i + 1] == b:
-                    out.append(new_id)
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            words[index] = out
-            for new in zip(out, out[1:]):
-                pair_counts[new] = pair_counts.get(new, 0) + count
-                changed.add(new)
-                bucket = where.get(new)
-                if bucket is None:
-                    where[new] = {index}
-                else:
-                    bucket.add(index)
-        pair_counts.pop(pair, None)
-        for new in changed:
-            count = pair_counts[new]
-            if count > 0 and new != pair:
-                heapq.heappush(heap, (-count, *new))
+        positions = sorted(where.pop(pair, ()))
+        _merge_everywhere(pair, new_id, positions, sym, nxt, prv, freq, pair_counts, where, heap)
 
     encoder = dict(token_to_id)
     for special in specials:

@@ -52,7 +52,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._files import read_json, read_saved_config
+from . import _unicode
+from ._files import not_utf8, read_json, read_saved_config
 from ._plain_pickle import load_plain_pickle
 from .base import PreTrainedTokenizer
 
@@ -79,15 +80,19 @@ def _check_delimiter(delimiter: Any) -> None:
 def _symbols_from_text_file(path: Path) -> list[str]:
     """First column of each line, as pytorch-transformers 1.0 reads ``vocab_file``."""
     symbols = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            fields = line.split()
-            if not fields:
-                raise ValueError(
-                    f"vocabulary file {path}, line {number}: empty line (expected one symbol "
-                    "per line; a vocabulary with whitespace symbols is saved as vocab.json)"
-                )
-            symbols.append(fields[0])
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                fields = line.split()
+                if not fields:
+                    raise ValueError(
+                        f"vocabulary file {path}, line {number}: empty line (expected one "
+                        "symbol per line; a vocabulary with whitespace symbols is saved as "
+                        "vocab.json)"
+                    )
+                symbols.append(fields[0])
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, "vocabulary file", err) from None
     return symbols
 
 
@@ -255,11 +260,11 @@ class TransfoXLTokenizer(PreTrainedTokenizer):
 
         Raises:
             FileNotFoundError: no such file.
+            ValueError: the file is not valid UTF-8 (nothing is counted then).
         """
-        sents = []
-        for symbols in self._tokenized_lines(path, verbose, add_eos, False):
+        sents = list(self._tokenized_lines(path, verbose, add_eos, False))
+        for symbols in sents:
             self.counter.update(symbols)
-            sents.append(symbols)
         return sents
 
     def count_sents(self, sents: Iterable[Sequence[str]], verbose: bool = False) -> None:
@@ -339,8 +344,7 @@ class TransfoXLTokenizer(PreTrainedTokenizer):
         Returns:
             Symbols (str).
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str; got {type(text).__name__}")
+        text = _unicode.text_input(text, "text")
         pattern = self._no_split_pattern()
         parts = [text] if pattern is None else pattern.split(text)
         if len(parts) == 1:
@@ -366,11 +370,14 @@ class TransfoXLTokenizer(PreTrainedTokenizer):
             raise FileNotFoundError(f"no text file at {path}")
         if verbose:
             logger.info("reading file %s ...", path)
-        with open(path, encoding="utf-8") as handle:  # universal newlines, as 1.0
-            for index, line in enumerate(handle):
-                if verbose and index > 0 and index % 500_000 == 0:
-                    logger.info("    line %d", index)
-                yield self.tokenize(line, add_eos=add_eos, add_double_eos=add_double_eos)
+        try:
+            with open(path, encoding="utf-8") as handle:  # universal newlines, as 1.0
+                for index, line in enumerate(handle):
+                    if verbose and index > 0 and index % 500_000 == 0:
+                        logger.info("    line %d", index)
+                    yield self.tokenize(line, add_eos=add_eos, add_double_eos=add_double_eos)
+        except UnicodeDecodeError as err:
+            raise not_utf8(path, "text file", err) from None
 
     # ------------------------------------------------------------------ ids
 
@@ -445,7 +452,8 @@ class TransfoXLTokenizer(PreTrainedTokenizer):
 
         Raises:
             FileNotFoundError: no such file.
-            ValueError: a symbol is unknown and there is no ``<unk>``.
+            ValueError: a symbol is unknown and there is no ``<unk>``, or the file is not
+                valid UTF-8.
         """
         lines = self._tokenized_lines(path, verbose, add_eos, add_double_eos)
         if ordered:

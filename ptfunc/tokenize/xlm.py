@@ -30,7 +30,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from ._bpe import BPE, read_vocab
+from ._bpe import BPE, END_OF_WORD, end_of_word_symbols, read_vocab
+from ._files import read_text
 from ._moses import moses_pipeline
 from .base import PreTrainedTokenizer
 from .bert import BasicTokenizer
@@ -38,7 +39,6 @@ from .bert import BasicTokenizer
 __all__ = ["XLMTokenizer", "lowercase_and_remove_accent", "romanian_preprocessing"]
 
 VOCAB_FILES_NAMES = {"vocab_file": "vocab.json", "merges_file": "merges.txt"}
-END_OF_WORD = "</w>"
 SPECIALS = [f"<special{i}>" for i in range(10)]
 _SEGMENTED_LANGS = frozenset({"zh", "ja", "th"})
 
@@ -76,11 +76,10 @@ def read_xlm_merges(
     """Merge pairs by rank from XLM's ``merges.txt`` (``a b [count]`` lines) or an iterable.
 
     Raises:
-        ValueError: a line holds fewer than two fields.
+        ValueError: a line holds fewer than two fields, or the file is not valid UTF-8.
     """
     if isinstance(merges, (str, os.PathLike)):
-        with open(merges, encoding="utf-8") as handle:
-            lines: list[Any] = handle.read().split("\n")
+        lines: list[Any] = read_text(merges, "merges file").split("\n")
         if lines and lines[0].startswith("#version"):
             lines = lines[1:]
     else:
@@ -156,7 +155,7 @@ class XLMTokenizer(PreTrainedTokenizer):
         self.lang = self._check_lang(lang)
         self.encoder = read_vocab(vocab_file)
         self.decoder = {index: token for token, index in self.encoder.items()}
-        self.bpe = BPE(read_xlm_merges(merges_file))
+        self.bpe = BPE(read_xlm_merges(merges_file), prepare=end_of_word_symbols)
         self.nlp = BasicTokenizer(do_lower_case=True)
 
     def _check_lang(self, lang: str) -> str:
@@ -217,12 +216,7 @@ class XLMTokenizer(PreTrainedTokenizer):
         return words
 
     def _tokenize(self, text: str, lang: str = "en", bypass_tokenizer: bool = False) -> list[str]:
-        bpe = self.bpe
-        tokens: list[str] = []
-        for word in self._words(text, lang, bypass_tokenizer):
-            if word:
-                tokens.extend(bpe(word, (*word[:-1], word[-1] + END_OF_WORD)))
-        return tokens
+        return self.bpe.pieces(filter(None, self._words(text, lang, bypass_tokenizer)))
 
     def _convert_token_to_id(self, token: str) -> int | None:
         return self.encoder.get(token)

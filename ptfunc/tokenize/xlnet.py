@@ -57,6 +57,7 @@ from typing import Any
 
 import sentencepiece as spm
 
+from . import _unicode
 from .base import PreTrainedTokenizer
 
 __all__ = [
@@ -208,7 +209,15 @@ class XLNetTokenizer(PreTrainedTokenizer):
 
     def _setup(self) -> None:
         self.sp_model = _load_processor(self._model, self.vocab_file)
-        self._pieces = [self.sp_model.id_to_piece(i) for i in range(self.sp_model.get_piece_size())]
+        try:
+            self._pieces = [
+                self.sp_model.id_to_piece(i) for i in range(self.sp_model.get_piece_size())
+            ]
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"sentencepiece model {self.vocab_file} holds a piece that is not valid UTF-8 "
+                f"({err.reason}): a corrupt model"
+            ) from None
         self._piece_ids = {piece: index for index, piece in enumerate(self._pieces)}
         # pieces that end in <digit>, : the only ones split_digit_commas changes
         self._digit_comma_ids = frozenset(
@@ -300,12 +309,14 @@ class XLNetTokenizer(PreTrainedTokenizer):
         That is: no sampling, no added token, no special token in the text, and no piece
         that the digit-comma rule splits. The ids are those of the pieces' path (the
         vocabulary is the model's, unknown pieces are its unk id), without building the
-        piece strings and looking each one up.
+        piece strings and looking each one up. Like every path, it takes the text through
+        :func:`._unicode.text_input` first, so sentencepiece never sees a surrogate
+        (which its pybind11 binding rejects with ``RuntimeError: Unable to cast``).
         """
+        text = _unicode.text_input(text, name)
         pattern = self._no_split_pattern()
         if (
-            not isinstance(text, str)
-            or self.enable_sampling
+            self.enable_sampling
             or self.added_tokens_encoder
             or (pattern is not None and pattern.search(text))
         ):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..._atomic import write_files_atomically
+from ..._atomic import check_file_names, new_directory, write_files_atomically
 
 __all__ = ["Progress", "report", "write_directory", "read_file_bytes", "copied_files"]
 
@@ -31,40 +29,40 @@ def read_file_bytes(path: str | os.PathLike[str], what: str) -> bytes:
 
 
 def write_directory(output_dir: str | os.PathLike[str], files: Mapping[str, str | bytes]) -> Path:
-    """Write ``{file name: content}`` into ``output_dir``; a failure leaves nothing half-written.
+    """Write ``{file name: content}`` into ``output_dir`` as one all-or-nothing save.
 
-    A new directory is built under a temporary name beside it and renamed into place
-    at the end; into an existing directory every file is written to a temporary name
-    first and moved over its target only when all are on disk. Either way, a failure
-    (an exception, a full disk) leaves the previous state as it was.
+    A new directory is built under a staging name beside it and renamed into place at
+    the end; into an existing directory the files are committed as one set (see
+    :mod:`ptfunc._atomic`), other files there are kept, and a sharded
+    ``model.safetensors.index.json`` that the new ``model.safetensors`` supersedes is
+    removed with its shards in the same step. Either way a failure, or a kill at any
+    point, leaves the previous model or the new one (or, killed mid-commit, a directory
+    ptfunc refuses to load with ``CheckpointError``), never a mix.
 
     Args:
         output_dir: the directory to create or update.
-        files: file names (no folders) to ``str`` (written as UTF-8) or ``bytes``.
+        files: file names (no folders) to ``str`` (written as UTF-8) or ``bytes``;
+            ``config.json`` first (``pretrained_files`` comes first), then the tokenizer
+            files, vocabulary first.
 
     Returns:
         ``output_dir`` as a :class:`~pathlib.Path`.
     """
+    from ..pretrained import superseded_files
+
     output_dir = Path(output_dir)
-    for name in files:
-        if Path(name).name != name:
-            raise ValueError(f"expected a plain file name, got {name!r}")
+    check_file_names(files)
     if output_dir.exists():
         if not output_dir.is_dir():
             raise NotADirectoryError(f"{output_dir} exists and is not a directory")
-        write_files_atomically({output_dir / name: data for name, data in files.items()})
+        stale = superseded_files(output_dir, files)
+        write_files_atomically(
+            {output_dir / name: data for name, data in files.items()},
+            remove=[output_dir / name for name in stale],
+        )
         return output_dir
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.", suffix=".tmp")
-    )
-    try:
+    with new_directory(output_dir) as staging:
         write_files_atomically({staging / name: data for name, data in files.items()})
-        os.chmod(staging, 0o755)
-        os.rename(staging, output_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return output_dir
 
 

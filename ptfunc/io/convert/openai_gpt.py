@@ -25,6 +25,7 @@ fixed order does, and the count and every shape are checked.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -35,11 +36,17 @@ import numpy as np
 import torch
 
 from ...archs.openai_gpt import OpenAIGPTConfig, OpenAIGPTLMHeadModel
+from ...errors import CheckpointError
 from ..pretrained import pretrained_files
 from ..state_dict import from_torch_state_dict
 from ._common import Progress, copied_files, report, write_directory
 
-__all__ = ["convert_openai_gpt", "read_openai_gpt_params", "LAYER_VARIABLES"]
+__all__ = [
+    "convert_openai_gpt",
+    "read_openai_gpt_params",
+    "read_release_layout",
+    "LAYER_VARIABLES",
+]
 
 SHAPES_FILE = "params_shapes.json"
 NAMES_FILE = "parameters_names.json"
@@ -138,17 +145,17 @@ def read_openai_gpt_params(
     """
     folder = Path(folder)
     shapes = _read_shapes(folder / SHAPES_FILE)
-    flat = _read_vectors(folder, sum(int(np.prod(s)) for s in shapes))
+    flat = _read_vectors(folder, sum(math.prod(s) for s in shapes))
     arrays: list[np.ndarray] = []
     offset = 0
     for shape in shapes:
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         arrays.append(flat[offset : offset + size].reshape(shape))
         offset += size
     names = _read_names(folder / NAMES_FILE, len(shapes))
     what = f"{folder}: {NAMES_FILE}" if names is not None else f"{folder} (fixed graph order)"
     if len(shapes) < 2:
-        raise ValueError(f"{folder / SHAPES_FILE}: expected at least the two embeddings")
+        raise CheckpointError(f"{folder / SHAPES_FILE}: expected at least the two embeddings")
     seed_names = _seed_names(names, len(shapes) - 2, what)
     out: dict[str, torch.Tensor] = {
         "transformer.positions_embed.weight": _matrix(arrays[0], "positions (model/we:0)", what),
@@ -185,18 +192,50 @@ def _read_json(path: Path, what: str) -> Any:
         raise FileNotFoundError(f"expected {what} at {path}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
 
 
 def _read_shapes(path: Path) -> list[tuple[int, ...]]:
     shapes = _read_json(path, "the variables' shapes (params_shapes.json)")
     ok = isinstance(shapes, list) and all(
-        isinstance(s, list) and all(isinstance(d, int) and d >= 0 for d in s) for s in shapes
+        isinstance(s, list) and all(type(d) is int and d >= 0 for d in s) for s in shapes
     )
     if not ok:
-        raise ValueError(f"{path}: expected a JSON list of shapes (lists of non-negative ints)")
+        raise CheckpointError(
+            f"{path}: expected a JSON list of shapes (lists of non-negative ints)"
+        )
     return [tuple(s) for s in shapes]
+
+
+def _npy_header(path: Path) -> np.dtype:
+    """The dtype of a ``.npy`` file whose header is checked against the file: a 1-d array of
+    a plain float kind whose data the file holds (read before anything is allocated)."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version in ((2, 0), (3, 0)):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f"unknown .npy format version {version}")
+            start = handle.tell()
+        size = path.stat().st_size
+    except Exception as e:  # noqa: BLE001 - numpy's header parser raises many kinds
+        raise CheckpointError(
+            f"{path} is not a readable .npy array (truncated?): {type(e).__name__}: {e}"
+        ) from None
+    if len(shape) != 1 or dtype.kind != "f" or dtype.hasobject:
+        raise CheckpointError(
+            f"{path}: expected a 1-d float array, got shape {shape} dtype {dtype}"
+        )
+    if start + shape[0] * dtype.itemsize != size:
+        raise CheckpointError(
+            f"{path}: the header declares {shape[0]} {dtype} numbers ({shape[0] * dtype.itemsize} "
+            f"bytes), the file holds {size - start} (truncated?)"
+        )
+    return dtype
 
 
 def _read_vectors(folder: Path, expected: int) -> np.ndarray:
@@ -208,22 +247,41 @@ def _read_vectors(folder: Path, expected: int) -> np.ndarray:
         raise FileNotFoundError(f"expected the weights at {folder / 'params_0.npy'} (.. params_9)")
     parts = []
     for path in paths:
+        _npy_header(path)  # sizes checked before numpy allocates the array
         try:
             part = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
-            raise ValueError(f"{path} is not a readable .npy array (truncated?): {e}") from None
-        if part.ndim != 1 or part.dtype.kind != "f":
-            raise ValueError(
-                f"{path}: expected a 1-d float array, got shape {part.shape} dtype {part.dtype}"
-            )
+            raise CheckpointError(
+                f"{path} is not a readable .npy array (truncated?): {e}"
+            ) from None
         parts.append(part)
     flat = np.concatenate(parts)
     if flat.size != expected:
-        raise ValueError(
+        raise CheckpointError(
             f"{folder}: params_*.npy hold {flat.size} numbers in {len(paths)} files, "
             f"{SHAPES_FILE} describes {expected}"
         )
     return flat
+
+
+def read_release_layout(
+    folder: str | os.PathLike[str],
+) -> tuple[list[str], list[tuple[int, ...]], np.dtype]:
+    """What the release's files declare, without reading the weights: the names (as
+    ``parameters_names.json`` lists them, else ``params[i]``), the shapes, and the dtype
+    of ``params_0.npy`` (float32 when it is absent). Every file read is checked."""
+    folder = Path(folder)
+    shapes = _read_shapes(folder / SHAPES_FILE)
+    names_file = folder / NAMES_FILE
+    if names_file.is_file():
+        names = _read_json(names_file, NAMES_FILE)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CheckpointError(f"{names_file}: expected a JSON list of variable names")
+    else:
+        names = [f"params[{i}]" for i in range(len(shapes))]
+    first = folder / "params_0.npy"
+    dtype = _npy_header(first) if first.is_file() else np.dtype(np.float32)
+    return names, shapes, dtype
 
 
 def _read_names(path: Path, n_shapes: int) -> list[str] | None:
@@ -232,9 +290,9 @@ def _read_names(path: Path, n_shapes: int) -> list[str] | None:
         return None
     names = _read_json(path, NAMES_FILE)
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"{path}: expected a JSON list of variable names")
+        raise CheckpointError(f"{path}: expected a JSON list of variable names")
     if not names or names[0] != _EMBEDDINGS:
-        raise ValueError(f"{path}: expected {_EMBEDDINGS!r} first (the two embeddings)")
+        raise CheckpointError(f"{path}: expected {_EMBEDDINGS!r} first (the two embeddings)")
     names = names[1:]
     # The fine-tuning graph's classifier is named but has no values in the release.
     extra = names[n_shapes - 2 :]

@@ -46,6 +46,7 @@ import torch
 from torch import Tensor
 
 from ...archs.xlm import XLMConfig, XLMWithLMHeadModel
+from ...errors import CheckpointError
 from ..pretrained import load_torch_object, pretrained_files
 from ..state_dict import from_torch_state_dict
 from ._common import Progress, copied_files, report, write_directory
@@ -95,7 +96,9 @@ def convert_xlm(
     try:
         params = from_torch_state_dict(model, renamed, strict=True)
     except ValueError as e:
-        raise ValueError(f"{path}: the weights do not fit the checkpoint's params: {e}") from None
+        raise CheckpointError(
+            f"{path}: the weights do not fit the checkpoint's params: {e}"
+        ) from None
     files = pretrained_files(model, params)
     files["vocab.json"] = (
         json.dumps(xlm_vocab(chkpt["dico_word2id"]), ensure_ascii=False, indent=2) + "\n"
@@ -117,7 +120,9 @@ def load_xlm_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     chkpt = load_torch_object(path, allow_numpy=True, what="an XLM checkpoint (.pth)")
     if not isinstance(chkpt, dict):
-        raise ValueError(f"{path}: expected XLM's checkpoint dict, got a {type(chkpt).__name__}")
+        raise CheckpointError(
+            f"{path}: expected XLM's checkpoint dict, got a {type(chkpt).__name__}"
+        )
     return chkpt
 
 
@@ -130,20 +135,20 @@ def _state_dict(chkpt: Mapping[str, Any], path: Path) -> dict[str, Tensor]:
             if "encoder" in chkpt
             else ""
         )
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: expected XLM's checkpoint keys model, params and dico_word2id; "
             f"missing {missing}, found {sorted(map(str, chkpt))}{hint}"
         )
     state = chkpt["model"]
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: 'model' should be a state dict of tensors")
+        raise CheckpointError(f"{path}: 'model' should be a state dict of tensors")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     state = dict(state)
     out = state.get("pred_layer.proj.weight")
     emb = state.get("embeddings.weight")
     if out is not None and emb is not None and not torch.equal(out, emb):
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: pred_layer.proj.weight differs from embeddings.weight (trained with "
             "share_inout_emb off); ptfunc's XLMWithLMHeadModel ties them"
         )
