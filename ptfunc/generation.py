@@ -27,10 +27,20 @@ one ``torch.compile``'d step whose shapes never change (no recompilation, no Pyt
 layer). ``compile="reduce-overhead"`` (any ``torch.compile`` mode) also captures CUDA graphs.
 Tokens equal the eager path's up to float rounding (greedy picks agree unless two logits tie
 to rounding).
+
+Arguments are checked before any model call, each with a ``ValueError`` naming it and its
+allowed range: ``temperature`` finite and ``>= 0`` (0 means greedy: the limit of sampling
+as the temperature goes to 0, so no key is needed), ``top_k`` an int ``>= 0`` (0: off),
+``top_p`` in ``(0, 1]`` (1: off), ``repetition_penalty`` finite and ``> 0``,
+``max_new_tokens`` an int ``>= 0`` or ``max_length`` (prompt plus new tokens) ``>=`` the
+prompt length, ``num_return_sequences`` an int ``>= 1`` (more than 1 needs sampling:
+greedy copies would be identical), ``input_ids`` (b, s) integer ids with ``s >= 1`` and an
+``attention_mask`` of the same shape.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -91,8 +101,13 @@ def filter_logits(logits: Tensor, *, top_k: int = 0, top_p: float = 1.0) -> Tens
     """Set to -inf the logits outside the top ``k`` and outside the nucleus of mass ``p``.
 
     logits (b, V) -> (b, V). The nucleus keeps the smallest set of most likely tokens
-    whose probability reaches ``top_p`` (always at least one token).
+    whose probability reaches ``top_p`` (always at least one token). ``top_k`` 0 and
+    ``top_p`` 1 turn either filter off.
+
+    Raises:
+        ValueError: ``top_k`` not an int ``>= 0``, or ``top_p`` outside ``(0, 1]``.
     """
+    _check_filters(top_k, top_p)
     if top_k > 0:
         k = min(top_k, logits.shape[-1])
         threshold = logits.topk(k, dim=-1).values[..., -1:]
@@ -105,6 +120,88 @@ def filter_logits(logits: Tensor, *, top_k: int = 0, top_p: float = 1.0) -> Tens
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_filters(top_k: Any, top_p: Any) -> None:
+    if not _is_int(top_k) or top_k < 0:
+        raise ValueError(f"top_k must be an int >= 0 (0 turns it off), got {top_k!r}")
+    if not _is_real(top_p) or not 0.0 < top_p <= 1.0:  # NaN fails the comparison
+        raise ValueError(f"top_p must lie in (0, 1] (1 turns it off), got {top_p!r}")
+
+
+def _check_arguments(
+    input_ids: Any,
+    attention_mask: Any,
+    max_new_tokens: Any,
+    max_length: Any,
+    temperature: Any,
+    top_k: Any,
+    top_p: Any,
+    repetition_penalty: Any,
+    num_return_sequences: Any,
+    eos_token_id: Any,
+    pad_token_id: Any,
+) -> int:
+    """Refuse arguments that would give degenerate output; returns the new-token budget."""
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
+        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        raise ValueError(f"input_ids must have shape (batch, seq), got {got}")
+    if input_ids.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"input_ids must be int64 or int32 token ids, got {input_ids.dtype}")
+    if input_ids.shape[1] == 0:
+        raise ValueError(
+            f"input_ids must hold a prompt of at least one token, got shape "
+            f"{tuple(input_ids.shape)} (start from a BOS token)"
+        )
+    if attention_mask is not None and (
+        not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape
+    ):
+        got = getattr(attention_mask, "shape", type(attention_mask).__name__)
+        raise ValueError(
+            f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
+            f"got {tuple(got) if isinstance(got, torch.Size) else got}"
+        )
+    prompt = input_ids.shape[1]
+    if max_new_tokens is None and max_length is None:
+        raise ValueError("pass max_new_tokens (new tokens) or max_length (prompt + new tokens)")
+    if max_new_tokens is not None and max_length is not None:
+        raise ValueError("pass either max_new_tokens or max_length, not both")
+    if max_length is not None:
+        if not _is_int(max_length) or max_length < prompt:
+            raise ValueError(
+                f"max_length must be an int >= the prompt length ({prompt}), got {max_length!r}"
+            )
+        max_new_tokens = max_length - prompt
+    if not _is_int(max_new_tokens) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if not _is_real(temperature) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(
+            f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}"
+        )
+    _check_filters(top_k, top_p)
+    if (
+        not _is_real(repetition_penalty)
+        or not math.isfinite(repetition_penalty)
+        or repetition_penalty <= 0
+    ):
+        raise ValueError(
+            f"repetition_penalty must be a finite number > 0 (1 turns it off), "
+            f"got {repetition_penalty!r}"
+        )
+    if not _is_int(num_return_sequences) or num_return_sequences < 1:
+        raise ValueError(f"num_return_sequences must be an int >= 1, got {num_return_sequences!r}")
+    for name, value in (("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
+        if value is not None and (not _is_int(value) or value < 0):
+            raise ValueError(f"{name} must be None or an int >= 0, got {value!r}")
+    return max_new_tokens
 
 
 def _penalise(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
@@ -135,7 +232,7 @@ def generate(
     params: Any,
     input_ids: Tensor,
     *,
-    max_new_tokens: int,
+    max_new_tokens: int | None = None,
     key: Key | None = None,
     attention_mask: Tensor | None = None,
     do_sample: bool | None = None,
@@ -147,13 +244,25 @@ def generate(
     pad_token_id: int | None = None,
     use_cache: bool = True,
     compile: bool | str = False,  # noqa: A002 - the torch.compile switch, by its name
+    max_length: int | None = None,
+    num_return_sequences: int = 1,
 ) -> Tensor:
     """Continue ``input_ids`` (b, s) by up to ``max_new_tokens``; returns (b, s + new).
 
     Args:
+        max_new_tokens: how many tokens to add (an int >= 0); or give
+        max_length: the length of prompt plus new tokens (>= s), not both.
         attention_mask: (b, s), 1 = token, 0 = padding; pad prompts on the *left*.
         do_sample: sample instead of argmax; defaults to True when any of
             ``temperature``, ``top_k``, ``top_p`` asks for sampling. Needs ``key``.
+        temperature: logits are divided by it before sampling (finite, >= 0);
+            ``temperature=0`` means greedy decoding (argmax), even with ``do_sample=True``,
+            and needs no key.
+        top_k: keep the ``top_k`` most likely tokens (0: all). top_p: keep the nucleus of
+            that probability mass, in (0, 1] (1: all). repetition_penalty: CTRL's, > 0.
+        num_return_sequences: continuations per prompt (>= 1; more than one needs
+            sampling); the output has b * num_return_sequences rows, each prompt's
+            continuations next to each other (as in ``transformers``).
         eos_token_id: a row that produced it is finished; its later tokens are
             ``pad_token_id`` (default: the EOS id). Stops when every row is done.
         use_cache: reuse the model's cache (GPT-2's ``presents``, Transformer-XL's and
@@ -162,16 +271,34 @@ def generate(
             True for ``torch.compile``'s default mode, or the name of a mode. Needs a model
             with a static cache (GPT-2) and ``use_cache``.
     """
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        raise ValueError("input_ids must have shape (batch, seq)")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    max_new_tokens = _check_arguments(
+        input_ids,
+        attention_mask,
+        max_new_tokens,
+        max_length,
+        temperature,
+        top_k,
+        top_p,
+        repetition_penalty,
+        num_return_sequences,
+        eos_token_id,
+        pad_token_id,
+    )
     if do_sample is None:
         do_sample = temperature != 1.0 or top_k > 0 or top_p < 1.0
+    if temperature == 0:
+        do_sample = False  # the zero-temperature limit of sampling
+    if num_return_sequences > 1:
+        if not do_sample:
+            raise ValueError(
+                f"num_return_sequences={num_return_sequences} needs sampling (do_sample=True "
+                "and temperature > 0): greedy decoding would return identical copies"
+            )
+        input_ids = input_ids.repeat_interleave(num_return_sequences, dim=0)
+        if attention_mask is not None:
+            attention_mask = attention_mask.repeat_interleave(num_return_sequences, dim=0)
     if do_sample and key is None:
         raise ValueError("sampling needs a random key: pass key=ptfunc.random.key(seed)")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
     b, s = input_ids.shape
     mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(input_ids)
     pad = eos_token_id if pad_token_id is None else pad_token_id

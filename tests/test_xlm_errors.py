@@ -37,7 +37,10 @@ IDS = torch.tensor([[5, 6, 7], [8, 9, 10]])
         ),
         ({"cache": [torch.zeros(2, 2, 3, 1, 4)] * 2}, r"cache\[0\] must have shape"),
         ({"cache": {"slen": 0}}, "cache must be a tuple"),
-        ({"attention_mask": torch.ones(2, 4)}, r"attention_mask must have shape \(2, 3\)"),
+        (
+            {"attention_mask": torch.ones(2, 4)},
+            r"attention_mask must have shape \(batch, seq\) = \(2, 3\)",
+        ),
     ],
 )
 def test_bad_options(options, match):

@@ -5,6 +5,12 @@ A model holds no tensors. ``params = model.init(key)`` builds a params tree;
 function of its arguments, so ``torch.func.grad``/``vmap``/``jvp`` and
 ``torch.compile`` see an ordinary function.
 
+Inputs are checked at the boundary of every ``apply``, with the same words in every
+architecture (:mod:`ptfunc.archs.inputs`): shapes and dtypes always (no graph break
+under ``torch.compile``), values (ids in the vocabulary, token types, positions) when
+``validate=True``, the default, and the values can be read (eager mode, outside
+``torch.func`` transforms). ``apply(..., validate=False)`` skips the value checks.
+
 Outputs are NamedTuples holding tensors only. Optional outputs that were not
 asked for (``hidden_states``, ``attentions``) are empty tuples rather than
 ``None``, so ``vmap`` and ``torch.compile`` accept the whole output. With labels
@@ -76,7 +82,11 @@ class Model:
         key: Key | None = None,
         **options: Any,
     ) -> Any:
-        """Run the model: a pure function of params, inputs and key."""
+        """Run the model: a pure function of params, inputs and key.
+
+        Every model also takes ``validate: bool = True``: False skips the value checks of
+        the inputs (see :mod:`ptfunc.archs.inputs`).
+        """
         raise NotImplementedError
 
     @property

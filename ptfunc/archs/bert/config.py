@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from ..config import PretrainedConfig
+from ..config import ACTIVATION, COUNT, DROPOUT, NON_NEGATIVE, SIZE, PretrainedConfig
 
 __all__ = ["BertConfig"]
 
@@ -15,7 +15,9 @@ class BertConfig(PretrainedConfig):
     """Configuration of the BERT models (defaults: bert-base-uncased).
 
     Positional order and names follow pytorch-transformers 1.0; the 1.0 key
-    ``vocab_size_or_config_json_file`` is read as ``vocab_size``.
+    ``vocab_size_or_config_json_file`` is read as ``vocab_size``. Values are checked
+    as :mod:`ptfunc.archs.config` describes (sizes in ``[1, 2**24]``, dropouts in
+    ``[0, 1)``, ``hidden_size`` a multiple of ``num_attention_heads``...).
 
     Example:
         >>> c = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,
@@ -39,28 +41,30 @@ class BertConfig(PretrainedConfig):
     pad_token_id: int = 0
 
     model_type = "bert"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
-                f"({self.num_attention_heads})"
-            )
-        for name in (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-            "type_vocab_size",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"BertConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"BertConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
+    constraints = {
+        "vocab_size": SIZE,
+        "hidden_size": SIZE,
+        "num_hidden_layers": SIZE,
+        "num_attention_heads": SIZE,
+        "intermediate_size": SIZE,
+        "hidden_act": ACTIVATION,
+        "hidden_dropout_prob": DROPOUT,
+        "attention_probs_dropout_prob": DROPOUT,
+        "max_position_embeddings": SIZE,
+        "type_vocab_size": SIZE,
+        "initializer_range": NON_NEGATIVE,
+        "layer_norm_eps": NON_NEGATIVE,
+        "pad_token_id": COUNT,
+    }
+    multiples = (("hidden_size", "num_attention_heads"),)
+    indices = (("pad_token_id", "vocab_size"),)
+    param_terms = (
+        ("vocab_size", "hidden_size"),
+        ("max_position_embeddings", "hidden_size"),
+        ("type_vocab_size", "hidden_size"),
+        (4, "num_hidden_layers", "hidden_size", "hidden_size"),
+        (2, "num_hidden_layers", "hidden_size", "intermediate_size"),
+    )
 
     @property
     def head_dim(self) -> int:

@@ -19,7 +19,7 @@ from torch import Tensor
 from ...layers import activations, dropout, embedding, layer_norm, linear, losses
 from ...random import Key, split
 from ...tree import Params
-from .. import outputs
+from .. import inputs, outputs
 from ..head import HeadModel
 from ..model import make_output
 from .config import BertConfig
@@ -45,6 +45,7 @@ _ENCODER_OPTIONS = frozenset(
         "output_attentions",
         "output_hidden_states",
         "remat",
+        "validate",
     }
 )
 _WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
@@ -275,6 +276,9 @@ class BertForMultipleChoice(_BertHead):
             got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
             raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
         b, n, s = input_ids.shape
+        for name in ("attention_mask", "token_type_ids", "position_ids"):
+            if options.get(name) is not None:
+                inputs.check_shape(name, options[name], [(b, n, s)], ["(batch, num_choices, seq)"])
         flat = {
             k: (
                 v.reshape(b * n, s)

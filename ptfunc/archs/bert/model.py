@@ -20,6 +20,7 @@ from ...layers import transformer_block as block
 from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
+from .. import inputs
 from ..model import Model, make_output
 from ..outputs import BaseModelOutputWithPooling
 from ..prune import layer_head_masks
@@ -82,15 +83,57 @@ def _embed(
     if position_ids is None:
         x = x + p["position_embeddings"]["weight"][:seq_len]
     else:
-        embedding.check_ids(position_ids, c.max_position_embeddings, name="position_ids")
         x = x + embedding.apply(p["position_embeddings"], position_ids)
     if token_type_ids is None:
         x = x + p["token_type_embeddings"]["weight"][0]
     else:
-        embedding.check_ids(token_type_ids, c.type_vocab_size, name="token_type_ids")
         x = x + embedding.apply(p["token_type_embeddings"], token_type_ids)
     x = layer_norm.apply(p["LayerNorm"], x, eps=c.layer_norm_eps)
     return dropout.apply(x, c.hidden_dropout_prob, key=key, train=train)
+
+
+def check_inputs(
+    c: BertConfig,
+    input_ids: Tensor,
+    attention_mask: Tensor | None,
+    token_type_ids: Tensor | None,
+    position_ids: Tensor | None,
+    head_mask: Tensor | None,
+    validate: bool | None,
+) -> None:
+    """The shared input checks (:mod:`ptfunc.archs.inputs`) with BERT's sizes."""
+    validate = validate is not False
+    positions = c.max_position_embeddings
+    b, s = inputs.check_input_ids(
+        input_ids,
+        vocab_size=c.vocab_size,
+        max_positions=positions,
+        positions_name="max_position_embeddings",
+        validate=validate,
+    )
+    inputs.check_per_token("attention_mask", attention_mask, b, s)
+    inputs.check_per_token(
+        "token_type_ids",
+        token_type_ids,
+        b,
+        s,
+        upper=c.type_vocab_size,
+        what="type_vocab_size",
+        validate=validate,
+    )
+    inputs.check_per_token(
+        "position_ids",
+        position_ids,
+        b,
+        s,
+        broadcast_batch=True,
+        upper=positions,
+        what="max_position_embeddings",
+        validate=validate,
+    )
+    inputs.check_head_mask(
+        head_mask, c.num_hidden_layers, c.num_attention_heads, pruned=bool(c.pruned_heads)
+    )
 
 
 class Encoded(NamedTuple):
@@ -115,16 +158,16 @@ def encode(
     key: Key | None,
     train: bool,
     remat: bool = False,
+    validate: bool | None = True,
 ) -> Encoded:
     """Embeddings and encoder stack: input_ids (b, s) -> (b, s, d), plus optional outputs.
 
     ``remat=True`` recomputes each layer's activations in the backward pass
     (:func:`ptfunc.layers.remat.checkpoint`): same values and gradients, less memory.
+    ``validate=False`` skips the value checks of the inputs (:mod:`ptfunc.archs.inputs`).
     """
     dropout.require_key(train, key)
-    embedding.check_input_ids(
-        input_ids, c.vocab_size, c.max_position_embeddings, positions_name="max_position_embeddings"
-    )
+    check_inputs(c, input_ids, attention_mask, token_type_ids, position_ids, head_mask, validate)
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
     n = c.num_hidden_layers
@@ -178,13 +221,15 @@ class BertModel(ParamTransforms, Model):
 
     ``apply(params, input_ids, *, attention_mask=None, token_type_ids=None,
     position_ids=None, head_mask=None, output_attentions=None,
-    output_hidden_states=None, train=False, key=None, remat=False)`` ->
+    output_hidden_states=None, train=False, key=None, remat=False, validate=True)`` ->
     ``BaseModelOutputWithPooling(last_hidden_state (b, s, d), pooler_output (b, d),
     hidden_states, attentions)``.
 
     ``attention_mask`` (b, s): 1 = attend, 0 = padding. ``head_mask`` (heads,) or
     (layers, heads): 1 keeps a head. ``train=True`` turns dropout on and needs ``key``.
     ``remat=True`` recomputes each layer in the backward pass (activation checkpointing).
+    ``validate=False`` skips the value checks of the inputs (ids in range; see
+    :mod:`ptfunc.archs.inputs`); shapes and dtypes are always checked.
     """
 
     config_class = BertConfig
@@ -215,6 +260,7 @@ class BertModel(ParamTransforms, Model):
         train: bool = False,
         key: Key | None = None,
         remat: bool = False,
+        validate: bool = True,
     ) -> Any:
         enc = encode(
             self.config,
@@ -229,6 +275,7 @@ class BertModel(ParamTransforms, Model):
             key=key,
             train=train,
             remat=remat,
+            validate=validate,
         )
         pooled = pool(params["pooler"], enc.sequence_output)
         return make_output(

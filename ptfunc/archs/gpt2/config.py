@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..config import PretrainedConfig
+from ...layers.sequence_summary import SUMMARY_TYPES
+from ..config import ACTIVATION, DROPOUT, NON_NEGATIVE, SIZE, OneOf, PretrainedConfig
 
 __all__ = ["GPT2Config"]
 
@@ -16,6 +17,7 @@ class GPT2Config(PretrainedConfig):
     Field names and positional order follow pytorch-transformers 1.0; today's
     names (``hidden_size``, ``num_attention_heads``, ``num_hidden_layers``,
     ``max_position_embeddings``) are read as aliases and available as properties.
+    Values are checked as :mod:`ptfunc.archs.config` describes.
     """
 
     vocab_size: int = 50257
@@ -43,17 +45,28 @@ class GPT2Config(PretrainedConfig):
         "num_hidden_layers": "n_layer",
         "max_position_embeddings": "n_positions",
     }
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"GPT2Config.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"GPT2Config.{name} must lie in [0, 1), got {getattr(self, name)}")
+    constraints = {
+        "vocab_size": SIZE,
+        "n_positions": SIZE,
+        "n_ctx": SIZE,
+        "n_embd": SIZE,
+        "n_layer": SIZE,
+        "n_head": SIZE,
+        "resid_pdrop": DROPOUT,
+        "embd_pdrop": DROPOUT,
+        "attn_pdrop": DROPOUT,
+        "layer_norm_epsilon": NON_NEGATIVE,
+        "initializer_range": NON_NEGATIVE,
+        "summary_type": OneOf(SUMMARY_TYPES),
+        "summary_activation": ACTIVATION,
+        "summary_first_dropout": DROPOUT,
+    }
+    multiples = (("n_embd", "n_head"),)
+    param_terms = (
+        ("vocab_size", "n_embd"),
+        ("n_positions", "n_embd"),
+        (12, "n_layer", "n_embd", "n_embd"),
+    )
 
     @property
     def head_dim(self) -> int:

@@ -30,7 +30,7 @@ from ...layers import (
 from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
-from .. import double_heads
+from .. import double_heads, inputs
 from ..double_heads import DoubleHeadsOutput, DoubleHeadsOutputWithLoss, lm_loss
 from ..model import Model, make_output, output_types
 from ..prune import layer_head_masks
@@ -111,26 +111,57 @@ def transformer(
     train: bool = False,
     key: Key | None = None,
     remat: bool = False,
+    validate: bool = True,
 ) -> _Encoded:
     """input_ids (b, s) -> hidden states (b, s, d) after ``ln_f``, and the new cache.
 
     ``remat=True`` recomputes each block's activations in the backward pass. With
     ``cache_position`` (s,), ``past`` is a static cache of length L (see the module doc):
     ``attention_mask`` is then (b, L) and position ids default to ``cache_position``.
+    ``validate=False`` skips the value checks of the inputs (:mod:`ptfunc.archs.inputs`).
     """
     dropout.require_key(train, key)
     static = cache_position is not None
     if static and past is None:
         raise ValueError("cache_position needs past: one static cache tensor per layer")
+    if past is not None and (not isinstance(past, (tuple, list)) or len(past) != c.n_layer):
+        got = f"{len(past)}" if isinstance(past, (tuple, list)) else type(past).__name__
+        raise ValueError(f"past must hold one tensor per layer ({c.n_layer}), got {got}")
     past_len = 0 if past is None or static else past[0].shape[-2]
-    if past is not None and len(past) != c.n_layer:
-        raise ValueError(f"past must hold one tensor per layer ({c.n_layer}), got {len(past)}")
-    embedding.check_input_ids(
-        input_ids, c.vocab_size, c.n_positions, positions_name="n_positions", past_len=past_len
+    b, s = inputs.check_input_ids(
+        input_ids,
+        vocab_size=c.vocab_size,
+        max_positions=c.n_positions,
+        positions_name="n_positions",
+        past_len=past_len,
+        validate=validate,
     )
+    if not static:  # a static cache's mask (b, L) is checked by causal_attention
+        inputs.check_per_token(
+            "attention_mask", attention_mask, b, past_len + s, length_name="past + seq"
+        )
+    inputs.check_per_token(
+        "token_type_ids",
+        token_type_ids,
+        b,
+        s,
+        upper=c.vocab_size,
+        what="the vocabulary size: token types are embedded with wte",
+        validate=validate,
+    )
+    inputs.check_per_token(
+        "position_ids",
+        position_ids,
+        b,
+        s,
+        broadcast_batch=True,
+        upper=c.n_positions,
+        what="n_positions",
+        validate=validate,
+    )
+    inputs.check_head_mask(head_mask, c.n_layer, c.n_head, pruned=bool(c.pruned_heads))
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
-    b, s = input_ids.shape
     keys = split_for_dropout(key, c.n_layer + 1, train)
     wte = params["wte"]
     dtype = wte["weight"].dtype
@@ -141,7 +172,6 @@ def transformer(
     elif position_ids is None:
         x = x + params["wpe"]["weight"][past_len : past_len + s]
     else:
-        embedding.check_ids(position_ids, c.n_positions, name="position_ids")
         x = x + embedding.apply(params["wpe"], position_ids)
     if token_type_ids is not None:
         x = x + embedding.apply(wte, token_type_ids)
@@ -209,12 +239,14 @@ class GPT2Model(ParamTransforms, Model):
 
     ``apply(params, input_ids, *, past=None, attention_mask=None, token_type_ids=None,
     position_ids=None, head_mask=None, output_attentions=None, output_hidden_states=None,
-    train=False, key=None, remat=False)`` -> ``GPT2ModelOutput(last_hidden_state, presents,
-    hidden_states, attentions)``. Position ids continue after ``past``. ``attention_mask``
+    train=False, key=None, remat=False, validate=True)`` -> ``GPT2ModelOutput(last_hidden_state,
+    presents, hidden_states, attentions)``. Position ids continue after ``past``. ``attention_mask``
     (b, past + s), 1 = attend, is new in ptfunc (1.0 had none): left-padded batches work.
     ``remat=True`` recomputes each block in the backward pass (activation checkpointing).
     ``cache_position`` (s,) makes ``past`` a static cache (fixed length L, ``attention_mask``
     (b, L)): the shapes stay the same at every decoding step, for ``torch.compile``.
+    ``validate=False`` skips the value checks of the inputs (ids, token types and positions
+    in range; see :mod:`ptfunc.archs.inputs`); shapes and dtypes are always checked.
     """
 
     config_class = GPT2Config

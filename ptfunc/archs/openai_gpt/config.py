@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..config import PretrainedConfig
+from ...layers.sequence_summary import SUMMARY_TYPES
+from ..config import ACTIVATION, COUNT, DROPOUT, NON_NEGATIVE, SIZE, OneOf, PretrainedConfig
 
 __all__ = ["OpenAIGPTConfig"]
 
@@ -14,7 +15,8 @@ class OpenAIGPTConfig(PretrainedConfig):
     """Configuration of the OpenAI GPT models (defaults: openai-gpt).
 
     ``afn`` is the feed-forward activation (``gelu`` is the tanh approximation
-    here, as in the seed and today's ``transformers``).
+    here, as in the seed and today's ``transformers``). Values are checked as
+    :mod:`ptfunc.archs.config` describes.
     """
 
     vocab_size: int = 40478
@@ -45,13 +47,31 @@ class OpenAIGPTConfig(PretrainedConfig):
         "num_hidden_layers": "n_layer",
         "max_position_embeddings": "n_positions",
     }
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        if self.afn not in ("gelu", "relu", "swish", "silu"):
-            raise ValueError(f"afn must be one of gelu, relu, swish, silu; got {self.afn!r}")
+    constraints = {
+        "vocab_size": SIZE,
+        "n_positions": SIZE,
+        "n_ctx": SIZE,
+        "n_embd": SIZE,
+        "n_layer": SIZE,
+        "n_head": SIZE,
+        "afn": OneOf(("gelu", "relu", "swish", "silu")),
+        "resid_pdrop": DROPOUT,
+        "embd_pdrop": DROPOUT,
+        "attn_pdrop": DROPOUT,
+        "layer_norm_epsilon": NON_NEGATIVE,
+        "initializer_range": NON_NEGATIVE,
+        "summary_type": OneOf(SUMMARY_TYPES),
+        "summary_activation": ACTIVATION,
+        "summary_first_dropout": DROPOUT,
+        "n_special": COUNT,
+    }
+    multiples = (("n_embd", "n_head"),)
+    param_terms = (
+        ("vocab_size", "n_embd"),
+        ("n_special", "n_embd"),
+        ("n_positions", "n_embd"),
+        (12, "n_layer", "n_embd", "n_embd"),
+    )
 
     @property
     def total_tokens_embeddings(self) -> int:

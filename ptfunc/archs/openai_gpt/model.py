@@ -29,7 +29,7 @@ from ...layers.initializers import normal
 from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
-from .. import double_heads
+from .. import double_heads, inputs
 from ..double_heads import lm_loss
 from ..model import Model, make_output, output_types
 from ..prune import layer_head_masks
@@ -93,16 +93,42 @@ def transformer(
     train: bool = False,
     key: Key | None = None,
     remat: bool = False,
+    validate: bool = True,
 ):
     """input_ids (b, s) -> (hidden (b, s, d), hidden_states, attentions).
 
     ``remat=True`` recomputes each block's activations in the backward pass.
+    ``validate=False`` skips the value checks of the inputs (:mod:`ptfunc.archs.inputs`).
     """
     dropout.require_key(train, key)
-    embedding.check_input_ids(
-        input_ids, c.total_tokens_embeddings, c.n_positions, positions_name="n_positions"
+    b, s = inputs.check_input_ids(
+        input_ids,
+        vocab_size=c.total_tokens_embeddings,
+        max_positions=c.n_positions,
+        positions_name="n_positions",
+        validate=validate,
     )
-    b, s = input_ids.shape
+    inputs.check_per_token("attention_mask", attention_mask, b, s)
+    inputs.check_per_token(
+        "token_type_ids",
+        token_type_ids,
+        b,
+        s,
+        upper=c.total_tokens_embeddings,
+        what="the vocabulary size: token types are embedded with tokens_embed",
+        validate=validate,
+    )
+    inputs.check_per_token(
+        "position_ids",
+        position_ids,
+        b,
+        s,
+        broadcast_batch=True,
+        upper=c.n_positions,
+        what="n_positions",
+        validate=validate,
+    )
+    inputs.check_head_mask(head_mask, c.n_layer, c.n_head, pruned=bool(c.pruned_heads))
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
     keys = split_for_dropout(key, c.n_layer + 1, train)
@@ -112,7 +138,6 @@ def transformer(
     if position_ids is None:
         x = x + params["positions_embed"]["weight"][:s]
     else:
-        embedding.check_ids(position_ids, c.n_positions, name="position_ids")
         x = x + embedding.apply(params["positions_embed"], position_ids)
     if token_type_ids is not None:
         x = x + embedding.apply(tokens, token_type_ids)
@@ -188,7 +213,8 @@ class OpenAIGPTModel(ParamTransforms, _SpecialTokens, Model):
     """The bare OpenAI GPT: ``(last_hidden_state (b, s, d), hidden_states, attentions)``.
 
     Options as the seed's forward, plus ``remat=True``: recompute each block in the
-    backward pass (activation checkpointing).
+    backward pass (activation checkpointing), and ``validate=False``: skip the value
+    checks of the inputs (ids in range; see :mod:`ptfunc.archs.inputs`).
     """
 
     config_class = OpenAIGPTConfig

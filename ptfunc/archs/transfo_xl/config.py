@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...layers.adaptive_embedding import cluster_bounds, cluster_dims
-from ..config import PretrainedConfig
+from ..config import COUNT, DROPOUT, NON_NEGATIVE, SIZE, ConfigError, OneOf, PretrainedConfig
 
 __all__ = ["TransfoXLConfig"]
 
@@ -22,6 +22,9 @@ class TransfoXLConfig(PretrainedConfig):
     transformers 4.x's ``tie_word_embeddings`` is read as ``tie_weight``, its
     ``hidden_size``/``num_attention_heads``/``num_hidden_layers`` as ``d_model``/
     ``n_head``/``n_layer``.
+
+    Values are checked as :mod:`ptfunc.archs.config` describes (sizes in ``[1, 2**24]``,
+    ``cutoffs`` increasing within the vocabulary, ``d_model`` even...).
 
     Attributes:
         vocab_size: number of tokens (``n_token``).
@@ -93,10 +96,38 @@ class TransfoXLConfig(PretrainedConfig):
         "num_hidden_layers": "n_layer",
     }
 
+    constraints = {
+        "vocab_size": SIZE,
+        "cutoffs": SIZE,
+        "d_model": SIZE,
+        "d_embed": SIZE,
+        "n_head": SIZE,
+        "d_head": SIZE,
+        "d_inner": SIZE,
+        "div_val": SIZE,
+        "n_layer": SIZE,
+        "tgt_len": COUNT,
+        "ext_len": COUNT,
+        "mem_len": COUNT,
+        "attn_type": OneOf((0, 1, 2, 3)),
+        "dropout": DROPOUT,
+        "dropatt": DROPOUT,
+        "init": OneOf(("normal", "uniform")),
+        "init_range": NON_NEGATIVE,
+        "proj_init_std": NON_NEGATIVE,
+        "init_std": NON_NEGATIVE,
+        "layer_norm_epsilon": NON_NEGATIVE,
+    }
+    multiples = (("d_model", 2),)  # sinusoid positions
+    param_terms = (
+        (2, "vocab_size", "d_embed"),  # adaptive input and softmax, at most
+        (5, "n_layer", "n_head", "d_head", "d_model"),
+        (2, "n_layer", "d_model", "d_inner"),
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "cutoffs", tuple(self.cutoffs))
-        cluster_bounds(self.vocab_size, self.cutoffs)
         n_clusters = len(self.cutoffs) + 1
         if self.tie_projs is None:
             ties = (False,) + (self.proj_share_all_but_first,) * len(self.cutoffs)
@@ -104,31 +135,20 @@ class TransfoXLConfig(PretrainedConfig):
         else:
             object.__setattr__(self, "tie_projs", tuple(self.tie_projs))
         if len(self.tie_projs) != n_clusters:
-            raise ValueError(
-                f"tie_projs needs one flag per cluster ({n_clusters} for cutoffs "
+            raise ConfigError(
+                f"TransfoXLConfig.tie_projs needs one flag per cluster ({n_clusters} for cutoffs "
                 f"{list(self.cutoffs)}), got {list(self.tie_projs)}"
             )
-        for name in ("vocab_size", "d_model", "d_embed", "n_head", "d_head", "d_inner"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TransfoXLConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("n_layer", "div_val"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TransfoXLConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("tgt_len", "ext_len", "mem_len"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TransfoXLConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.d_model % 2:
-            raise ValueError(f"d_model must be even (sinusoid positions), got {self.d_model}")
-        cluster_dims(self.d_embed, self.div_val, n_clusters)
-        for name in ("dropout", "dropatt"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(
-                    f"TransfoXLConfig.{name} must lie in [0, 1), got {getattr(self, name)}"
-                )
-        if self.init not in ("normal", "uniform"):
-            raise ValueError(f"init must be 'normal' or 'uniform', got {self.init!r}")
-        if self.attn_type not in (0, 1, 2, 3):
-            raise ValueError(f"attn_type must be 0, 1, 2 or 3, got {self.attn_type}")
+        if self.div_val > 1 and n_clusters - 1 > self.d_embed.bit_length():  # before div_val**i
+            raise ConfigError(
+                f"TransfoXLConfig: d_embed={self.d_embed} with div_val={self.div_val} leaves "
+                f"empty cluster widths for {n_clusters} clusters"
+            )
+        try:
+            cluster_bounds(self.vocab_size, self.cutoffs)
+            cluster_dims(self.d_embed, self.div_val, n_clusters)
+        except ValueError as error:
+            raise ConfigError(f"TransfoXLConfig: {error}") from None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], **overrides: Any) -> TransfoXLConfig:
@@ -137,6 +157,7 @@ class TransfoXLConfig(PretrainedConfig):
         When a file has both names of a field, the newer one wins: ``vocab_size``
         over ``n_token``, ``tie_word_embeddings`` (what 4.x models obey) over ``tie_weight``.
         """
+        cls._check_mapping(d)
         d = dict(d)
         if "tie_projs" in d and "proj_share_all_but_first" not in d:  # files store only tie_projs
             d["proj_share_all_but_first"] = all(d["tie_projs"][1:])

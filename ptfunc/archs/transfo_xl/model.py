@@ -62,10 +62,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ...layers import adaptive_embedding, adaptive_softmax, attention, dropout, embedding
+from ...layers import adaptive_embedding, adaptive_softmax, attention, dropout
 from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params, from_flat_dict, to_flat_dict
+from .. import inputs
 from ..model import Model
 from .config import TransfoXLConfig
 from .layer import apply_layer, attention_mask, init_layer, position_table, seed_initializers
@@ -211,22 +212,19 @@ def transformer(
     train: bool = False,
     key: Key | None = None,
     remat: bool = False,
+    validate: bool = True,
 ) -> TransfoXLModelOutput:
     """input_ids (b, s) int64 -> TransfoXLModelOutput (see the module docstring for mems).
 
     ``remat=True`` recomputes each layer's activations in the backward pass.
+    ``validate=False`` skips the value checks of the inputs (:mod:`ptfunc.archs.inputs`);
+    positions are sinusoids, so any length is accepted.
     """
     dropout.require_key(train, key)
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
-        raise ValueError(
-            f"input_ids must have shape (batch, seq); got {got}. "
-            "Under vmap over examples, add the batch axis with input_ids[None]."
-        )
-    embedding.check_ids(input_ids, c.vocab_size)
+    b, s = inputs.check_input_ids(input_ids, vocab_size=c.vocab_size, validate=validate)
+    inputs.check_head_mask(head_mask, c.n_layer, c.n_head)
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
-    b, s = input_ids.shape
     memories = _check_mems(c, mems, b)
     mlen = 0 if memories is None else memories[0].shape[1]
     keys = split_for_dropout(key, c.n_layer + 3, train)
@@ -322,9 +320,11 @@ class TransfoXLModel(_TransfoXLBase):
     """The bare Transformer-XL (``TransfoXLModel`` of pytorch-transformers).
 
     ``apply(params, input_ids, *, mems=None, head_mask=None, output_attentions=None,
-    output_hidden_states=None, detach_mems=True, train=False, key=None, remat=False)`` ->
-    ``TransfoXLModelOutput(last_hidden_state, mems, hidden_states, attentions)``.
-    ``remat=True`` recomputes each layer in the backward pass (activation checkpointing).
+    output_hidden_states=None, detach_mems=True, train=False, key=None, remat=False,
+    validate=True)`` -> ``TransfoXLModelOutput(last_hidden_state, mems, hidden_states,
+    attentions)``. ``remat=True`` recomputes each layer in the backward pass (activation
+    checkpointing). ``validate=False`` skips the value checks of the inputs (ids in range;
+    see :mod:`ptfunc.archs.inputs`); shapes and dtypes are always checked.
 
     Example:
         >>> import torch, ptfunc
@@ -501,7 +501,14 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
             )
         if targets is None:
             hidden, targets = hidden[:, :-1], labels[:, 1:]
-        embedding.check_ids(targets.clamp(min=0), c.vocab_size, name=name)
+        inputs.check_index_tensor(name, targets)
+        inputs.check_range(
+            name,
+            targets.clamp(min=0),
+            c.vocab_size,
+            "the vocabulary size",
+            validate=options.get("validate", True),
+        )
         losses = adaptive_softmax.nll(crit, hidden, targets, c.cutoffs)
         counted = (targets >= 0).sum()
         loss = losses.sum() / counted.clamp(min=1).to(losses.dtype)

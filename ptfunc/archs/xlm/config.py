@@ -6,7 +6,18 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import PretrainedConfig
+from ...layers.sequence_summary import SUMMARY_TYPES
+from ..config import (
+    ACTIVATION,
+    COUNT,
+    DROPOUT,
+    NON_NEGATIVE,
+    SIZE,
+    ConfigTypeError,
+    Floats,
+    OneOf,
+    PretrainedConfig,
+)
 
 __all__ = ["XLMConfig"]
 
@@ -21,7 +32,8 @@ class XLMConfig(PretrainedConfig):
     ``emb_dim``/``n_heads``/``n_layers``, and today's ``bos_token_id``,
     ``eos_token_id``, ``pad_token_id`` as ``bos_index``, ``eos_index``,
     ``pad_index`` (all readable as attributes too). :meth:`to_dict` writes both
-    spellings of the special indices.
+    spellings of the special indices. Values are checked as :mod:`ptfunc.archs.config`
+    describes.
 
     Attributes:
         gelu_activation: exact (erf) GELU in the feed-forward; ReLU when False.
@@ -91,25 +103,57 @@ class XLMConfig(PretrainedConfig):
         "pad_token_id": "pad_index",
     }
 
+    constraints = {
+        "vocab_size": SIZE,
+        "emb_dim": SIZE,
+        "n_layers": SIZE,
+        "n_heads": SIZE,
+        "dropout": DROPOUT,
+        "attention_dropout": DROPOUT,
+        "n_langs": SIZE,
+        "max_position_embeddings": SIZE,
+        "embed_init_std": NON_NEGATIVE,
+        "layer_norm_eps": NON_NEGATIVE,
+        "init_std": NON_NEGATIVE,
+        "bos_index": COUNT,
+        "eos_index": COUNT,
+        "pad_index": COUNT,
+        "unk_index": COUNT,
+        "mask_index": COUNT,
+        "summary_type": OneOf(SUMMARY_TYPES),
+        "summary_activation": ACTIVATION,
+        "summary_first_dropout": DROPOUT,
+        "start_n_top": SIZE,
+        "end_n_top": SIZE,
+        "asm_cutoffs": SIZE,
+        "asm_div_value": Floats(0, lo_open=True),
+    }
+    multiples = (("emb_dim", "n_heads"),)
+    indices = (("pad_index", "vocab_size"),)
+    param_terms = (
+        ("vocab_size", "emb_dim"),
+        ("max_position_embeddings", "emb_dim"),
+        ("n_langs", "emb_dim"),
+        (12, "n_layers", "emb_dim", "emb_dim"),
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.emb_dim % self.n_heads:
-            raise ValueError(
-                f"emb_dim ({self.emb_dim}) must be a multiple of n_heads ({self.n_heads})"
-            )
-        for name in ("vocab_size", "emb_dim", "n_layers", "n_heads", "n_langs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"XLMConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("dropout", "attention_dropout", "summary_first_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"XLMConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
-        for name in ("start_n_top", "end_n_top", "max_position_embeddings"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"XLMConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lang2id is not None:
-            object.__setattr__(self, "lang2id", dict(self.lang2id))
-        if self.id2lang is not None:
-            object.__setattr__(self, "id2lang", {int(k): v for k, v in self.id2lang.items()})
+        lang2id, id2lang = self.lang2id, self.id2lang
+        try:
+            if lang2id is not None:
+                if not all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in lang2id.values()
+                ):
+                    raise TypeError
+                object.__setattr__(self, "lang2id", dict(lang2id))
+            if id2lang is not None:
+                object.__setattr__(self, "id2lang", {int(k): v for k, v in id2lang.items()})
+        except (TypeError, ValueError):
+            raise ConfigTypeError(
+                "XLMConfig.lang2id / id2lang expect {language: index} / {index: language}, "
+                f"got {lang2id!r} / {id2lang!r}"
+            ) from None
         if self.asm_cutoffs is not None:
             object.__setattr__(self, "asm_cutoffs", tuple(self.asm_cutoffs))
 

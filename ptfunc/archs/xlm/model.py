@@ -38,6 +38,7 @@ from ...layers import (
 from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
+from .. import inputs
 from ..model import Model, check_options, make_output, output_types
 from ..prune import layer_head_masks
 from .config import XLMConfig
@@ -66,6 +67,7 @@ BASE_OPTIONS = frozenset(
         "output_attentions",
         "output_hidden_states",
         "remat",
+        "validate",
     }
 )
 
@@ -154,14 +156,32 @@ def _check_cache(c: XLMConfig, cache: Any, batch: int) -> int:
     return int(length)
 
 
-def _last(x: Tensor | None, s: int, past: int, name: str, batch: int) -> Tensor | None:
-    """Accept (b, s) or, with a cache, the seed's whole-sequence (b, past + s); keep the last s."""
+def _last(
+    x: Tensor | None,
+    s: int,
+    past: int,
+    name: str,
+    batch: int,
+    *,
+    upper: int | None = None,
+    what: str = "",
+    validate: bool = True,
+) -> Tensor | None:
+    """Accept (b, s) or, with a cache, the seed's whole-sequence (b, past + s); keep the last s.
+
+    With ``upper``, ``x`` holds ids in ``[0, upper)`` (see :mod:`ptfunc.archs.inputs`)."""
     if x is None:
         return None
-    if x.dim() != 2 or x.shape[0] != batch or x.shape[1] not in (s, past + s):
-        want = f"({batch}, {s})" + (f" or ({batch}, {past + s})" if past else "")
-        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
-    return x[:, x.shape[1] - s :]
+    allowed, described = [(batch, s)], ["(batch, seq)"]
+    if past:
+        allowed.append((batch, past + s))
+        described.append("(batch, past + seq)")
+    inputs.check_shape(name, x, allowed, described)
+    x = x[:, x.shape[1] - s :]
+    if upper is not None:
+        inputs.check_index_tensor(name, x)
+        inputs.check_range(name, x, upper, what, validate=validate)
+    return x
 
 
 def _padding_mask(
@@ -170,6 +190,7 @@ def _padding_mask(
     lengths: Tensor | None,
     attention_mask: Tensor | None,
     past: int,
+    validate: bool,
 ) -> Tensor:
     """Keep-mask (b, s) of the new positions: from ``attention_mask``, else ``lengths``
     (counted from the start of the sequence, cached tokens included), else the number
@@ -183,10 +204,9 @@ def _padding_mask(
         if not isinstance(lengths, Tensor) or lengths.shape != (b,):
             got = tuple(lengths.shape) if isinstance(lengths, Tensor) else type(lengths).__name__
             raise ValueError(f"lengths must have shape ({b},), got {got}")
-        if lengths.is_floating_point() or lengths.dtype == torch.bool:
-            raise TypeError(f"lengths must be an integer tensor, got {lengths.dtype}")
-        if lengths.numel() and embedding._is_concrete(lengths):
-            lo, hi = int(lengths.min()), int(lengths.max())
+        inputs.check_index_tensor("lengths", lengths)
+        if validate and lengths.numel() and inputs.values_readable(lengths):
+            lo, hi = torch.stack([lengths.min(), lengths.max()]).tolist()
             if lo < 0 or hi > past + s:
                 raise ValueError(
                     f"lengths must lie in [0, {past + s}] (the sequence length"
@@ -210,27 +230,47 @@ def _attention_bias(c: XLMConfig, mask: Tensor, s: int, past: int, dtype: torch.
 
 
 def _embed(c, p, input_ids, position_ids, langs, token_type_ids, past, dtype):
+    """Word, position, language (and token-type) embeddings; ids checked by :func:`_ids`."""
     b, s = input_ids.shape
     x = embedding.apply(p["embeddings"], input_ids, padding_idx=c.pad_index)
     if position_ids is None:
         position_ids = torch.arange(past, past + s, device=input_ids.device)[None]
-    else:
-        position_ids = _last(position_ids, s, past, "position_ids", b)
-        embedding.check_ids(position_ids, c.max_position_embeddings, name="position_ids")
     if c.sinusoidal_embeddings:
         x = x + positions.interleaved_sinusoids(position_ids, c.emb_dim, dtype=dtype)
     else:
         x = x + embedding.apply(p["position_embeddings"], position_ids)
-    if langs is not None:
-        langs = _last(langs, s, past, "langs", b)
-        embedding.check_ids(langs, c.n_langs, name="langs")
-        if c.has_lang_embeddings:
-            x = x + embedding.apply(p["lang_embeddings"], langs)
+    if langs is not None and c.has_lang_embeddings:
+        x = x + embedding.apply(p["lang_embeddings"], langs)
     if token_type_ids is not None:
-        token_type_ids = _last(token_type_ids, s, past, "token_type_ids", b)
-        embedding.check_ids(token_type_ids, c.vocab_size, name="token_type_ids")
         x = x + embedding.apply(p["embeddings"], token_type_ids, padding_idx=c.pad_index)
     return layer_norm.apply(p["layer_norm_emb"], x, eps=c.layer_norm_eps)
+
+
+def _ids(c, b, s, past, position_ids, langs, token_type_ids, validate):
+    """The per-token id inputs, checked and cut to the new positions."""
+    return (
+        _last(
+            position_ids,
+            s,
+            past,
+            "position_ids",
+            b,
+            upper=c.max_position_embeddings,
+            what="max_position_embeddings",
+            validate=validate,
+        ),
+        _last(langs, s, past, "langs", b, upper=c.n_langs, what="n_langs", validate=validate),
+        _last(
+            token_type_ids,
+            s,
+            past,
+            "token_type_ids",
+            b,
+            upper=c.vocab_size,
+            what="the vocabulary size: token types are embedded with the word embeddings",
+            validate=validate,
+        ),
+    )
 
 
 def transformer(
@@ -251,24 +291,22 @@ def transformer(
     key: Key | None = None,
     train: bool = False,
     remat: bool = False,
+    validate: bool = True,
 ) -> Encoded:
     """input_ids (b, s) -> hidden states (b, s, emb_dim), the new cache and optional outputs.
 
     ``remat=True`` recomputes each layer's activations in the backward pass.
+    ``validate=False`` skips the value checks of the inputs (:mod:`ptfunc.archs.inputs`).
     """
     check_config(c)
     dropout.require_key(train, key)
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        embedding.check_input_ids(input_ids, c.vocab_size, 0, positions_name="")  # raises
-    b, s = input_ids.shape
+    b, s = inputs.check_input_ids(input_ids, vocab_size=c.vocab_size, validate=validate)
     past = 0 if cache is None else _check_cache(c, cache, b)
-    embedding.check_input_ids(
-        input_ids,
-        c.vocab_size,
-        c.max_position_embeddings,
-        positions_name="max_position_embeddings",
-        past_len=past,
+    inputs.check_positions(s, past, c.max_position_embeddings, "max_position_embeddings")
+    position_ids, langs, token_type_ids = _ids(
+        c, b, s, past, position_ids, langs, token_type_ids, validate
     )
+    inputs.check_head_mask(head_mask, c.n_layers, c.n_heads, pruned=bool(c.pruned_heads))
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
     keep_cache = use_cache or cache is not None
@@ -277,7 +315,7 @@ def transformer(
     dtype = params["embeddings"]["weight"].dtype
     keys = split_for_dropout(key, 2 * c.n_layers + 1, train)
 
-    mask = _padding_mask(c, input_ids, lengths, attention_mask, past)
+    mask = _padding_mask(c, input_ids, lengths, attention_mask, past, validate)
     keep = mask[..., None].to(dtype)
     x = _embed(c, params, input_ids, position_ids, langs, token_type_ids, past, dtype)
     x = dropout.apply(x, c.dropout, key=keys[0], train=train) * keep
@@ -364,6 +402,8 @@ class XLMModel(ParamTransforms, Model):
       the start of the sequence; positions continue after the cached ones.
     - ``head_mask`` (heads,) or (layers, heads): 1 keeps a head.
     - ``remat=True`` recomputes each layer in the backward pass (activation checkpointing).
+    - ``validate=False`` skips the value checks of the inputs (ids, positions, langs,
+      lengths in range; see :mod:`ptfunc.archs.inputs`); shapes and dtypes are always checked.
     """
 
     config_class = XLMConfig

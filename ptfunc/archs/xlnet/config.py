@@ -6,7 +6,17 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..config import PretrainedConfig
+from ...layers.sequence_summary import SUMMARY_TYPES
+from ..config import (
+    ACTIVATION,
+    COUNT,
+    DROPOUT,
+    NON_NEGATIVE,
+    SIZE,
+    ConfigError,
+    OneOf,
+    PretrainedConfig,
+)
 
 __all__ = ["XLNetConfig"]
 
@@ -19,7 +29,8 @@ class XLNetConfig(PretrainedConfig):
     ``n_token`` and ``vocab_size_or_config_json_file`` are read as ``vocab_size``,
     and today's ``hidden_size``/``num_attention_heads``/``num_hidden_layers`` as
     ``d_model``/``n_head``/``n_layer`` (also available as properties). ``d_head``
-    is derived (``d_model // n_head``); a file's ``d_head`` must agree with it.
+    is derived (``d_model // n_head``); a file's ``d_head`` must agree with it. Values
+    are checked as :mod:`ptfunc.archs.config` describes.
 
     Attributes:
         ff_activation: feed-forward activation. ``"gelu"`` is the tanh
@@ -81,40 +92,41 @@ class XLNetConfig(PretrainedConfig):
         "num_hidden_layers": "n_layer",
     }
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.d_model % self.n_head:
-            raise ValueError(
-                f"d_model ({self.d_model}) must be a multiple of n_head ({self.n_head})"
-            )
-        if self.d_model % 2:
-            raise ValueError(f"d_model must be even (sinusoid encodings), got {self.d_model}")
-        for name in ("vocab_size", "d_model", "n_layer", "n_head", "d_inner"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"XLNetConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("dropout", "summary_last_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(
-                    f"XLNetConfig.{name} must lie in [0, 1), got {getattr(self, name)}"
-                )
-        if self.attn_type not in ("bi", "uni"):
-            raise ValueError(f"XLNetConfig.attn_type must be 'bi' or 'uni', got {self.attn_type!r}")
-        for name in ("mem_len", "reuse_len"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"XLNetConfig.{name} must be None or >= 0, got {value}")
-        for name in ("start_n_top", "end_n_top"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"XLNetConfig.{name} must be >= 1, got {getattr(self, name)}")
+    constraints = {
+        "vocab_size": SIZE,
+        "d_model": SIZE,
+        "n_layer": SIZE,
+        "n_head": SIZE,
+        "d_inner": SIZE,
+        "ff_activation": ACTIVATION,
+        "attn_type": OneOf(("bi", "uni")),
+        "initializer_range": NON_NEGATIVE,
+        "layer_norm_eps": NON_NEGATIVE,
+        "dropout": DROPOUT,
+        "mem_len": COUNT,
+        "reuse_len": COUNT,
+        "summary_type": OneOf(SUMMARY_TYPES),
+        "summary_activation": ACTIVATION,
+        "summary_last_dropout": DROPOUT,
+        "start_n_top": SIZE,
+        "end_n_top": SIZE,
+    }
+    multiples = (("d_model", "n_head"), ("d_model", 2))  # 2: sinusoid encodings
+    param_terms = (
+        ("vocab_size", "d_model"),
+        (5, "n_layer", "d_model", "d_model"),
+        (2, "n_layer", "d_model", "d_inner"),
+    )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], **overrides: Any) -> XLNetConfig:
         """Read a config.json dict (1.0 or today's keys); a ``d_head`` key is checked, not kept."""
+        cls._check_mapping(d)
         d = dict(d)
         d_head = d.pop("d_head", None)
         config = super().from_dict(d, **overrides)
         if d_head is not None and d_head != config.d_head:
-            raise ValueError(
+            raise ConfigError(
                 f"d_head ({d_head}) must equal d_model // n_head "
                 f"({config.d_model} // {config.n_head} = {config.d_head})"
             )

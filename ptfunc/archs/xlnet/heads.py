@@ -76,6 +76,7 @@ _BASE_OPTIONS = frozenset(
         "output_attentions",
         "output_hidden_states",
         "remat",
+        "validate",
     }
 )
 

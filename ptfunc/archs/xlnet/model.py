@@ -24,6 +24,7 @@ from ...layers.initializers import normal
 from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
+from .. import inputs
 from ..model import Model, make_output, output_types
 from . import attention as rel
 from .config import XLNetConfig
@@ -39,8 +40,6 @@ XLNetModelOutput = output_types(
     "target_mapping; attentions: per layer (b, heads, s, mem_len + s), or an "
     "(h, g) pair per layer with target_mapping.",
 )
-
-_NO_POSITION_LIMIT = 1 << 62  # relative positions: any length is fine
 
 
 def init_transformer(key: Key, c: XLNetConfig) -> Params:
@@ -80,12 +79,15 @@ def _check_inputs(
     target_mapping: Tensor | None,
     token_type_ids: Tensor | None,
     input_mask: Tensor | None,
+    head_mask: Tensor | None,
+    validate: bool,
 ) -> int:
-    """Validate shapes (not values, except ids in eager mode); returns the memory length."""
-    embedding.check_input_ids(
-        input_ids, c.vocab_size, _NO_POSITION_LIMIT, positions_name="max_position_embeddings"
-    )
-    b, s = input_ids.shape
+    """Validate shapes (and, with ``validate``, ids in eager mode); returns the memory length.
+
+    Positions are relative: any length is accepted. Token types may be any integers (only
+    "same segment or not" matters), so only their dtype and shape are checked.
+    """
+    b, s = inputs.check_input_ids(input_ids, vocab_size=c.vocab_size, validate=validate)
     mem_len = 0
     if mems is not None and not (isinstance(mems, (tuple, list)) and len(mems) == 0):
         if not isinstance(mems, (tuple, list)) or len(mems) != c.n_layer:
@@ -100,11 +102,11 @@ def _check_inputs(
                 raise _shape_error(
                     f"mems[{i}]", f"(mem_len, batch, d_model) = ({mem_len}, {b}, {c.d_model})", m
                 )
-    if perm_mask is not None and tuple(perm_mask.shape) != (b, s, s):
-        raise _shape_error("perm_mask", f"(batch, seq, seq) = ({b}, {s}, {s})", perm_mask)
+    if perm_mask is not None:
+        inputs.check_shape("perm_mask", perm_mask, [(b, s, s)], ["(batch, seq, seq)"])
     if target_mapping is not None:
         tm = target_mapping
-        if tm.dim() != 3 or (tm.shape[0], tm.shape[2]) != (b, s):
+        if not isinstance(tm, Tensor) or tm.dim() != 3 or (tm.shape[0], tm.shape[2]) != (b, s):
             expected = f"(batch, num_predict, seq) = ({b}, num_predict, {s})"
             raise _shape_error("target_mapping", expected, tm)
         if perm_mask is None:
@@ -114,12 +116,11 @@ def _check_inputs(
                 "label). Mask the targets with perm_mask[b, i, j] = 1 for target tokens j, "
                 "or pass torch.zeros(batch, seq, seq) to opt in to the leak explicitly."
             )
+    inputs.check_per_token("token_type_ids", token_type_ids, b, s)
     if token_type_ids is not None:
-        if tuple(token_type_ids.shape) != (b, s):
-            raise _shape_error("token_type_ids", f"(batch, seq) = ({b}, {s})", token_type_ids)
-        embedding.check_ids(token_type_ids, 1 << 62, name="token_type_ids")
-    if input_mask is not None and tuple(input_mask.shape) != (b, s):
-        raise _shape_error("input_mask/attention_mask", f"(batch, seq) = ({b}, {s})", input_mask)
+        inputs.check_index_tensor("token_type_ids", token_type_ids)
+    inputs.check_per_token("input_mask/attention_mask", input_mask, b, s)
+    inputs.check_head_mask(head_mask, c.n_layer, c.n_head)
     return mem_len
 
 
@@ -155,11 +156,13 @@ def transformer(
     train: bool = False,
     key: Key | None = None,
     remat: bool = False,
+    validate: bool = True,
 ) -> Encoded:
     """input_ids (b, s) -> the last layer's content stream (b, s, d), or its query
     stream (b, num_predict, d) with ``target_mapping``; see :class:`XLNetModel`.
 
     ``remat=True`` recomputes each layer's activations in the backward pass.
+    ``validate=False`` skips the value checks of the inputs (:mod:`ptfunc.archs.inputs`).
     """
     dropout.require_key(train, key)
     if input_mask is not None and attention_mask is not None:
@@ -167,11 +170,12 @@ def transformer(
             "pass either input_mask (1 = padding, the original XLNet's) or attention_mask "
             "(1 = token, BERT's), not both"
         )
+    mask = input_mask if attention_mask is None else attention_mask
+    mem_len = _check_inputs(
+        c, input_ids, mems, perm_mask, target_mapping, token_type_ids, mask, head_mask, validate
+    )
     if attention_mask is not None:
         input_mask = 1.0 - attention_mask.to(torch.float32)
-    mem_len = _check_inputs(
-        c, input_ids, mems, perm_mask, target_mapping, token_type_ids, input_mask
-    )
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
     use_mems = (c.use_mems_train if train else c.use_mems_eval) if use_mems is None else use_mems
@@ -254,9 +258,10 @@ class XLNetModel(Model):
     ``apply(params, input_ids, *, mems=None, perm_mask=None, target_mapping=None,
     token_type_ids=None, input_mask=None, attention_mask=None, head_mask=None,
     use_mems=None, output_attentions=None, output_hidden_states=None, train=False,
-    key=None, remat=False)`` -> ``XLNetModelOutput(last_hidden_state, mems, hidden_states,
-    attentions)``. ``remat=True`` recomputes each layer in the backward pass (activation
-    checkpointing).
+    key=None, remat=False, validate=True)`` -> ``XLNetModelOutput(last_hidden_state, mems,
+    hidden_states, attentions)``. ``remat=True`` recomputes each layer in the backward pass
+    (activation checkpointing). ``validate=False`` skips the value checks of the inputs
+    (ids in range; see :mod:`ptfunc.archs.inputs`); shapes and dtypes are always checked.
 
     Inputs (b batch, s tokens, all optional but ``input_ids``):
         input_ids: (b, s) int64/int32 in [0, vocab_size).
