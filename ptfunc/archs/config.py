@@ -52,6 +52,7 @@ from typing import Any, ClassVar, TypeVar
 from .._atomic import write_text
 from ..errors import ConfigError
 from ..layers import activations
+from ..layers.sequence_summary import SUMMARY_TYPES
 
 __all__ = [
     "PretrainedConfig",
@@ -198,6 +199,19 @@ DROPOUT = Floats(0, 1, hi_open=True)
 NON_NEGATIVE = Floats(0)
 """A finite float >= 0 (init std, LayerNorm epsilon)."""
 ACTIVATION = Activation()
+
+GPT_FAMILY_CONSTRAINTS: Mapping[str, Any] = {
+    **{
+        name: SIZE for name in ("vocab_size", "n_positions", "n_ctx", "n_embd", "n_layer", "n_head")
+    },
+    **{name: DROPOUT for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop")},
+    "layer_norm_epsilon": NON_NEGATIVE,
+    "initializer_range": NON_NEGATIVE,
+    "summary_type": OneOf(SUMMARY_TYPES),
+    "summary_activation": ACTIVATION,
+    "summary_first_dropout": DROPOUT,
+}
+"""The fields OpenAI GPT and GPT-2 share, with their constraints."""
 """An activation name (or a callable)."""
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ...layers.sequence_summary import SUMMARY_TYPES
-from ..config import ACTIVATION, DROPOUT, NON_NEGATIVE, SIZE, OneOf, PretrainedConfig
+from ..config import GPT_FAMILY_CONSTRAINTS, PretrainedConfig
 
 __all__ = ["GPT2Config"]
 
@@ -45,22 +44,7 @@ class GPT2Config(PretrainedConfig):
         "num_hidden_layers": "n_layer",
         "max_position_embeddings": "n_positions",
     }
-    constraints = {
-        "vocab_size": SIZE,
-        "n_positions": SIZE,
-        "n_ctx": SIZE,
-        "n_embd": SIZE,
-        "n_layer": SIZE,
-        "n_head": SIZE,
-        "resid_pdrop": DROPOUT,
-        "embd_pdrop": DROPOUT,
-        "attn_pdrop": DROPOUT,
-        "layer_norm_epsilon": NON_NEGATIVE,
-        "initializer_range": NON_NEGATIVE,
-        "summary_type": OneOf(SUMMARY_TYPES),
-        "summary_activation": ACTIVATION,
-        "summary_first_dropout": DROPOUT,
-    }
+    constraints = GPT_FAMILY_CONSTRAINTS
     multiples = (("n_embd", "n_head"),)
     param_terms = (
         ("vocab_size", "n_embd"),

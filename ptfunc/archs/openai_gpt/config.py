@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ...layers.sequence_summary import SUMMARY_TYPES
-from ..config import ACTIVATION, COUNT, DROPOUT, NON_NEGATIVE, SIZE, OneOf, PretrainedConfig
+from ..config import COUNT, GPT_FAMILY_CONSTRAINTS, OneOf, PretrainedConfig
 
 __all__ = ["OpenAIGPTConfig"]
 
@@ -48,21 +47,8 @@ class OpenAIGPTConfig(PretrainedConfig):
         "max_position_embeddings": "n_positions",
     }
     constraints = {
-        "vocab_size": SIZE,
-        "n_positions": SIZE,
-        "n_ctx": SIZE,
-        "n_embd": SIZE,
-        "n_layer": SIZE,
-        "n_head": SIZE,
+        **GPT_FAMILY_CONSTRAINTS,
         "afn": OneOf(("gelu", "relu", "swish", "silu")),
-        "resid_pdrop": DROPOUT,
-        "embd_pdrop": DROPOUT,
-        "attn_pdrop": DROPOUT,
-        "layer_norm_epsilon": NON_NEGATIVE,
-        "initializer_range": NON_NEGATIVE,
-        "summary_type": OneOf(SUMMARY_TYPES),
-        "summary_activation": ACTIVATION,
-        "summary_first_dropout": DROPOUT,
         "n_special": COUNT,
     }
     multiples = (("n_embd", "n_head"),)
