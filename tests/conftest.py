@@ -43,3 +43,19 @@ def _hub_offline_with_an_empty_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
+@pytest.fixture
+def seed_txl_bool_masks(monkeypatch):
+    """Hand pytorch-transformers 1.0's Transformer-XL attention a bool mask: it builds a
+    uint8 mask with ``.byte()``, which ``masked_fill`` refuses on torch 2.x. Test-only
+    shim; nothing else in the seed is touched."""
+    from pytorch_transformers import modeling_transfo_xl as pt_txl
+
+    original = pt_txl.RelPartialLearnableMultiHeadAttn.forward
+
+    def forward(self, w, r, attn_mask=None, mems=None, head_mask=None):
+        mask = None if attn_mask is None else attn_mask.bool()
+        return original(self, w, r, attn_mask=mask, mems=mems, head_mask=head_mask)
+
+    monkeypatch.setattr(pt_txl.RelPartialLearnableMultiHeadAttn, "forward", forward)

@@ -311,3 +311,49 @@ def test_round_trip_through_both_exports(case, tmp_path):
     _, back = io.from_pretrained(hf_dir, type(model), strict=True)
     _assert_same_params(params, back, "through both layouts")
     assert Path(hf_dir / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("case", TRANSFORMERS_CASES)
+def test_default_save_loads_in_transformers(case, tmp_path):
+    """``save_pretrained(dir, params)`` itself (no export step) is today's layout."""
+    model, params, src = _source(case, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference, info = getattr(transformers, CASES[case][1]).from_pretrained(
+            str(src), output_loading_info=True
+        )
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    with torch.no_grad():
+        want = reference.eval()(IDS, **CASES[case][3])[0]
+    _close(_ours(model, params, case), want, f"{case}: default save vs transformers")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_pt1_save_loads_in_pytorch_transformers(case, tmp_path):
+    """``save_pretrained(dir, params, format="pt1")`` writes what 1.0 loads, replacing a
+    safetensors file that ptfunc would otherwise read instead of the new weights."""
+    model, params, src = _source(case, tmp_path)
+    model.save_pretrained(src, params, format="pt1")  # over the safetensors save
+    assert sorted(p.name for p in src.iterdir()) == ["config.json", "pytorch_model.bin"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference, info = getattr(pt, CASES[case][1]).from_pretrained(
+            str(src), output_loading_info=True
+        )
+    assert not info["unexpected_keys"], info
+    assert all(k.endswith("attn.bias") for k in info["missing_keys"]), info
+    inputs = dict(CASES[case][3])
+    if case.startswith("transfo-xl"):
+        inputs.update(_seed_txl_inputs(model))
+    with torch.no_grad():
+        want = reference.eval()(IDS, **inputs)[0]
+    ours = _ours(model, params, case)
+    _close(ours, want.reshape(ours.shape), f"{case}: pt1 save vs pytorch-transformers 1.0")
+    _, back = io.from_pretrained(src, type(model), strict=True)
+    _assert_same_params(params, back, "pt1 save read back")
+
+
+def test_save_format_is_checked(tmp_path):
+    model, params, src = _source("gpt2-lm", tmp_path)
+    with pytest.raises(ValueError, match="format must be 'safetensors' or 'pt1'"):
+        io.save_pretrained(tmp_path / "x", model, params, format="bin")

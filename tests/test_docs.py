@@ -51,6 +51,19 @@ def test_readme_python_blocks_run():
         exec(compile(block, str(README), "exec"), {})
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+@pytest.mark.parametrize("page", ["migrating-from-pytorch-transformers.md"])
+def test_docs_pages_doctests(page):
+    result = doctest.testfile(
+        str(DOCS / page),
+        module_relative=False,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+    )
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_readme_starts_with_the_two_setup_commands():
     first, second = README.read_text(encoding="utf-8").splitlines()[:2]
     assert first.startswith("Set up and run the main job: `pip install torch==2.13.0")

@@ -181,7 +181,8 @@ def test_double_heads_match_transformers():
     _close(out.mc_logits, ref.mc_logits, "mc logits")
     _close(out.lm_loss, ref.loss, "lm loss")
     _close(out.mc_loss, ref.mc_loss, "mc loss")
-    _close(out.loss, ref.loss + ref.mc_loss, "total loss")
+    _close(out.loss, ref.loss, "loss is the LM loss, as transformers' and 1.0's")
+    _close(out[0] + out[1], ref[0] + ref[1], "1.0's recipe: lm_coef * losses[0] + losses[1]")
     plain = model.apply(params, MC_IDS, mc_token_ids=MC_TOKENS)
     assert type(plain).__name__ == "DoubleHeadsOutput"
 

@@ -242,7 +242,7 @@ def test_never_split_keeps_tokens_whole(fixtures):
     assert "[FOO]" in ours.tokenize(text)
     if slow is not None:
         assert ours.tokenize(text) == slow.tokenize(text)
-        assert ours.encode(text) == slow.encode(text)
+        assert ours.encode(text, add_special_tokens=True) == slow.encode(text)
     assert ours.tokenize(text) != old.tokenize(text)
     basic = BasicTokenizer(never_split=["Don't"])
     assert basic.tokenize("Don't don't") == ["Don't", "don", "'", "t"]
@@ -355,8 +355,8 @@ def test_encode_pairs_and_token_types_equal_transformers(fixtures):
     firsts, seconds = lines[0::2], lines[1::2]
     firsts = firsts[: len(seconds)]
     for a, b in zip(firsts[:40], seconds[:40]):
-        assert ours.encode(a, b) == fast.encode(a, b)
-        assert ours.encode(a) == fast.encode(a)
+        assert ours.encode(a, b, add_special_tokens=True) == fast.encode(a, b)
+        assert ours.encode(a, add_special_tokens=True) == fast.encode(a)
         assert ours(a, b) == dict(fast(a, b))
     got = ours(firsts, seconds)
     want = fast(firsts, seconds)
@@ -495,8 +495,10 @@ def test_decode_equals_references(fixtures):
             assert raw == slow.decode(ids, clean_up_tokenization_spaces=False)
         if " do not" not in ours.decode(ids, clean_up_tokenization_spaces=False):
             assert ours.decode(ids) == fast.decode(ids, clean_up_tokenization_spaces=True)
-    assert ours.decode(ours.encode("I do not know")) == "[CLS] i don't know [SEP]"
-    ids = ours.encode("Hello, world!")
+    assert ours.decode(ours.encode("I do not know", add_special_tokens=True)) == (
+        "[CLS] i don't know [SEP]"
+    )
+    ids = ours.encode("Hello, world!", add_special_tokens=True)
     assert ours.decode(torch.tensor(ids)) == ours.decode(tuple(ids)) == "[CLS] hello, world! [SEP]"
     assert ours.decode(ids, skip_special_tokens=True) == "hello, world!"
     assert ours.convert_ids_to_tokens(torch.tensor(7592)) == "hello"
@@ -539,11 +541,11 @@ def test_save_and_reload_keep_added_and_special_tokens(fixtures, tmp_path):
     }
     assert (tmp_path / "vocab.txt").read_bytes() == V.read_bytes()
     text = "a newword<ent>b zzqx </ent> Hello"
-    expected = tok.encode(text)
+    expected = tok.encode(text, add_special_tokens=True)
     assert expected[2:8] == [30522, 30524, 1038, 30523, 30525, 7592]
 
     again = BertTokenizer.from_pretrained(tmp_path)
-    assert again.encode(text) == expected
+    assert again.encode(text, add_special_tokens=True) == expected
     assert again.additional_special_tokens == ["<ent>", "</ent>"]
     assert again.max_len == 128 and len(again) == len(tok) == 30526
     assert again.decode(expected, skip_special_tokens=True) == "a newword b zzqx hello"
@@ -568,7 +570,7 @@ def test_reads_directories_saved_by_references(fixtures, tmp_path):
         slow.add_special_tokens({"additional_special_tokens": ["<ent>"]})
         slow.save_pretrained(str(tmp_path / "slow"))
         ours = BertTokenizer.from_pretrained(tmp_path / "slow")
-        assert ours.encode(text) == slow.encode(text)
+        assert ours.encode(text, add_special_tokens=True) == slow.encode(text)
         assert ours.additional_special_tokens == ["<ent>"] and ours.max_len == 64
     ours = BertTokenizer.from_pretrained(V, do_lower_case=False)  # a vocabulary file
     assert ours.tokenize("Hello world") == ["[UNK]", "world"] and len(ours) == 30522

@@ -174,9 +174,13 @@ def test_tokens_and_ids_match_transformers(
     for text in sample:
         tokens = _ref_tokens(ref, text, lang)
         assert ours.tokenize(text) == tokens, text
-        assert ours.encode(text) == [bos, *ref.convert_tokens_to_ids(tokens), sep], text
+        assert ours.encode(text, add_special_tokens=True) == [
+            bos,
+            *ref.convert_tokens_to_ids(tokens),
+            sep,
+        ], text
         if lang == "en":
-            assert ours.encode(text) == ref.encode(text), text
+            assert ours.encode(text, add_special_tokens=True) == ref.encode(text), text
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -210,8 +214,8 @@ def test_special_tokens_and_templates(files: tuple[str, str]) -> None:
     assert ours.all_special_ids == list(ref.all_special_ids)
     assert (ours.cls_token, ours.sep_token, ours.mask_token) == ("</s>", "</s>", "<special1>")
     a, b = "Hello there, friend.", "Bonjour <special0> tout le monde !"
-    assert ours.encode(a) == ref.encode(a)
-    assert ours.encode(a, b) == ref.encode(a, b)
+    assert ours.encode(a, add_special_tokens=True) == ref.encode(a)
+    assert ours.encode(a, b, add_special_tokens=True) == ref.encode(a, b)
     assert ours.encode(a, add_special_tokens=False) == ref.encode(a, add_special_tokens=False)
     mine, theirs = ours.encode_plus(a, b), ref(a, b, return_token_type_ids=True)
     assert mine["token_type_ids"] == theirs["token_type_ids"]

@@ -185,7 +185,9 @@ def test_spm5_oracle_is_from_pretrained(fixtures, tmp_path):
         oracle = _spm5(str(fixtures / model))
         assert len(real) == len(oracle) and real.all_special_tokens == oracle.all_special_tokens
         for text in SENTENCES + _lines(fixtures, "botchan.txt", 300):
-            assert real.encode(text, "a <sep> b") == oracle.encode(text, "a <sep> b")
+            assert real.encode(text, "a <sep> b", add_special_tokens=True) == oracle.encode(
+                text, "a <sep> b"
+            )
 
 
 # ---------------------------------------------------------------------- corpora
@@ -211,7 +213,7 @@ def test_corpus_ids_match_hub(fixtures, option):
     hub = _hub(str(fixtures / "xlnet-base-cased"), **OPTIONS[option])
     for corpus in CORPORA:
         for line in _lines(fixtures, corpus, HUB_LINES):
-            assert ours.encode(line) == hub.encode(line), line
+            assert ours.encode(line, add_special_tokens=True) == hub.encode(line), line
 
 
 def test_hf_test_model_matches_spm5(fixtures, tmp_path):
@@ -227,7 +229,7 @@ def test_hf_test_model_matches_spm5(fixtures, tmp_path):
         for line, pair in zip(lines, lines[1:]):
             if not pair:  # transformers drops an empty text_pair; we encode A <sep> <sep> <cls>
                 pair = None
-            assert ours.encode(line, pair) == ref.encode(line, pair), line
+            assert ours.encode(line, pair, add_special_tokens=True) == ref.encode(line, pair), line
 
 
 # ---------------------------------------------------------------------- sentences, pairs
@@ -256,7 +258,7 @@ def test_sentences_and_pairs_match_hub(fixtures, option):
         # unknown pieces (Hangul here) are the text itself: NFKD-decomposed in the Rust
         # reference, as sentencepiece leaves it in ours and 1.0; their ids agree (<unk>)
         assert [nfc(t) for t in ours.tokenize(text)] == [nfc(t) for t in hub.tokenize(text)]
-        assert ours.encode(text) == hub.encode(text), text
+        assert ours.encode(text, add_special_tokens=True) == hub.encode(text), text
         ids = ours.encode(text)
         assert ours.decode(ids, clean_up_tokenization_spaces=False) == hub.decode(ids)
         # 1.0 and ours strip both ends of the text; the Rust decoder only the first space
@@ -278,16 +280,17 @@ def test_template_matches_1_0_examples(fixtures):
     a, b = "The first text, 1,000 words.", "A second one."
     sep, cls = old.convert_tokens_to_ids(["<sep>", "<cls>"])
     ids_a, ids_b = old.encode(a), old.encode(b)
-    assert ours.encode(a, b) == ids_a + [sep] + ids_b + [sep, cls]
-    assert ours.encode(a) == ids_a + [sep, cls]
+    assert ours.encode(a) == ids_a  # 1.0's encode: no special tokens by default
+    assert ours.encode(a, b, add_special_tokens=True) == ids_a + [sep] + ids_b + [sep, cls]
+    assert ours.encode(a, add_special_tokens=True) == ids_a + [sep, cls]
     types = [ptt.tokenization_xlnet.SEG_ID_A] * (len(ids_a) + 1)
     types += [ptt.tokenization_xlnet.SEG_ID_B] * (len(ids_b) + 1)
     types += [ptt.tokenization_xlnet.SEG_ID_CLS]
     assert ours.create_token_type_ids(ids_a, ids_b) == types
     assert ours.get_special_tokens_mask(ids_a, ids_b) == [
-        int(i in (sep, cls)) for i in ours.encode(a, b)
+        int(i in (sep, cls)) for i in ours.encode(a, b, add_special_tokens=True)
     ]
-    built = ours.encode(a, b)
+    built = ours.encode(a, b, add_special_tokens=True)
     assert ours.get_special_tokens_mask(built, already_has_special_tokens=True) == [
         int(i in (sep, cls)) for i in built
     ]
@@ -366,8 +369,8 @@ def test_known_differences_from_spm5(fixtures):
     assert hub.decode(ids, skip_special_tokens=True) == "emoji "
     # an empty text_pair: a pair for us, dropped by transformers 5 (1.0 had no pairs)
     sep, cls = ours.sep_token_id, ours.cls_token_id
-    assert ours.encode("a", "") == ours.encode("a", add_special_tokens=False) + [sep, sep, cls]
-    assert hub.encode("a", "") == hub.encode("a") == ours.encode("a")
+    assert ours.encode("a", "", add_special_tokens=True) == ours.encode("a") + [sep, sep, cls]
+    assert hub.encode("a", "") == hub.encode("a") == ours.encode("a", add_special_tokens=True)
 
 
 # ---------------------------------------------------------------------- sampling
@@ -430,7 +433,9 @@ def test_save_and_reload(fixtures, tmp_path):
 
     pytest.importorskip("google.protobuf")  # transformers 5 reads a spiece.model with it
     hub = transformers.XLNetTokenizer.from_pretrained(str(tmp_path / "ours"))
-    assert hub.encode("hello world, 1,000") == again.encode("Hello World, 1,000")
+    assert hub.encode("hello world, 1,000") == again.encode(
+        "Hello World, 1,000", add_special_tokens=True
+    )
 
 
 def test_from_pretrained_reads_reference_directories(fixtures, tmp_path):
@@ -447,7 +452,9 @@ def test_from_pretrained_reads_reference_directories(fixtures, tmp_path):
     shutil.copy(model, tmp_path / "hub" / "spiece.model")
     from_hub = XLNetTokenizer.from_pretrained(tmp_path / "hub")
     assert from_hub.do_lower_case and from_hub.additional_special_tokens == ["<eop>", "<eod>"]
-    assert from_hub.encode("Hello World, 1,000", "b") == hub.encode("Hello World, 1,000", "b")
+    assert from_hub.encode("Hello World, 1,000", "b", add_special_tokens=True) == hub.encode(
+        "Hello World, 1,000", "b"
+    )
     assert XLNetTokenizer.from_pretrained(model).vocab_size == 32000  # the model file itself
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "PretrainedConfig",
     "ConfigError",
     "ConfigTypeError",
+    "ConfigFrozenError",
     "Ints",
     "Floats",
     "OneOf",
@@ -199,6 +200,7 @@ DROPOUT = Floats(0, 1, hi_open=True)
 NON_NEGATIVE = Floats(0)
 """A finite float >= 0 (init std, LayerNorm epsilon)."""
 ACTIVATION = Activation()
+"""An activation name (or a callable)."""
 
 GPT_FAMILY_CONSTRAINTS: Mapping[str, Any] = {
     **{
@@ -212,18 +214,65 @@ GPT_FAMILY_CONSTRAINTS: Mapping[str, Any] = {
     "summary_first_dropout": DROPOUT,
 }
 """The fields OpenAI GPT and GPT-2 share, with their constraints."""
-"""An activation name (or a callable)."""
+
+
+class _ConfigMeta(type):
+    """Gives config constructors pytorch-transformers 1.0's spellings.
+
+    ``BertConfig(path)`` and ``BertConfig(vocab_size_or_config_json_file=...)`` (an int
+    or the path of a config.json) build the config as 1.0 did; and assigning to a field
+    after construction raises :class:`ConfigFrozenError` with the ptfunc spelling.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if "__setattr__" not in cls.__dict__ or cls.__dict__["__setattr__"] is not _refuse_set:
+            cls.__setattr__ = _refuse_set  # replaces the dataclass's own, once per class
+        if "vocab_size_or_config_json_file" in kwargs:
+            if args:
+                raise ConfigTypeError(
+                    f"{cls.__name__}: pass the vocabulary size (or config file) once, "
+                    "positionally or as vocab_size_or_config_json_file"
+                )
+            args = (kwargs.pop("vocab_size_or_config_json_file"),)
+        if args and isinstance(args[0], (str, os.PathLike)):
+            if len(args) > 1:
+                raise ConfigTypeError(
+                    f"{cls.__name__}({args[0]!r}, ...): with a config file path, give the "
+                    "other fields by keyword"
+                )
+            return cls.from_json_file(args[0], **kwargs)  # type: ignore[attr-defined]
+        return super().__call__(*args, **kwargs)
+
+
+class ConfigFrozenError(dataclasses.FrozenInstanceError):
+    """Assignment to a config field: configs are immutable (also an ``AttributeError``)."""
+
+
+def _refuse_set(self: Any, name: str, value: Any) -> None:
+    owner = type(self).__name__
+    how = f"config = config.replace({name}={value!r})"
+    if name in ("output_attentions", "output_hidden_states"):
+        how += f", or pass {name}={value!r} to model.apply for one call"
+    raise ConfigFrozenError(
+        f"{owner}.{name} cannot be assigned: ptfunc configs are immutable (a model is a "
+        f"static object hashed by its config, as in JAX). Write {how}; build the model "
+        "again from the new config (the params are unchanged)."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
-class PretrainedConfig:
+class PretrainedConfig(metaclass=_ConfigMeta):
     """Fields shared by every config (keyword-only, after each model's own fields).
 
     Attributes:
         num_labels: classes of a classification head (1 = regression).
         output_attentions: default for the ``output_attentions`` call option.
         output_hidden_states: default for the ``output_hidden_states`` call option.
-        torchscript: kept for compatibility with 1.0 config files; unused.
+        torchscript: must be False. 1.0's ``torchscript=True`` untied the weights and
+            returned tuples so that ``torch.jit.trace`` could run; ptfunc's ``apply`` is a
+            pure function whose outputs are tuples already: trace or export it directly
+            (``torch.jit.trace`` / ``torch.export.export``, see
+            docs/migrating-from-pytorch-transformers.md).
         finetuning_task: name of the task a checkpoint was fine-tuned on.
         pruned_heads: ``{layer: [original head indices]}`` removed by ``prune_heads``.
         extra: keys of the file that do not concern the model, written back unchanged.
@@ -260,14 +309,29 @@ class PretrainedConfig:
     ``(("vocab_size", "hidden_size"), (12, "num_hidden_layers", "hidden_size", "hidden_size"))``."""
 
     def __getattr__(self, name: str) -> Any:
-        """Read an alias (``hidden_size`` for ``n_embd``...) as the field it names."""
-        target = type(self).aliases.get(name) if not name.startswith("_") else None
-        if target is None:
+        """Read an alias (``hidden_size`` for ``n_embd``...) as the field it names, or a
+        key of the config file kept in :attr:`extra` (1.0 made every key an attribute)."""
+        if name.startswith("_") or name == "extra":
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return getattr(self, target)
+        target = type(self).aliases.get(name)
+        if target is not None:
+            return getattr(self, target)
+        extra = self.__dict__.get("extra", {})
+        if name in extra:
+            return extra[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        if self.torchscript is True:
+            raise ConfigError(
+                f"{owner}(torchscript=True): pytorch-transformers 1.0's switch for "
+                "torch.jit.trace is not needed in ptfunc: model.apply is a pure function "
+                "with tuple outputs, so trace it (torch.jit.trace(lambda ids: "
+                "model.apply(params, ids).to_tuple(), (ids,))) or export it "
+                "(torch.export.export); for a config file that says so, pass "
+                "torchscript=False"
+            )
         hints = typing.get_type_hints(type(self))
         fields = [f for f in dataclasses.fields(self) if f.name != "extra"]
         for f in fields:

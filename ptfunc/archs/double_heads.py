@@ -8,7 +8,7 @@ Inputs are (b, n_choices, s); the transformer runs on the flattened
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -16,33 +16,30 @@ from torch import Tensor
 from ..layers import embedding, losses, sequence_summary
 from ..random import Key, split_for_dropout
 from ..tree import Params
+from .output_tuple import output_family
 
 __all__ = ["DoubleHeadsOutput", "DoubleHeadsOutputWithLoss", "init_head", "apply"]
 
 _PER_TOKEN = ("attention_mask", "token_type_ids", "position_ids")
 
 
-class DoubleHeadsOutput(NamedTuple):
-    """logits (b, n_choices, s, V); mc_logits (b, n_choices); presents (GPT-2) or ()."""
-
-    logits: Tensor
-    mc_logits: Tensor
-    presents: tuple
-    hidden_states: tuple
-    attentions: tuple
-
-
-class DoubleHeadsOutputWithLoss(NamedTuple):
-    """loss = lm_loss + mc_loss over the labels given; a loss whose labels were not given is 0."""
-
-    loss: Tensor
-    lm_loss: Tensor
-    mc_loss: Tensor
-    logits: Tensor
-    mc_logits: Tensor
-    presents: tuple
-    hidden_states: tuple
-    attentions: tuple
+DoubleHeadsOutput = output_family(
+    "DoubleHeadsOutput",
+    "loss? mc_loss? logits mc_logits presents? hidden_states? attentions?",
+    "loss: LM loss (scalar float32), when lm_labels/labels are given; mc_loss: the "
+    "multiple-choice loss, when mc_labels are given (1.0's (lm_loss, mc_loss, ...) order; "
+    "the seed's recipe is loss = lm_coef * out.loss + out.mc_loss); logits (b, n_choices, s, "
+    "V); mc_logits (b, n_choices); presents (GPT-2 only): per layer (2, b * n_choices, heads, "
+    "s, head_dim); hidden_states: n_layer + 1 tensors (b, n_choices, s, d); attentions: per "
+    "layer (b * n_choices, heads, s, s) (OpenAI GPT) or (b, n_choices, heads, s, s) (GPT-2), "
+    "as pytorch-transformers 1.0 shaped them.",
+    loss_name="DoubleHeadsOutputWithLoss",
+    loss_fields=("loss", "mc_loss"),
+)
+DoubleHeadsOutput.lm_loss = property(lambda self: self.loss, doc="the LM loss (= loss)")
+DoubleHeadsOutputWithLoss = DoubleHeadsOutput  # one family, two names
+for _variant in DoubleHeadsOutput._variants.values():
+    _variant.lm_loss = DoubleHeadsOutput.lm_loss
 
 
 def init_head(key: Key, c: Any) -> Params:
@@ -82,10 +79,12 @@ def apply(
     train: bool,
     key: Key | None,
     options: dict[str, Any],
+    choice_attentions: bool = False,
 ) -> Any:
     """Run both heads. ``run(params, ids (b*n, s), train=, key=, **options)`` returns
     ``(hidden (b*n, s, d), presents, hidden_states, attentions)``; ``embed`` names the
-    token-embedding leaf under ``params["transformer"]``."""
+    token-embedding leaf under ``params["transformer"]``; ``choice_attentions`` shapes the
+    attentions (b, n_choices, heads, s, s), as 1.0's GPT-2 did."""
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
         got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
         raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
@@ -113,10 +112,10 @@ def apply(
         key=k_head,
         train=train,
     ).squeeze(-1)
-    rest = (logits, mc_logits, presents, hidden, att)
-    if lm_labels is None and mc_labels is None:
-        return DoubleHeadsOutput(*rest)
-    zero = torch.zeros((), dtype=torch.float32, device=logits.device)
-    lm = zero if lm_labels is None else lm_loss(logits, lm_labels)
-    mc = zero if mc_labels is None else losses.cross_entropy(mc_logits, mc_labels)
-    return DoubleHeadsOutputWithLoss(lm + mc, lm, mc, *rest)
+    # pytorch-transformers 1.0's shapes: hidden states per choice; GPT-2's attentions too
+    hidden = tuple(t.reshape(b, n, s, -1) for t in hidden)
+    if choice_attentions:
+        att = tuple(t.reshape(b, n, *t.shape[1:]) for t in att)
+    lm = None if lm_labels is None else lm_loss(logits, lm_labels)
+    mc = None if mc_labels is None else losses.cross_entropy(mc_logits, mc_labels)
+    return DoubleHeadsOutput.make(lm, mc, logits, mc_logits, presents, hidden, att)

@@ -11,16 +11,15 @@ under ``torch.compile``), values (ids in the vocabulary, token types, positions)
 ``validate=True``, the default, and the values can be read (eager mode, outside
 ``torch.func`` transforms). ``apply(..., validate=False)`` skips the value checks.
 
-Outputs are NamedTuples holding tensors only. Optional outputs that were not
-asked for (``hidden_states``, ``attentions``) are empty tuples rather than
-``None``, so ``vmap`` and ``torch.compile`` accept the whole output. With labels
-the output is the ``...WithLoss`` twin whose first field is ``loss``, as the
-seed put the loss first in its tuples.
+Outputs are NamedTuples holding tensors only, indexed as pytorch-transformers 1.0's
+tuples: the fields that a call does not return (``loss`` without labels,
+``hidden_states`` / ``attentions`` unless asked for) are left out of the tuple, so
+``out[i]``, ``out[-1]`` and unpacking give 1.0's elements, and read by name as ``()``
+or ``None`` (:mod:`ptfunc.archs.output_tuple`). ``out.to_tuple()`` is the plain tuple.
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -29,6 +28,7 @@ from torch import Tensor
 from ..random import Key
 from ..tree import Params
 from .config import PretrainedConfig
+from .output_tuple import OutputFamily, output_family
 
 __all__ = ["Model", "output_types", "check_options"]
 
@@ -111,11 +111,14 @@ class Model:
 
         return from_pretrained(name_or_path, cls, **kwargs)
 
-    def save_pretrained(self, save_directory: Any, params: Params) -> None:
-        """Write config.json and model.safetensors; see :func:`ptfunc.io.save_pretrained`."""
+    def save_pretrained(
+        self, save_directory: Any, params: Params, *, format: str = "safetensors"
+    ) -> None:
+        """Write config.json and the weights (``format="pt1"``: 1.0's pytorch_model.bin);
+        see :func:`ptfunc.io.save_pretrained`."""
         from ..io import save_pretrained
 
-        save_pretrained(save_directory, self, params)
+        save_pretrained(save_directory, self, params, format=format)
 
     def resize_token_embeddings(self, params: Params, new_num_tokens: int, *, key: Key):
         """Pure vocabulary resize: returns ``(model, params)``; see :mod:`ptfunc.archs.resize`."""
@@ -136,25 +139,25 @@ class Model:
         return hash((type(self), self.config))
 
 
-def output_types(name: str, fields: str, doc: str) -> tuple[type, type]:
-    """Make an output NamedTuple and its ``WithLoss`` twin (``loss`` first).
+def output_types(name: str, fields: str, doc: str) -> type[OutputFamily]:
+    """Define a model's output family: ``loss`` first when labels are given (``name +
+    "WithLoss"``), then ``fields``; ``hidden_states`` and ``attentions`` are optional.
 
     Args:
         name: type name, e.g. ``"MaskedLMOutput"``.
-        fields: space-separated field names, without ``loss``.
+        fields: space-separated field names, without ``loss``; ``name?`` marks another
+            optional field (see :mod:`ptfunc.archs.output_tuple`).
         doc: docstring (shapes of each field).
     """
-    plain = collections.namedtuple(name, fields)
-    with_loss = collections.namedtuple(name + "WithLoss", "loss " + fields)
-    plain.__doc__ = doc
-    with_loss.__doc__ = doc + "\n\nloss: scalar float32 tensor, first, as in pytorch-transformers."
-    return plain, with_loss
+    optional = {"hidden_states", "attentions"}
+    marked = " ".join(f + "?" if f in optional else f for f in fields.split())
+    doc_loss = doc + "\n\nloss: scalar float32 tensor, first, as in pytorch-transformers."
+    return output_family(name, "loss? " + marked, doc_loss, loss_name=name + "WithLoss")
 
 
-def make_output(types: tuple[type, type], loss: Tensor | None, *values: Any) -> Any:
-    """Instantiate the plain type, or the ``WithLoss`` twin when ``loss`` is not None."""
-    plain, with_loss = types
-    return plain(*values) if loss is None else with_loss(loss, *values)
+def make_output(family: type[OutputFamily], loss: Tensor | None, *values: Any) -> Any:
+    """The output of ``family`` holding ``loss`` (left out when None) and ``values``."""
+    return family.make(loss, *values)
 
 
 def check_options(owner: str, options: Mapping[str, Any], accepted: Collection[str]) -> None:

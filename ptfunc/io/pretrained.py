@@ -276,9 +276,14 @@ def _cast_params(params: Params, dtype: torch.dtype | None, device: Any) -> Para
 
 
 def model_config_dict(model: Any) -> dict[str, Any]:
-    """``model.config.to_dict()`` with ``architectures`` naming the model's class."""
+    """``model.config.to_dict()`` with ``architectures`` naming the model's class, as today's
+    ``transformers`` reads it: XLNet's ``ff_activation="gelu"`` (the seed's tanh form) is
+    written ``"gelu_new"``, the name ``transformers`` gives that form (its ``"gelu"`` is
+    the erf form), so ``transformers`` computes what ptfunc does."""
     config = model.config.to_dict()
     config["architectures"] = [type(model).__name__]
+    if config.get("model_type") == "xlnet" and config.get("ff_activation") == "gelu":
+        config["ff_activation"] = "gelu_new"
     return config
 
 
@@ -304,41 +309,79 @@ def pretrained_files(model: Any, params: Params) -> dict[str, str | bytes]:
 def superseded_files(directory: str | os.PathLike[str], names: Any) -> list[str]:
     """Files of ``directory`` that writing ``names`` makes stale: they must go with the save.
 
-    A ``model.safetensors.index.json`` (a sharded save) wins over ``model.safetensors``
-    in :func:`weight_files`, so writing a single ``model.safetensors`` beside it would
-    load the old shards with the new config; the shards it names go, then the index (last,
-    so that a save killed half-way leaves the index for the next save to find them by).
+    :func:`weight_files` reads the first of :data:`WEIGHT_CANDIDATES` present, so every
+    weight file that outranks the one written would load instead of it (old weights with
+    the new config): a ``model.safetensors.index.json`` with its shards over a new
+    ``model.safetensors``, and any safetensors file over a new ``pytorch_model.bin``.
+    They go, each index after its shards (so that a save killed half-way leaves the index
+    for the next save to find them by).
     """
     directory = Path(directory)
-    index = directory / WEIGHT_CANDIDATES[0]
-    if SAFE_WEIGHTS_NAME not in names or index.name in names or not index.is_file():
+    ranks = [WEIGHT_CANDIDATES.index(n) for n in names if n in WEIGHT_CANDIDATES]
+    if not ranks:
         return []
     stale: list[str] = []
-    try:
-        shards = read_weight_index(index)
-    except CheckpointError:
-        shards = []
-    for shard in shards:
-        name = shard.relative_to(directory).as_posix()
-        if "/" not in name and name not in names and name not in stale and shard.is_file():
-            stale.append(name)
-    return [*stale, index.name]
+    for candidate in WEIGHT_CANDIDATES[: min(ranks)]:
+        path = directory / candidate
+        if candidate in names or not path.is_file():
+            continue
+        if candidate.endswith(".index.json"):
+            try:
+                shards = read_weight_index(path)
+            except CheckpointError:
+                shards = []
+            for shard in shards:
+                name = shard.relative_to(directory).as_posix()
+                if "/" not in name and name not in names and name not in stale and shard.is_file():
+                    stale.append(name)
+        stale.append(candidate)
+    return stale
 
 
-def save_pretrained(directory: str | os.PathLike[str], model: Any, params: Params) -> None:
-    """Write ``config.json`` and ``model.safetensors`` (today's layout) as one atomic save.
+def save_pretrained(
+    directory: str | os.PathLike[str],
+    model: Any,
+    params: Params,
+    *,
+    format: str = "safetensors",
+) -> None:
+    """Write ``config.json`` and the weights as one atomic save.
+
+    Args:
+        directory: created, or updated in place.
+        model, params: what to save.
+        format: ``"safetensors"`` (default): today's layout, ``model.safetensors`` and a
+            config that today's ``transformers`` reads. ``"pt1"`` (or
+            ``"pytorch-transformers"``): pytorch-transformers 1.0's layout, which 1.0's
+            ``from_pretrained`` reads (it cannot read safetensors): ``pytorch_model.bin``
+            with the tied copies written out and 1.0's config field names (see
+            :mod:`ptfunc.io.convert.export`). A weight file that would outrank the new
+            one when loading (a safetensors file beside a new ``pytorch_model.bin``)
+            goes with the save.
 
     A new directory is written under a staging name and renamed into place; into an
-    existing one, both files are written to temporary names first and committed
-    together (see :mod:`ptfunc._atomic`), its other files are kept, and a sharded
-    index with its shards that the new weights supersede is removed. A failure, or a
-    kill at any point, leaves the previous model or the new one (or a directory that
-    :func:`from_pretrained` refuses with ``CheckpointError``), never a mix of the two.
+    existing one, the files are written to temporary names first and committed
+    together (see :mod:`ptfunc._atomic`), its other files are kept, and weight files
+    the new ones supersede are removed. A failure, or a kill at any point, leaves the
+    previous model or the new one (or a directory that :func:`from_pretrained` refuses
+    with ``CheckpointError``), never a mix of the two.
 
-    The weights carry the seed's names; tied copies are left out, as
-    ``transformers`` does, so ``transformers``' ``from_pretrained`` loads the
+    The weights carry the seed's names; in the default format tied copies are left
+    out, as ``transformers`` does, so ``transformers``' ``from_pretrained`` loads the
     directory to identical outputs.
+
+    Raises:
+        ValueError: an unknown ``format``; ``"pt1"`` of a model with pruned heads.
     """
     directory = Path(directory)
-    files = pretrained_files(model, params)
+    if format == "safetensors":
+        files = pretrained_files(model, params)
+    elif format in ("pt1", "pytorch-transformers"):
+        from .convert.export import layout_files
+
+        files = layout_files(model, params, "pytorch-transformers")
+    else:
+        raise ValueError(
+            f"format must be 'safetensors' or 'pt1' (pytorch-transformers 1.0), got {format!r}"
+        )
     save_directory(directory, files, remove=superseded_files(directory, files))

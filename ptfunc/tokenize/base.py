@@ -681,21 +681,26 @@ class PreTrainedTokenizer:
         self,
         text: TextInput,
         text_pair: TextInput | None = None,
-        add_special_tokens: bool = True,
+        add_special_tokens: bool = False,
         *,
         truncation: bool | str | None = None,
         max_length: int | None = None,
     ) -> list[int]:
-        """Ids of a text, or of a pair of texts, with the model's special tokens.
+        """Ids of a text, or of a pair of texts (concatenated).
 
-        Today's behaviour: for BERT ``encode("a", "b")`` is ``[CLS] a [SEP] b [SEP]``
-        (pytorch-transformers 1.0's ``encode(text)`` had no pair and no special tokens:
-        pass ``add_special_tokens=False`` for that).
+        The default is pytorch-transformers 1.0's: **no special tokens**
+        (``encode("a")`` is the ids of ``a`` alone), so 1.0 code gives the same ids.
+        Today's ``transformers`` changed that default: its ``encode("a")`` is
+        ``[CLS] a [SEP]`` for BERT. Pass ``add_special_tokens=True`` for the model's
+        template, or use ``tokenizer(text)`` / :meth:`encode_plus` / :meth:`batch_encode`,
+        which add them by default as today's ``transformers`` does.
 
         Args:
             text: first sequence.
-            text_pair: optional second sequence.
-            add_special_tokens: insert the special tokens of the model's template.
+            text_pair: optional second sequence (1.0 returned the two id lists as a
+                tuple here without special tokens; ptfunc returns one list, as today).
+            add_special_tokens: insert the special tokens of the model's template
+                (for BERT ``[CLS] a [SEP] b [SEP]``).
             truncation: as in :meth:`batch_encode`.
             max_length: as in :meth:`batch_encode`.
 

@@ -283,7 +283,9 @@ class BertTokenizer(PreTrainedTokenizer):
         ...     ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s"])})
         >>> tok.tokenize("Hello, worlds!")
         ['hello', '[UNK]', 'world', '##s', '[UNK]']
-        >>> tok.encode("hello", "worlds")
+        >>> tok.encode("hello worlds")  # pytorch-transformers 1.0's default: no special tokens
+        [5, 6, 7]
+        >>> tok.encode("hello", "worlds", add_special_tokens=True)
         [2, 5, 3, 6, 7, 3]
     """
 

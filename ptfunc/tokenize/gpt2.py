@@ -4,16 +4,19 @@ The text is cut by GPT-2's pre-split pattern (English contractions, letter runs,
 runs, other-symbol runs, each with one optional leading space, and whitespace runs); each
 chunk's UTF-8 bytes are mapped to printable characters (:func:`bytes_to_unicode`) and
 merged by BPE. Every byte is in the vocabulary, so no text is unknown and
-``decode(encode(text)) == text`` (a lone surrogate, which UTF-8 cannot encode, is read as
-U+FFFD: see :mod:`.base`). The merge loop is O(n log n) in a chunk's length
+``decode(encode(text), clean_up_tokenization_spaces=False) == text`` (a lone surrogate,
+which UTF-8 cannot encode, is read as U+FFFD: see :mod:`.base`). ``decode`` cleans up
+spaces before punctuation by default (``"don 't" -> "don't"``), as pytorch-transformers
+1.0 did; today's ``transformers`` does not for GPT-2 (pass
+``clean_up_tokenization_spaces=False`` for its output and for an exact round trip).
+The merge loop is O(n log n) in a chunk's length
 (:func:`._bpe.merge_symbols`): a megabyte of letters without a space, one chunk, encodes
 in seconds; the classic loop (pytorch-transformers 1.0's) is quadratic, a minute for
 100,000 letters.
 
 Differences from pytorch-transformers 1.0 (all as today's ``transformers``):
 the text around added / special tokens keeps its spaces (1.0 stripped them, issue #1698);
-``unk_token`` defaults to ``<|endoftext|>``; ``decode`` does not clean up spaces by
-default (``clean_up_tokenization_spaces=False``). Added tokens decode to their own text
+``unk_token`` defaults to ``<|endoftext|>``. Added tokens decode to their own text
 (today's ``transformers`` byte-decodes them, garbling non-ASCII added tokens).
 """
 
@@ -156,15 +159,6 @@ class GPT2Tokenizer(PreTrainedTokenizer):
                 byte = to_byte.get(char)
                 out += char.encode("utf-8") if byte is None else bytes((byte,))
         return out.decode("utf-8", errors=self.errors)
-
-    def decode(
-        self,
-        token_ids: Any,
-        skip_special_tokens: bool = False,
-        clean_up_tokenization_spaces: bool = False,
-    ) -> str:
-        """Turn ids back into text; no space clean-up by default, so decode inverts encode."""
-        return super().decode(token_ids, skip_special_tokens, clean_up_tokenization_spaces)
 
     def _vocabulary_files(self) -> dict[str, str | bytes]:
         return {

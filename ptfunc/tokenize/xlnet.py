@@ -148,8 +148,10 @@ class XLNetTokenizer(PreTrainedTokenizer):
         >>> tok = XLNetTokenizer("xlnet-base-cased/spiece.model")  # doctest: +SKIP
         >>> tok.tokenize("Hello, 1,000 worlds")  # doctest: +SKIP
         ['▁Hello', ',', '▁1', ',', '000', '▁worlds']
-        >>> tok.encode("Hello", "world")  # A <sep> B <sep> <cls>  # doctest: +SKIP
+        >>> tok.encode("Hello", "world", add_special_tokens=True)  # doctest: +SKIP
         [17, 11368, 4, 185, 4, 3]
+
+    (``A <sep> B <sep> <cls>`` with the special tokens.)
     """
 
     vocab_files_names = VOCAB_FILES_NAMES

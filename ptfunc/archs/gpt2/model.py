@@ -356,4 +356,5 @@ class GPT2DoubleHeadsModel(ParamTransforms, Model):
             train=train,
             key=key,
             options=options,
+            choice_attentions=True,
         )

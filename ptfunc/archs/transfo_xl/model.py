@@ -42,7 +42,7 @@ Decisions on the seed's quirks (each is tested):
   ``cutoffs`` are set) and ``loss`` their mean over counted positions (4.46.3
   averages the nonzero entries instead, and overwrites a label with
   ``eos_token_id`` when a row has none; ptfunc returns 0 for nothing counted).
-  With labels ``prediction_scores`` is ``()``, as in 4.46.3.
+  With labels ``prediction_scores`` is left out (reads as None), as in 4.46.3.
 * **Sampled softmax** (``sample_softmax > 0``) is refused: it crashes in 1.0
   (``tie_weights`` reads ``word_emb.weight``, which ``AdaptiveEmbedding`` lacks)
   and 4.x asserts it away, so there is no behaviour to match.
@@ -57,7 +57,7 @@ Decisions on the seed's quirks (each is tested):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -68,6 +68,7 @@ from ...random import Key, split, split_for_dropout
 from ...tree import Params, from_flat_dict, to_flat_dict
 from .. import inputs
 from ..model import Model
+from ..output_tuple import output_family
 from .config import TransfoXLConfig
 from .layer import apply_layer, attention_mask, init_layer, position_table, seed_initializers
 from .resize import resize_last_cluster
@@ -83,37 +84,24 @@ __all__ = [
 Mems = Sequence[Tensor]
 
 
-class TransfoXLModelOutput(NamedTuple):
-    """last_hidden_state (b, s, d_model); mems: tuple of n_layer (mem_len', b, d_model)
-    (time-major); hidden_states: n_layer + 1 tensors (b, s, d_model) or ();
-    attentions: n_layer tensors (b, n_head, s, mlen + s) or ()."""
-
-    last_hidden_state: Tensor
-    mems: tuple[Tensor, ...]
-    hidden_states: tuple[Tensor, ...]
-    attentions: tuple[Tensor, ...]
-
-
-class TransfoXLLMHeadModelOutput(NamedTuple):
-    """prediction_scores: log-probabilities (b, s, n_token); the rest as TransfoXLModelOutput."""
-
-    prediction_scores: Tensor
-    mems: tuple[Tensor, ...]
-    hidden_states: tuple[Tensor, ...]
-    attentions: tuple[Tensor, ...]
-
-
-class TransfoXLLMHeadModelOutputWithLoss(NamedTuple):
-    """loss: scalar mean NLL (float32 at least); prediction_scores: () (not computed with
-    labels); losses: (b, s-1) NLL of labels[:, 1:], or (b, s) of targets (0 where ignored);
-    the rest as TransfoXLModelOutput."""
-
-    loss: Tensor
-    prediction_scores: tuple
-    losses: Tensor
-    mems: tuple[Tensor, ...]
-    hidden_states: tuple[Tensor, ...]
-    attentions: tuple[Tensor, ...]
+TransfoXLModelOutput = output_family(
+    "TransfoXLModelOutput",
+    "last_hidden_state mems hidden_states? attentions?",
+    "last_hidden_state (b, s, d_model); mems: tuple of n_layer (mem_len', b, d_model) "
+    "(time-major); hidden_states: n_layer + 1 tensors (b, s, d_model) when asked; "
+    "attentions: n_layer tensors (b, n_head, s, mlen + s) when asked.",
+)
+TransfoXLLMHeadModelOutput = output_family(
+    "TransfoXLLMHeadModelOutput",
+    "loss? prediction_scores? losses? mems hidden_states? attentions?",
+    "Without labels: prediction_scores, log-probabilities (b, s, n_token), then the fields "
+    "of TransfoXLModelOutput. With labels or targets (type "
+    "TransfoXLLMHeadModelOutputWithLoss): loss, scalar mean NLL (float32 at least); losses: "
+    "(b, s-1) NLL of labels[:, 1:], or (b, s) of targets (0 where ignored); "
+    "prediction_scores is not computed (None).",
+    loss_name="TransfoXLLMHeadModelOutputWithLoss",
+)
+TransfoXLLMHeadModelOutputWithLoss = TransfoXLLMHeadModelOutput  # one family, two names
 
 
 _BUFFERS = ("pos_emb.inv_freq",)
@@ -267,7 +255,12 @@ def transformer(
     x = dropout.apply(x, c.dropout, key=keys[2], train=train)
     new_mems = _update_mems(c, hids, memories, detach_mems)
     hidden = tuple(hids) + (x,) if want_hidden else ()
-    return TransfoXLModelOutput(x, new_mems, hidden, tuple(probs_all))
+    return TransfoXLModelOutput.make(x, new_mems, hidden, tuple(probs_all))
+
+
+def _rest(enc: Any) -> tuple:
+    """The base model's mems, hidden_states and attentions (the latter two () if absent)."""
+    return enc.mems, enc.hidden_states, enc.attentions
 
 
 class _TransfoXLBase(Model):
@@ -430,7 +423,7 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
     * without labels -> ``TransfoXLLMHeadModelOutput(prediction_scores, mems,
       hidden_states, attentions)``, prediction_scores the log-probabilities (b, s, n_token);
     * with ``labels`` (b, s) int64, shifted inside, negative = ignored ->
-      ``TransfoXLLMHeadModelOutputWithLoss(loss, (), losses (b, s-1), mems, ...)``;
+      ``TransfoXLLMHeadModelOutputWithLoss(loss, losses (b, s-1), mems, ...)``;
     * with ``targets`` (b, s) int64 instead, the token each position predicts (no
       shift: the paper's and 1.0's convention, the ``(data, target)`` pairs of
       ``ptfunc.tokenize.LMOrderedIterator``), negative = ignored -> the same output
@@ -490,7 +483,7 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
         hidden = enc.last_hidden_state
         if labels is None and targets is None:
             scores = adaptive_softmax.log_probs(crit, hidden, c.cutoffs)
-            return TransfoXLLMHeadModelOutput(scores, *enc[1:])
+            return TransfoXLLMHeadModelOutput.make(None, scores, None, *_rest(enc))
         if labels is not None and targets is not None:
             raise ValueError("pass labels (shifted inside) or targets (not shifted), not both")
         name, given = ("labels", labels) if targets is None else ("targets", targets)
@@ -512,7 +505,7 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
         losses = adaptive_softmax.nll(crit, hidden, targets, c.cutoffs)
         counted = (targets >= 0).sum()
         loss = losses.sum() / counted.clamp(min=1).to(losses.dtype)
-        return TransfoXLLMHeadModelOutputWithLoss(loss, (), losses, *enc[1:])
+        return TransfoXLLMHeadModelOutput.make(loss, None, losses, *_rest(enc))
 
     def decode_step(
         self,

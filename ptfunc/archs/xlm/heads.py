@@ -9,7 +9,6 @@ first, as in the seed.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from typing import Any
 
 import torch
@@ -20,6 +19,7 @@ from ...random import Key
 from ...tree import Params
 from ..head import HeadModel
 from ..model import make_output, output_types
+from ..output_tuple import output_family
 from .config import XLMConfig
 from .model import BASE_OPTIONS, Encoded, XLMModel, check_config, init_transformer, transformer
 from .prune import ParamTransforms
@@ -34,7 +34,8 @@ __all__ = [
     "XLMForQuestionAnsweringLossOutput",
 ]
 
-_REST = "cache hidden_states attentions"
+_REST = "cache? hidden_states attentions"
+_BEAM = ",".join(question_answering.BeamOutput._fields)  # one optional group
 _REST_DOC = " cache, hidden_states, attentions: as XLMModel's."
 
 XLMWithLMHeadModelOutput = output_types(
@@ -43,17 +44,17 @@ XLMWithLMHeadModelOutput = output_types(
 XLMForSequenceClassificationOutput = output_types(
     "XLMForSequenceClassificationOutput", "logits " + _REST, "logits (b, num_labels);" + _REST_DOC
 )
-XLMForQuestionAnsweringOutput = namedtuple(
-    "XLMForQuestionAnsweringOutput", " ".join(question_answering.BeamOutput._fields) + " " + _REST
+XLMForQuestionAnsweringOutput = output_family(
+    "XLMForQuestionAnsweringOutput",
+    "loss? "
+    + ",".join(question_answering.BeamOutput._fields)
+    + "? cache? hidden_states? attentions?",
+    "Inference outputs: the SQuAD beam (see ptfunc.layers.question_answering.BeamOutput); "
+    "training outputs (start and end positions given, type XLMForQuestionAnsweringLossOutput): "
+    "loss (scalar float32) instead of the beam;" + _REST_DOC,
+    loss_name="XLMForQuestionAnsweringLossOutput",
 )
-XLMForQuestionAnsweringOutput.__doc__ = (
-    "Inference outputs: the SQuAD beam (see ptfunc.layers.question_answering.BeamOutput);"
-    + _REST_DOC
-)
-XLMForQuestionAnsweringLossOutput = namedtuple("XLMForQuestionAnsweringLossOutput", "loss " + _REST)
-XLMForQuestionAnsweringLossOutput.__doc__ = (
-    "Training outputs (start and end positions given): loss (scalar float32) first;" + _REST_DOC
-)
+XLMForQuestionAnsweringLossOutput = XLMForQuestionAnsweringOutput  # one family, two names
 
 
 class _XLMHead(ParamTransforms, HeadModel):
@@ -243,5 +244,6 @@ class XLMForQuestionAnswering(_XLMHead):
             eps=c.layer_norm_eps,
         )
         if isinstance(out, question_answering.BeamOutput):
-            return XLMForQuestionAnsweringOutput(*out, *enc[1:])
-        return XLMForQuestionAnsweringLossOutput(out, *enc[1:])
+            return XLMForQuestionAnsweringOutput.make(None, *out, *enc[1:])
+        no_beam = (None,) * len(question_answering.BeamOutput._fields)
+        return XLMForQuestionAnsweringOutput.make(out, *no_beam, *enc[1:])

@@ -48,7 +48,7 @@ __all__ = ["XLMModel", "XLMModelOutput", "init_transformer", "transformer", "Enc
 
 XLMModelOutput = output_types(
     "XLMModelOutput",
-    "last_hidden_state cache hidden_states attentions",
+    "last_hidden_state cache? hidden_states attentions",
     "last_hidden_state (b, s, emb_dim); cache: per layer (2, b, heads, past + s, head_dim) "
     "when a cache was given or use_cache=True, else (); hidden_states: n_layers + 1 tensors "
     "(b, s, emb_dim) when asked; attentions: per layer (b, heads, s, past + s) when asked.",

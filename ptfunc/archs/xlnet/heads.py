@@ -12,7 +12,6 @@ params' dtype; beam indices are int64.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from typing import Any
 
 import torch
@@ -23,6 +22,7 @@ from ...random import Key, split
 from ...tree import Params
 from ..head import HeadModel
 from ..model import make_output, output_types
+from ..output_tuple import output_family
 from .config import XLNetConfig
 from .model import Encoded, XLNetModel, init_transformer, transformer
 
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 _REST = "mems hidden_states attentions"
+_BEAM = ",".join(question_answering.BeamOutput._fields)  # one optional group
 _REST_DOC = " mems, hidden_states, attentions: as XLNetModel's."
 
 XLNetLMHeadModelOutput = output_types(
@@ -47,21 +48,19 @@ XLNetLMHeadModelOutput = output_types(
 XLNetForSequenceClassificationOutput = output_types(
     "XLNetForSequenceClassificationOutput", "logits " + _REST, "logits (b, num_labels);" + _REST_DOC
 )
-XLNetForQuestionAnsweringOutput = namedtuple(
-    "XLNetForQuestionAnsweringOutput", " ".join(question_answering.BeamOutput._fields) + " " + _REST
-)
-XLNetForQuestionAnsweringOutput.__doc__ = (
+XLNetForQuestionAnsweringOutput = output_family(
+    "XLNetForQuestionAnsweringOutput",
+    "loss? "
+    + ",".join(question_answering.BeamOutput._fields)
+    + "? mems hidden_states? attentions?",
     "Inference outputs: the SQuAD beam (see ptfunc.layers.question_answering.BeamOutput: "
-    "start_top_* (b, start_n_top), end_top_* (b, start_n_top * end_n_top), cls_logits (b,));"
-    + _REST_DOC
+    "start_top_* (b, start_n_top), end_top_* (b, start_n_top * end_n_top), cls_logits (b,)); "
+    "training outputs (start and end positions given, type "
+    "XLNetForQuestionAnsweringLossOutput): loss (scalar float32) instead of the beam, as the "
+    "seed's (total_loss, mems, ...);" + _REST_DOC,
+    loss_name="XLNetForQuestionAnsweringLossOutput",
 )
-XLNetForQuestionAnsweringLossOutput = namedtuple(
-    "XLNetForQuestionAnsweringLossOutput", "loss " + _REST
-)
-XLNetForQuestionAnsweringLossOutput.__doc__ = (
-    "Training outputs (start and end positions given): loss (scalar float32) first, as the "
-    "seed's (total_loss, mems, ...);" + _REST_DOC
-)
+XLNetForQuestionAnsweringLossOutput = XLNetForQuestionAnsweringOutput  # one family, two names
 
 _BASE_OPTIONS = frozenset(
     {
@@ -286,5 +285,6 @@ class XLNetForQuestionAnswering(_XLNetHead):
             eps=c.layer_norm_eps,
         )
         if isinstance(out, question_answering.BeamOutput):
-            return XLNetForQuestionAnsweringOutput(*out, *enc[1:])
-        return XLNetForQuestionAnsweringLossOutput(out, *enc[1:])
+            return XLNetForQuestionAnsweringOutput.make(None, *out, *enc[1:])
+        no_beam = (None,) * len(question_answering.BeamOutput._fields)
+        return XLNetForQuestionAnsweringOutput.make(out, *no_beam, *enc[1:])

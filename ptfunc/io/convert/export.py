@@ -61,6 +61,7 @@ from ._common import Progress, report, write_directory
 
 __all__ = [
     "export_directory",
+    "layout_files",
     "TOKENIZER_FILES",
     "transformers_config",
     "pytorch_transformers_config",
@@ -159,10 +160,32 @@ def export_directory(
             f"{src} lacks weights of {cls.__name__}: {info.missing_keys}; pass the "
             "model_class the directory holds"
         )
+    files = layout_files(model, params, to, progress=progress, where=str(src))
+    for name in TOKENIZER_FILES:
+        if (src / name).is_file():
+            files[name] = (src / name).read_bytes()
+    return write_directory(out, files)
+
+
+def layout_files(
+    model: Any,
+    params: Any,
+    to: Target,
+    *,
+    progress: Progress | None = None,
+    where: str | None = None,
+) -> dict[str, str | bytes]:
+    """``{"config.json": text, weights file: bytes}`` of ``model`` and ``params`` in the
+    layout ``to`` names (see the module docstring); ``where`` names the source in errors.
+
+    Raises:
+        ValueError: the model has pruned heads (neither loader can build them).
+    """
     if model.config.pruned_heads:
         raise ValueError(
-            f"{src}: the model has pruned heads {dict(model.config.pruned_heads)}; neither "
-            "transformers 5 nor pytorch-transformers 1.0 can load pruned attention layers"
+            f"{where or type(model).__name__}: the model has pruned heads "
+            f"{dict(model.config.pruned_heads)}; neither transformers 5 nor "
+            "pytorch-transformers 1.0 can load pruned attention layers"
         )
     state = to_torch_state_dict(model, params, include_tied=to == "pytorch-transformers")
     state.update(_fixed_tables(model, state))
@@ -170,21 +193,16 @@ def export_directory(
     for i, name in enumerate(state, start=1):
         report(progress, i, total, name)
     if to == "transformers":
-        files: dict[str, str | bytes] = {
+        return {
             CONFIG_NAME: config_text(transformers_config(model)),
             SAFE_WEIGHTS_NAME: to_safetensors_bytes(state),
         }
-    else:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        files = {
-            CONFIG_NAME: config_text(pytorch_transformers_config(model)),
-            WEIGHTS_NAME: buffer.getvalue(),
-        }
-    for name in TOKENIZER_FILES:
-        if (src / name).is_file():
-            files[name] = (src / name).read_bytes()
-    return write_directory(out, files)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return {
+        CONFIG_NAME: config_text(pytorch_transformers_config(model)),
+        WEIGHTS_NAME: buffer.getvalue(),
+    }
 
 
 # -- configs --------------------------------------------------------------------------------------
@@ -192,10 +210,7 @@ def export_directory(
 
 def transformers_config(model: Any) -> dict[str, Any]:
     """config.json dict for today's ``transformers`` (4.x for Transformer-XL)."""
-    config = model_config_dict(model)
-    if config.get("model_type") == "xlnet" and config.get("ff_activation") == "gelu":
-        config["ff_activation"] = "gelu_new"  # the seed's (and ptfunc's) tanh gelu
-    return config
+    return model_config_dict(model)  # (XLNet's tanh gelu written gelu_new there)
 
 
 def pytorch_transformers_config(model: Any) -> dict[str, Any]:
