@@ -35,11 +35,9 @@ DoubleHeadsOutput = output_family(
     "as pytorch-transformers 1.0 shaped them.",
     loss_name="DoubleHeadsOutputWithLoss",
     loss_fields=("loss", "mc_loss"),
+    aliases={"lm_loss": "loss"},
 )
-DoubleHeadsOutput.lm_loss = property(lambda self: self.loss, doc="the LM loss (= loss)")
 DoubleHeadsOutputWithLoss = DoubleHeadsOutput  # one family, two names
-for _variant in DoubleHeadsOutput._variants.values():
-    _variant.lm_loss = DoubleHeadsOutput.lm_loss
 
 
 def init_head(key: Key, c: Any) -> Params:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import abc
 import collections
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["OutputFamily", "output_family", "TUPLE_FIELDS"]
@@ -112,6 +112,7 @@ def output_family(
     *,
     loss_name: str | None = None,
     loss_fields: Sequence[str] = ("loss",),
+    aliases: Mapping[str, str] | None = None,
 ) -> type[OutputFamily]:
     """Define an output family.
 
@@ -122,6 +123,8 @@ def output_family(
         doc: shapes of the fields.
         loss_name: type name when one of ``loss_fields`` is present (default: ``name``).
         loss_fields: the fields whose presence selects ``loss_name``.
+        aliases: ``{other name: field}``, read-only names of fields (``lm_loss`` for
+            ``loss``), on every variant.
 
     Returns:
         The family class; ``family.make(*values)`` builds an output.
@@ -151,6 +154,8 @@ def output_family(
         for f in all_fields:
             if f not in kept:
                 setattr(variant, f, _default_property(f))
+        for alias, target in (aliases or {}).items():
+            setattr(variant, alias, property(lambda self, t=target: getattr(self, t)))
         variants[present] = variant
     family = type(
         name,
