@@ -44,7 +44,8 @@ import torch
 from torch import Tensor
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling utils_lm
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the siblings utils_lm, _loop
+import _loop  # noqa: E402
 from utils_lm import truncate_pair  # noqa: E402  (the seed's longest-first rule)
 
 import ptfunc  # noqa: E402
@@ -227,12 +228,13 @@ def extract(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _loop.ExampleParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input-file", type=Path, required=True)
     parser.add_argument("--output-file", type=Path, required=True)
     parser.add_argument(
         "--model-dir",
-        "--model_name_or_path",
+        "--model-name-or-path",
+        "--bert-model",
         dest="model_dir",
         required=True,
         help="config.json + weights (+ tokenizer files): a directory, 1.0 name or repo id",
@@ -244,14 +246,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     lower = parser.add_mutually_exclusive_group()
     lower.add_argument("--do-lower-case", dest="do_lower_case", action="store_true", default=None)
     lower.add_argument("--no-lower-case", dest="do_lower_case", action="store_false")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda "
+                        "when there, else cpu, as 1.0)")  # fmt: skip
+    parser.add_argument("--no-cuda", action="store_true", help="run on the CPU")
     parser.add_argument("--threads", type=int, default=None)
     argv = list(sys.argv[1:] if argv is None else argv)
     for i, item in enumerate(argv[:-1]):  # "--layers -1,-2" would read -1,-2 as an option
         if item == "--layers":
             argv[i : i + 2] = [f"--layers={argv[i + 1]}"]
             break
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() and not args.no_cuda else "cpu"
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """Bertology: attention entropy and importance of every head of a GLUE classifier, then
 optionally mask the least important heads and prune them (Michel et al. 2019).
 
-    python examples/run_bertology.py --task mrpc --data-dir glue/MRPC --model-dir out/mrpc \\
-        --output-dir out/bertology [--split dev] [--max-seq-length 128] [--batch-size 8] \\
+    python examples/run_bertology.py --task_name mrpc --data_dir glue/MRPC \\
+        --model_name_or_path out/mrpc --output_dir out/bertology [--do_lower_case] \\
+        [--split dev] [--max_seq_length 128] [--batch_size 8] [--data_subset N] \\
         [--max-steps N] [--try-masking --masking-threshold 0.9 --masking-amount 0.1] \\
         [--dont-normalize-importance-by-layer] [--dont-normalize-global-importance] [--remat]
 
@@ -11,6 +12,9 @@ optionally mask the least important heads and prune them (Michel et al. 2019).
    number of batches (``--max-steps 3``: the first three).
 2. Model: a fine-tuned ``BertForSequenceClassification`` from ``--model-dir`` (or a random
    one from ``--config-json``, for tests).
+   Flags are 1.0's (underscores or hyphens); ``--metric_name`` defaults to the task's
+   first metric (``acc`` for MRPC, as 1.0's default); ``--local_rank`` is not offered
+   (one process).
 3. Head statistics (``ptfunc.research.bertology.compute_head_stats``): importance =
    ``|d loss / d head_mask|`` summed over batches with ``torch.func.grad``, per token, then
    normalised per layer (L2) and globally (min-max) unless told not to; entropy of each
@@ -49,14 +53,17 @@ from ptfunc.research import bertology  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", default="mrpc", choices=sorted(utils_glue.TASKS))
+    p = _loop.ExampleParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", "--task-name", dest="task", type=str.lower, default="mrpc",
+                   choices=sorted(utils_glue.TASKS))  # fmt: skip
     p.add_argument("--data-dir", type=Path, required=True, help="<split>.tsv in GLUE layout")
     p.add_argument("--split", default="dev", choices=("train", "dev"))
     p.add_argument("--output-dir", type=Path, required=True)
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-steps", type=int, default=-1, help="use at most N batches")
+    p.add_argument("--data-subset", type=int, default=-1,
+                   help="use only the first N examples (1.0's flag; -1: all)")  # fmt: skip
     p.add_argument("--dont-normalize-importance-by-layer", action="store_true")
     p.add_argument("--dont-normalize-global-importance", action="store_true")
     p.add_argument("--try-masking", action="store_true", help="mask heads, then prune them")
@@ -69,10 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--save-pruned", action="store_true", help="save the pruned model")
     p.add_argument("--remat", action="store_true", help="recompute layers in backward")
     p.add_argument("--plot", action="store_true", help="head_importance.png (matplotlib)")
-    p.add_argument("--do-lower-case", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--no-cuda", action="store_true", help="run on the CPU even if CUDA is there")
+    for flag in ("--overwrite-output-dir", "--overwrite-cache"):
+        p.add_argument(flag, action="store_true", help="accepted for 1.0's command lines")
     _loop.add_model_args(p, ("bert",))
     return p.parse_args(argv)
 
@@ -111,10 +120,12 @@ def score(task: str, stats: bertology.HeadStats) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     _loop.set_threads(args)
+    args.device = torch.device("cuda" if torch.cuda.is_available() and not args.no_cuda else "cpu")
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    kwargs = {} if args.do_lower_case is None else {"do_lower_case": args.do_lower_case}
-    tokenizer = _loop.load_tokenizer(args, **kwargs)
+    tokenizer = _loop.load_tokenizer(args)
     examples = utils_glue.read_examples(args.data_dir, args.task, args.split)
+    if args.data_subset > 0:
+        examples = examples[: args.data_subset]
     features = utils_glue.convert_examples_to_features(
         examples, tokenizer, args.task, args.max_seq_length
     )
@@ -122,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model, params = _loop.load_model(
         args, bert.BertForSequenceClassification, ptfunc.random.key(args.seed), num_labels=n_labels
     )
-    batches = make_batches(args, features)
+    batches = _loop.to_device(args, make_batches(args, features))
     n_layers, n_heads = bertology.head_shape(model)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     log(f"{type(model).__name__}: {n_layers} layers x {n_heads} heads, "
@@ -144,8 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table("Attention entropies", stats.entropy))
     print(table("Head importance scores", stats.importance))
     print(table("Head ranked by importance scores (0 = most important)", ranks))
-    np.save(args.output_dir / "attn_entropy.npy", stats.entropy.numpy())
-    np.save(args.output_dir / "head_importance.npy", stats.importance.numpy())
+    np.save(args.output_dir / "attn_entropy.npy", stats.entropy.cpu().numpy())
+    np.save(args.output_dir / "head_importance.npy", stats.importance.cpu().numpy())
     _loop.write_json(
         args.output_dir / "head_stats.json",
         {
@@ -177,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             amount=args.masking_amount,
         )
         print(table("Final head mask", masking.head_mask.long()))
-        np.save(args.output_dir / "head_mask.npy", masking.head_mask.numpy())
+        np.save(args.output_dir / "head_mask.npy", masking.head_mask.cpu().numpy())
         heads = bertology.heads_from_mask(masking.head_mask)
 
         t0 = time.perf_counter()

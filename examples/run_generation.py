@@ -1,9 +1,12 @@
 """Continue prompts with any causal language model directory (GPT, GPT-2, Transformer-XL,
 XLNet, XLM): the seed's ``run_generation.py`` over ``ptfunc.generate``.
 
-    python examples/run_generation.py --model-dir DIR --prompt "Once upon a time" \\
-        [--length 20] [--temperature 1.0] [--top-k 0] [--top-p 0.9] [--seed 42] \\
-        [--greedy] [--num-samples 1] [--prompt-file FILE] [--batch-size 8] [--json]
+    python examples/run_generation.py --model_type=gpt2 --length=20 --model_name_or_path=gpt2
+
+is the seed README's command line and runs as it is (flags with underscores or hyphens);
+ptfunc adds ``--prompt TEXT`` (repeatable), ``--prompt-file``, ``--greedy``,
+``--num-samples``, ``--batch-size`` and ``--json``. ``--model_type`` is checked against the
+model's config (1.0 needed it to pick the class; ptfunc reads the class from config.json).
 
 * The model class follows ``config.json`` (``GPT2LMHeadModel``, ``OpenAIGPTLMHeadModel``,
   ``TransfoXLLMHeadModel``, ``XLNetLMHeadModel``, ``XLMWithLMHeadModel``); the tokenizer is
@@ -38,7 +41,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _loop
+import _loop  # noqa: E402
+
 import ptfunc  # noqa: E402
 from ptfunc.generation import context_length, load_language_model  # noqa: E402
 from ptfunc.tokenize.auto import load_tokenizer  # noqa: E402
@@ -46,6 +51,7 @@ from ptfunc.tokenize.auto import load_tokenizer  # noqa: E402
 # Models whose prompts may be left-padded into one batch (Transformer-XL has no mask and
 # XLM's positions would shift, so those batch only prompts of equal length).
 PADS_LEFT = ("gpt2", "openai-gpt", "xlnet")
+MODEL_TYPES = ("gpt2", "openai-gpt", "transfo-xl", "xlnet", "xlm")
 NEEDS_PADDING_TEXT = ("transfo-xl", "xlnet")
 
 # The text the seed put before XLNet and Transformer-XL prompts (after Aman Rusia,
@@ -152,6 +158,10 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Generate for every prompt and sample; returns the records in input order."""
     kind, model, params = load_language_model(args.model_dir)
+    if args.model_type is not None and args.model_type != kind:
+        raise ValueError(
+            f"--model_type {args.model_type}, but {args.model_dir} holds a {kind} model"
+        )
     tokenizer = load_tokenizer(args.tokenizer_dir or args.model_dir)
     if args.no_padding_text:
         padding_text = ""
@@ -189,13 +199,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _loop.ExampleParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--model-dir",
-        "--model_name_or_path",
+        "--model-name-or-path",
         dest="model_dir",
         required=True,
         help="a directory, a 1.0 shortcut name (gpt2) or a Hub repo id",
+    )
+    parser.add_argument(
+        "--model-type",
+        choices=MODEL_TYPES,
+        default=None,
+        help="checked against the model's config.json (default: whatever it is)",
     )
     parser.add_argument("--tokenizer-dir", default=None, help="default: --model-dir")
     parser.add_argument("--prompt", action="append", help="a prompt (repeat for several)")
@@ -210,12 +226,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-samples", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8, help="rows per generate call")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default=None, help="default: cuda when there, else cpu")
+    parser.add_argument("--no-cuda", action="store_true", help="run on the CPU")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of text")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.length < 0 or args.num_samples < 1 or args.batch_size < 1:
         parser.error("--length must be >= 0, --num-samples and --batch-size >= 1")
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() and not args.no_cuda else "cpu"
     return args
 
 

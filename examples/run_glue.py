@@ -1,8 +1,16 @@
 """Fine-tune a sequence classifier on a GLUE task (MRPC, SST-2, CoLA, STS-B), then evaluate.
 
-    python examples/run_glue.py --task mrpc --data-dir glue/MRPC --model-dir bert-base-uncased \\
-        --output-dir out/mrpc [--model-type bert|xlnet|xlm] [--max-seq-length 128] \\
-        [--batch-size 32] [--learning-rate 2e-5] [--num-train-epochs 3] [--save-steps N] [--resume]
+The seed README's command line runs as it is (flags with underscores or hyphens)::
+
+    python examples/run_glue.py --model_type bert --model_name_or_path bert-base-uncased \\
+        --task_name MRPC --do_train --do_eval --do_lower_case --data_dir $GLUE_DIR/MRPC \\
+        --max_seq_length 128 --per_gpu_eval_batch_size=8 --per_gpu_train_batch_size=8 \\
+        --learning_rate 2e-5 --num_train_epochs 3.0 --output_dir /tmp/MRPC/
+
+and so do 1.0's other flags (``--gradient_accumulation_steps``, ``--warmup_steps``,
+``--max_steps``, ``--weight_decay``, ``--overwrite_output_dir``, ``--fp16``,
+``--local_rank`` under ``python -m torch.distributed.launch``, ``--no_cuda``), with 1.0's
+defaults; ptfunc adds ``--save-steps N`` / ``--resume`` (bit-exact) and ``--config-json``.
 
 1. Data: ``train.tsv`` and ``dev.tsv`` of ``--data-dir`` in GLUE's layout
    (``utils_glue.read_examples``), tokenised by the tokenizer of ``--tokenizer-dir``
@@ -16,8 +24,9 @@
    bit-exact ``--resume``.
 4. Evaluation on ``dev.tsv`` without dropout: the task's metrics (accuracy and F1 for MRPC,
    Matthews for CoLA, Pearson/Spearman for STS-B), printed and written to
-   ``--output-dir/eval_results.json``; the model (``save_pretrained``) and tokenizer are
-   saved to ``--output-dir``.
+   ``--output-dir/eval_results.txt`` (1.0's ``name = value`` lines) and
+   ``eval_results.json``; after training the model (``save_pretrained``) and tokenizer are
+   saved to ``--output-dir`` (``--do_eval`` alone evaluates the model saved there, as 1.0).
 """
 
 from __future__ import annotations
@@ -44,15 +53,13 @@ MODELS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--task", required=True, choices=sorted(utils_glue.TASKS))
+    parser = _loop.ExampleParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", "--task-name", dest="task", type=str.lower, required=True,
+                        choices=sorted(utils_glue.TASKS))  # fmt: skip
     parser.add_argument("--data-dir", type=Path, required=True, help="train.tsv and dev.tsv")
     parser.add_argument("--max-seq-length", type=int, default=128)
-    parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--do-lower-case", action=argparse.BooleanOptionalAction, default=None,
-                        help="BERT tokenizer casing (default: the tokenizer's own)")  # fmt: skip
     _loop.add_model_args(parser, tuple(MODELS))
-    _loop.add_training_args(parser, learning_rate=2e-5)
+    _loop.add_training_args(parser, learning_rate=5e-5, batch_size=8, eval_batch_size=8)
     return parser.parse_args(argv)
 
 
@@ -94,39 +101,39 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
-    _loop.set_threads(args)
-    kwargs = {} if args.do_lower_case is None else {"do_lower_case": args.do_lower_case}
-    tokenizer = _loop.load_tokenizer(args, **kwargs)
-    train_f = featurize(args, tokenizer, "train")
-    dev_f = featurize(args, tokenizer, "dev")
-
+    _loop.setup(args)
+    tokenizer = _loop.load_tokenizer(args)
     init_key, run_key = ptfunc.random.split(ptfunc.random.key(args.seed))
     n_labels = utils_glue.num_labels(args.task)
     model, params = _loop.load_model(args, MODELS[args.model_type], init_key, num_labels=n_labels)
-    sizes = f"{len(train_f.labels)} train / {len(dev_f.labels)} dev examples"
-    print(f"{type(model).__name__}: {ptfunc.tree.size(params):,} params, {sizes}", file=sys.stderr)
+    print(f"{type(model).__name__}: {ptfunc.tree.size(params):,} params", file=sys.stderr)
 
-    batches = _loop.Batches(len(train_f.labels), args.batch_size, seed=args.seed)
-    total = _loop.num_train_steps(args, batches.steps_per_epoch)
+    metrics: dict[str, float] = {}
+    if args.do_train:
+        train_f = _loop.to_device(args, featurize(args, tokenizer, "train"))
+        batches = _loop.batches(args, len(train_f.labels))
+        total = _loop.num_train_steps(args, batches.steps_per_epoch)
 
-    def loss_fn(params, idx, key):
-        inputs = model_inputs(args.model_type, train_f, idx)
-        out = model.apply(params, train_f.input_ids[idx], labels=train_f.labels[idx],
-                          train=True, key=key, **inputs)  # fmt: skip
-        return out.loss
+        def loss_fn(params, idx, key):
+            inputs = model_inputs(args.model_type, train_f, idx)
+            out = model.apply(params, train_f.input_ids[idx], labels=train_f.labels[idx],
+                              train=True, key=key, **inputs)  # fmt: skip
+            return out.loss
 
-    result = _loop.train_from_args(
-        args, loss_fn, params, batches.indices, total_steps=total, key=run_key
-    )
-    if result.step < total:  # stopped early (--stop-at-step): no evaluation
-        return {}
-    metrics = evaluate(args, model, result.params, dev_f)
-    metrics["step"] = result.step
-    _loop.write_json(args.output_dir / "eval_results.json", metrics)
-    ptfunc.io.save_pretrained(args.output_dir, model, result.params)
-    tokenizer.save_pretrained(args.output_dir)
-    for name, value in sorted(metrics.items()):
-        print(f"{name} = {value}")
+        result = _loop.train_from_args(
+            args, loss_fn, params, batches.indices, total_steps=total, key=run_key
+        )
+        if result.step < total:  # stopped early (--stop-at-step): no evaluation
+            return {}
+        params = result.params
+        metrics["step"] = result.step
+        if args.is_main:
+            ptfunc.io.save_pretrained(args.output_dir, model, params)
+            tokenizer.save_pretrained(args.output_dir)
+    if args.do_eval and args.is_main:
+        dev_f = _loop.to_device(args, featurize(args, tokenizer, "dev"))
+        metrics.update(evaluate(args, model, params, dev_f))
+        _loop.write_eval_results(args, metrics)
     return metrics
 
 

@@ -1,10 +1,17 @@
 """BERT pre-training / LM fine-tuning (masked LM + next sentence) on a text corpus, as a
 functional loop: the seed's ``lm_finetuning/simple_lm_finetuning.py`` over ptfunc.
 
-    python examples/run_lm_finetuning.py --corpus corpus.txt --output-dir out \\
-        (--model-dir BERT_DIR | --config-json config.json --tokenizer-dir VOCAB_DIR) \\
-        [--max-steps 1000] [--max-seq-length 128] [--batch-size 32] [--learning-rate 3e-5] \\
-        [--save-steps 100] [--resume] [--eval-fraction 0.1]
+The seed's command line (its lm_finetuning README) runs as it is::
+
+    python examples/run_lm_finetuning.py --train_corpus my_corpus.txt \\
+        --bert_model bert-base-uncased --do_lower_case --output_dir finetuned_lm/ --do_train
+
+with its other flags and defaults (``--max_seq_length``, ``--train_batch_size``,
+``--learning_rate``, ``--num_train_epochs``, ``--warmup_proportion``,
+``--gradient_accumulation_steps``, ``--on_memory`` (always: the corpus is held in
+memory), ``--fp16``, ``--loss_scale``, ``--local_rank``, ``--no_cuda``, ``--seed``).
+ptfunc adds ``--do_eval`` (held-out metrics), ``--save-steps N`` / ``--resume`` and
+``--config-json``.
 
 1. Corpus: one sentence per line, a blank line between documents (see ``utils_lm``). The
    last ``--eval-fraction`` of the documents are held out.
@@ -19,9 +26,9 @@ functional loop: the seed's ``lm_finetuning/simple_lm_finetuning.py`` over ptfun
    optimizer recipe (global-norm clipping, AdamW with warmup-linear decay, weight decay
    0.01 off biases and LayerNorm weights), checkpoints (params, optimizer state, step,
    key) every ``--save-steps`` and at the end; ``--resume`` continues bit-exactly.
-5. Held-out metrics: masked-LM accuracy and loss over the chosen positions, NSP accuracy,
-   printed and written to ``<output-dir>/eval_results.json``; the model and its tokenizer
-   are saved to ``<output-dir>/model``.
+5. The model and its tokenizer are saved to ``--output-dir`` (as 1.0). With ``--do_eval``,
+   held-out metrics: masked-LM accuracy and loss over the chosen positions, NSP
+   accuracy, printed and written to ``<output-dir>/eval_results.txt`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -99,6 +106,8 @@ def evaluate(
     mlm_loss = 0.0
     for start in range(0, len(examples), batch_size):
         batch = utils_lm.collate(examples[start : start + batch_size], max_seq_length)
+        device = next(iter(ptfunc.tree.leaves(params))).device
+        batch = {k: v.to(device) for k, v in batch.items()}
         with torch.no_grad():
             out = model.apply(params, **{k: batch[k] for k in MODEL_INPUTS})
         labels = batch["masked_lm_labels"]
@@ -120,13 +129,16 @@ def evaluate(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="one sentence per line")
+    parser = _loop.ExampleParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", "--train-corpus", dest="corpus", type=Path, required=True,
+                        help="one sentence per line, blank lines between documents")  # fmt: skip
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--eval-fraction", type=float, default=0.1, help="held-out documents")
-    parser.add_argument("--eval-batch-size", type=int, default=32)
+    parser.add_argument("--on-memory", action="store_true",
+                        help="accepted for 1.0's command line (always in memory)")  # fmt: skip
     _loop.add_model_args(parser, ("bert",))
-    _loop.add_training_args(parser, learning_rate=3e-5, batch_size=32, num_train_epochs=3.0)
+    _loop.add_training_args(parser, learning_rate=3e-5, batch_size=32, eval_batch_size=32,
+                            num_train_epochs=3.0, warmup_proportion=0.1)  # fmt: skip
     parser.set_defaults(weight_decay=0.01)  # the seed's BertAdam recipe
     args = parser.parse_args(argv)
     if args.max_seq_length < 5:
@@ -136,7 +148,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    _loop.set_threads(args)
+    _loop.setup(args)
     try:
         tokenizer = _loop.load_tokenizer(args)
     except (ValueError, FileNotFoundError) as error:
@@ -165,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
 
-    batches = _loop.Batches(len(train_corpus.starts), args.batch_size, seed=args.seed)
+    batches = _loop.batches(args, len(train_corpus.starts))
     total = _loop.num_train_steps(args, batches.steps_per_epoch)
     print(
         f"{len(train_corpus.documents)} training documents ({len(train_corpus.starts)} sentence "
@@ -175,17 +187,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     def get_batch(step: int) -> dict[str, Tensor]:
-        return batch_for_step(
+        return _loop.to_device(args, batch_for_step(
             step, batches, train_corpus, tokenizer,
             seed=args.seed, max_seq_length=args.max_seq_length,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def loss_fn(p: Any, batch: dict[str, Tensor], key: Any) -> Tensor:
         return model.apply(p, **batch, train=True, key=key).loss
 
-    result = _loop.train_from_args(args, loss_fn, params, get_batch, total_steps=total, key=run_key)
-    if result.step < total:
-        print(f"stopped at step {result.step} of {total}; --resume continues", flush=True)
+    if args.do_train:
+        result = _loop.train_from_args(
+            args, loss_fn, params, get_batch, total_steps=total, key=run_key
+        )
+        if result.step < total:
+            print(f"stopped at step {result.step} of {total}; --resume continues", flush=True)
+            return 0
+        params = result.params
+        if args.is_main:
+            ptfunc.io.save_pretrained(args.output_dir, model, params)
+            tokenizer.save_pretrained(args.output_dir)
+    if not (args.do_eval and args.is_main):
         return 0
 
     examples = heldout_examples(
@@ -195,14 +216,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_seq_length=args.max_seq_length,
     )
     metrics = evaluate(
-        model, result.params, examples,
+        model, params, examples,
         batch_size=args.eval_batch_size, max_seq_length=args.max_seq_length,
     )  # fmt: skip
-    metrics["step"] = result.step
+    if args.do_train:
+        metrics["step"] = total
     metrics["heldout"] = bool(eval_corpus.starts)
-    _loop.write_json(args.output_dir / "eval_results.json", metrics)
-    ptfunc.io.save_pretrained(args.output_dir / "model", model, result.params)
-    tokenizer.save_pretrained(args.output_dir / "model")
+    _loop.write_eval_results(args, metrics)
     where = "held-out" if eval_corpus.starts else "training (nothing held out)"
     print(
         f"{where}: mlm_accuracy {metrics['mlm_accuracy']:.4f}  mlm_loss {metrics['mlm_loss']:.4f}"

@@ -1,10 +1,20 @@
 """Fine-tune BERT for extractive question answering on SQuAD v1.1 / v2.0, then predict
 and score the predictions with the official metrics (exact match and F1).
 
-    python examples/run_squad.py --train-file train-v1.1.json --predict-file dev-v1.1.json \\
-        --model-dir bert-base-uncased --output-dir out/squad [--version-2-with-negative] \\
-        [--max-seq-length 384] [--doc-stride 128] [--max-query-length 64] [--n-best-size 20] \\
-        [--max-answer-length 30] [--null-score-diff-threshold 0.0] [--save-steps N] [--resume]
+The seed README's command line runs as it is (underscores or hyphens)::
+
+    python examples/run_squad.py --model_type bert \\
+        --model_name_or_path bert-large-uncased-whole-word-masking --do_train --do_eval \\
+        --do_lower_case --train_file $SQUAD_DIR/train-v1.1.json \\
+        --predict_file $SQUAD_DIR/dev-v1.1.json --learning_rate 3e-5 --num_train_epochs 2 \\
+        --max_seq_length 384 --doc_stride 128 --output_dir ../models/wwm_uncased_squad/ \\
+        --per_gpu_eval_batch_size=3 --per_gpu_train_batch_size=3
+
+with 1.0's other flags and defaults (``--version_2_with_negative``,
+``--null_score_diff_threshold``, ``--n_best_size``, ``--max_answer_length``,
+``--max_query_length``, ``--gradient_accumulation_steps``, ``--fp16``, ``--local_rank``,
+...); ptfunc adds ``--save-steps N`` / ``--resume`` (bit-exact) and ``--config-json``.
+``--model_type`` is ``bert`` (1.0's xlnet / xlm beam-search heads are not wired here).
 
 1. Data (``utils_squad``): paragraphs split on whitespace with a character -> word map;
    words WordPiece-tokenised; long documents cut into ``--doc-stride`` windows of
@@ -17,7 +27,9 @@ and score the predictions with the official metrics (exact match and F1).
    (``utils_squad.postprocess``): ``predictions.json``, ``nbest_predictions.json`` and,
    for v2.0, ``null_odds.json`` in ``--output-dir``.
 4. Scores (``utils_squad_evaluate``, the official scripts' logic): ``exact``, ``f1`` and the
-   answerable / unanswerable subsets, printed and written to ``eval_results.json``.
+   answerable / unanswerable subsets, printed and written to ``eval_results.txt`` and
+   ``eval_results.json``. ``--do_eval`` without ``--do_train`` predicts with the model
+   saved in ``--output-dir`` (as 1.0) or else ``--model_name_or_path``.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,9 +55,9 @@ INPUTS = ("attention_mask", "token_type_ids")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train-file", type=Path, required=True, help="SQuAD JSON to train on")
-    parser.add_argument("--predict-file", type=Path, required=True, help="SQuAD JSON to score")
+    parser = _loop.ExampleParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train-file", type=Path, help="SQuAD JSON to train on (--do_train)")
+    parser.add_argument("--predict-file", type=Path, help="SQuAD JSON to score (--do_eval)")
     parser.add_argument("--version-2-with-negative", action="store_true",
                         help="SQuAD 2.0: some questions have no answer")  # fmt: skip
     parser.add_argument("--null-score-diff-threshold", type=float, default=0.0)
@@ -53,69 +66,89 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-query-length", type=int, default=64)
     parser.add_argument("--n-best-size", type=int, default=20)
     parser.add_argument("--max-answer-length", type=int, default=30)
-    parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--do-lower-case", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--verbose-logging", action="store_true",
+                        help="accepted for 1.0's command lines (no extra logging)")  # fmt: skip
     _loop.add_model_args(parser, tuple(MODELS))
-    _loop.add_training_args(parser, learning_rate=3e-5, batch_size=12, num_train_epochs=2.0)
-    return parser.parse_args(argv)
+    _loop.add_training_args(parser, learning_rate=5e-5, batch_size=8, eval_batch_size=8)
+    args = parser.parse_args(argv)
+    if args.do_train and args.train_file is None:
+        parser.error("--do_train needs --train_file")
+    if args.do_eval and args.predict_file is None:
+        parser.error("--do_eval needs --predict_file")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
-    _loop.set_threads(args)
-    tokenizer = _loop.load_tokenizer(args, do_lower_case=args.do_lower_case)
+    _loop.setup(args)
+    tokenizer = _loop.load_tokenizer(args)
     v2 = args.version_2_with_negative
     windows = dict(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
                    max_query_length=args.max_query_length)  # fmt: skip
-    train_ex = utils_squad.read_squad_examples(
-        args.train_file, is_training=True, version_2_with_negative=v2
-    )
-    train_f = utils_squad.stack_features(
-        utils_squad.convert_examples_to_features(train_ex, tokenizer, is_training=True, **windows)
-    )
-    n_train = train_f["input_ids"].shape[0]
-
     init_key, run_key = ptfunc.random.split(ptfunc.random.key(args.seed))
     model, params = _loop.load_model(args, MODELS[args.model_type], init_key, num_labels=2)
-    print(f"{type(model).__name__}: {ptfunc.tree.size(params):,} params, "
-          f"{len(train_ex)} questions -> {n_train} windows", file=sys.stderr)  # fmt: skip
+    print(f"{type(model).__name__}: {ptfunc.tree.size(params):,} params", file=sys.stderr)
 
-    batches = _loop.Batches(n_train, args.batch_size, seed=args.seed)
-    total = _loop.num_train_steps(args, batches.steps_per_epoch)
+    metrics: dict[str, float] = {}
+    if args.do_train:
+        train_ex = utils_squad.read_squad_examples(
+            args.train_file, is_training=True, version_2_with_negative=v2
+        )
+        train_f = _loop.to_device(args, utils_squad.stack_features(
+            utils_squad.convert_examples_to_features(train_ex, tokenizer, is_training=True,
+                                                     **windows)
+        ))  # fmt: skip
+        n_train = train_f["input_ids"].shape[0]
+        print(f"{len(train_ex)} questions -> {n_train} windows", file=sys.stderr)
+        batches = _loop.batches(args, n_train)
+        total = _loop.num_train_steps(args, batches.steps_per_epoch)
 
-    def loss_fn(params, idx, key):
-        out = model.apply(
-            params, train_f["input_ids"][idx],
-            start_positions=train_f["start_positions"][idx],
-            end_positions=train_f["end_positions"][idx],
-            train=True, key=key, **{k: train_f[k][idx] for k in INPUTS},
-        )  # fmt: skip
-        return out.loss
+        def loss_fn(params, idx, key):
+            out = model.apply(
+                params, train_f["input_ids"][idx],
+                start_positions=train_f["start_positions"][idx],
+                end_positions=train_f["end_positions"][idx],
+                train=True, key=key, **{k: train_f[k][idx] for k in INPUTS},
+            )  # fmt: skip
+            return out.loss
 
-    result = _loop.train_from_args(
-        args, loss_fn, params, batches.indices, total_steps=total, key=run_key
-    )
-    if result.step < total:  # stopped early (--stop-at-step): no prediction
-        return {}
-    ptfunc.io.save_pretrained(args.output_dir, model, result.params)
-    tokenizer.save_pretrained(args.output_dir)
+        result = _loop.train_from_args(
+            args, loss_fn, params, batches.indices, total_steps=total, key=run_key
+        )
+        if result.step < total:  # stopped early (--stop-at-step): no prediction
+            return {}
+        params = result.params
+        metrics["step"] = result.step
+        if args.is_main:
+            ptfunc.io.save_pretrained(args.output_dir, model, params)
+            tokenizer.save_pretrained(args.output_dir)
+    if args.do_eval and args.is_main:
+        metrics.update(predict_and_score(args, model, params, tokenizer, windows))
+        _loop.write_eval_results(args, metrics)
+    return metrics
 
-    # Prediction: every window of the predict file, without dropout.
+
+def predict_and_score(
+    args: argparse.Namespace, model: Any, params: Any, tokenizer: Any, windows: dict[str, int]
+) -> dict[str, float]:
+    """Predict every window of ``--predict-file`` without dropout, write predictions.json,
+    nbest_predictions.json (and null_odds.json for v2.0), and score them."""
+    v2 = args.version_2_with_negative
     eval_ex = utils_squad.read_squad_examples(
         args.predict_file, is_training=False, version_2_with_negative=v2
     )
     eval_feats = utils_squad.convert_examples_to_features(
         eval_ex, tokenizer, is_training=False, **windows
     )
-    eval_f = utils_squad.stack_features(eval_feats)
+    eval_f = _loop.to_device(args, utils_squad.stack_features(eval_feats))
     starts, ends = [], []
     with torch.no_grad():
         for first in range(0, len(eval_feats), args.eval_batch_size):
             sl = slice(first, first + args.eval_batch_size)
-            out = model.apply(result.params, eval_f["input_ids"][sl],
+            out = model.apply(params, eval_f["input_ids"][sl],
                               **{k: eval_f[k][sl] for k in INPUTS})  # fmt: skip
-            starts.append(out.start_logits)
-            ends.append(out.end_logits)
+            starts.append(out.start_logits.cpu())
+            ends.append(out.end_logits.cpu())
     predictions, nbest, null_odds = utils_squad.postprocess(
         eval_ex, eval_feats, torch.cat(starts), torch.cat(ends),
         n_best_size=args.n_best_size, max_answer_length=args.max_answer_length,
@@ -129,14 +162,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     dataset = json.loads(args.predict_file.read_text(encoding="utf-8"))["data"]
     # ``predictions`` already applies the threshold; null_odds only feed best_* (v2.0).
-    metrics = utils_squad_evaluate.evaluate(
+    return utils_squad_evaluate.evaluate(
         dataset, predictions, null_odds if v2 else None, threshold=float("inf")
     )
-    metrics["step"] = result.step
-    _loop.write_json(args.output_dir / "eval_results.json", metrics)
-    for name, value in sorted(metrics.items()):
-        print(f"{name} = {value}")
-    return metrics
 
 
 if __name__ == "__main__":

@@ -1,9 +1,17 @@
 """Fine-tune BERT on SWAG multiple choice (pick the ending that follows a context), then
 report accuracy.
 
-    python examples/run_swag.py --train-file swagaf/data/train.csv --predict-file val.csv \\
-        --model-dir bert-base-uncased --output-dir out/swag [--max-seq-length 80] \\
-        [--batch-size 16] [--learning-rate 2e-5] [--num-train-epochs 3] [--save-steps N] [--resume]
+The seed's command line (its examples page) runs as it is::
+
+    python examples/run_swag.py --bert_model bert-base-uncased --do_train --do_lower_case \\
+        --do_eval --data_dir $SWAG_DIR/data --train_batch_size 16 --learning_rate 2e-5 \\
+        --num_train_epochs 3.0 --max_seq_length 80 --output_dir /tmp/swag_output/ \\
+        --gradient_accumulation_steps 4
+
+``--data_dir`` holds ``train.csv`` and ``val.csv``; ``--train_file`` / ``--predict_file``
+name other files. Its other flags (``--eval_batch_size``, ``--warmup_proportion``,
+``--fp16``, ``--loss_scale``, ``--local_rank``, ``--no_cuda``, ``--seed``) and
+defaults are 1.0's; ptfunc adds ``--save-steps N`` / ``--resume`` and ``--config-json``.
 
 1. Data: SWAG's CSV (header ``video-id, fold-ind, startphrase, sent1, sent2, gold-source,
    ending0..ending3, label``). Each of the 4 choices is ``[CLS] sent1 [SEP] sent2 ending
@@ -12,14 +20,16 @@ report accuracy.
 2. Training: ``BertForMultipleChoice`` (one score per choice from the pooled ``[CLS]``,
    cross-entropy over the 4) with the shared loop of ``_loop.py`` (clipping, AdamW,
    warmup-linear, checkpoints, bit-exact ``--resume``).
-3. Evaluation on ``--predict-file`` without dropout: accuracy and mean loss, printed and
-   written to ``--output-dir/eval_results.json``.
+3. Evaluation on the validation file without dropout: ``eval_accuracy``, ``eval_loss``,
+   ``global_step`` and ``loss`` (mean training loss), printed and written to
+   ``--output-dir/eval_results.txt`` (1.0's lines) and ``eval_results.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,65 +122,82 @@ def convert_examples_to_features(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train-file", type=Path, required=True)
-    parser.add_argument("--predict-file", type=Path, required=True)
-    parser.add_argument("--max-seq-length", type=int, default=80)
-    parser.add_argument("--eval-batch-size", type=int, default=16)
-    parser.add_argument("--do-lower-case", action=argparse.BooleanOptionalAction, default=True)
+    parser = _loop.ExampleParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, help="holds train.csv and val.csv")
+    parser.add_argument("--train-file", type=Path, help="default: --data-dir/train.csv")
+    parser.add_argument("--predict-file", type=Path, help="default: --data-dir/val.csv")
+    parser.add_argument("--max-seq-length", type=int, default=128)
     _loop.add_model_args(parser, tuple(MODELS))
-    _loop.add_training_args(parser, learning_rate=2e-5, batch_size=16)
-    return parser.parse_args(argv)
+    _loop.add_training_args(parser, learning_rate=5e-5, batch_size=32, eval_batch_size=8,
+                            warmup_proportion=0.1)  # fmt: skip
+    args = parser.parse_args(argv)
+    for flag, name in (("train_file", "train.csv"), ("predict_file", "val.csv")):
+        if getattr(args, flag) is None and args.data_dir is not None:
+            setattr(args, flag, args.data_dir / name)
+    if args.do_train and args.train_file is None:
+        parser.error("--do_train needs --data_dir or --train_file")
+    if args.do_eval and args.predict_file is None:
+        parser.error("--do_eval needs --data_dir or --predict_file")
+    return args
 
 
 INPUTS = ("attention_mask", "token_type_ids")
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    args = parse_args(argv)
-    _loop.set_threads(args)
-    tokenizer = _loop.load_tokenizer(args, do_lower_case=args.do_lower_case)
-    train_f = convert_examples_to_features(
-        read_swag_examples(args.train_file), tokenizer, args.max_seq_length
-    )
-    eval_f = convert_examples_to_features(
+def evaluate(args: argparse.Namespace, model: Any, params: Any, tokenizer: Any) -> dict:
+    """Accuracy and mean loss on the validation file, without dropout."""
+    eval_f = _loop.to_device(args, convert_examples_to_features(
         read_swag_examples(args.predict_file), tokenizer, args.max_seq_length
-    )
-    init_key, run_key = ptfunc.random.split(ptfunc.random.key(args.seed))
-    model, params = _loop.load_model(args, MODELS[args.model_type], init_key)
-    n_train = len(train_f["labels"])
-    print(f"{type(model).__name__}: {ptfunc.tree.size(params):,} params, {n_train} train / "
-          f"{len(eval_f['labels'])} eval examples", file=sys.stderr)  # fmt: skip
-
-    batches = _loop.Batches(n_train, args.batch_size, seed=args.seed)
-    total = _loop.num_train_steps(args, batches.steps_per_epoch)
-
-    def loss_fn(params, idx, key):
-        out = model.apply(params, train_f["input_ids"][idx], labels=train_f["labels"][idx],
-                          train=True, key=key, **{k: train_f[k][idx] for k in INPUTS})  # fmt: skip
-        return out.loss
-
-    result = _loop.train_from_args(
-        args, loss_fn, params, batches.indices, total_steps=total, key=run_key
-    )
-    if result.step < total:  # stopped early (--stop-at-step): no evaluation
-        return {}
-    ptfunc.io.save_pretrained(args.output_dir, model, result.params)
-    tokenizer.save_pretrained(args.output_dir)
-
+    ))  # fmt: skip
     correct, loss_sum, n = 0, 0.0, len(eval_f["labels"])
     with torch.no_grad():
         for first in range(0, n, args.eval_batch_size):
             sl = slice(first, first + args.eval_batch_size)
             labels = eval_f["labels"][sl]
-            out = model.apply(result.params, eval_f["input_ids"][sl], labels=labels,
+            out = model.apply(params, eval_f["input_ids"][sl], labels=labels,
                               **{k: eval_f[k][sl] for k in INPUTS})  # fmt: skip
             correct += int((out.logits.argmax(-1) == labels).sum())
             loss_sum += float(out.loss) * len(labels)
-    metrics = {"eval_accuracy": correct / n, "eval_loss": loss_sum / n, "step": result.step}
-    _loop.write_json(args.output_dir / "eval_results.json", metrics)
-    for name, value in sorted(metrics.items()):
-        print(f"{name} = {value}")
+    return {"eval_accuracy": correct / n, "eval_loss": loss_sum / n}
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    args = parse_args(argv)
+    _loop.setup(args)
+    tokenizer = _loop.load_tokenizer(args)
+    init_key, run_key = ptfunc.random.split(ptfunc.random.key(args.seed))
+    model, params = _loop.load_model(args, MODELS[args.model_type], init_key)
+    print(f"{type(model).__name__}: {ptfunc.tree.size(params):,} params", file=sys.stderr)
+
+    metrics: dict[str, float] = {}
+    if args.do_train:
+        train_f = _loop.to_device(args, convert_examples_to_features(
+            read_swag_examples(args.train_file), tokenizer, args.max_seq_length
+        ))  # fmt: skip
+        batches = _loop.batches(args, len(train_f["labels"]))
+        total = _loop.num_train_steps(args, batches.steps_per_epoch)
+
+        def loss_fn(params, idx, key):
+            inputs = {k: train_f[k][idx] for k in INPUTS}
+            out = model.apply(params, train_f["input_ids"][idx], labels=train_f["labels"][idx],
+                              train=True, key=key, **inputs)  # fmt: skip
+            return out.loss
+
+        result = _loop.train_from_args(
+            args, loss_fn, params, batches.indices, total_steps=total, key=run_key
+        )
+        if result.step < total:  # stopped early (--stop-at-step): no evaluation
+            return {}
+        params = result.params
+        metrics["step"] = metrics["global_step"] = result.step
+        run_losses = [r["loss"] for r in _loop.read_log(args.output_dir)] or [math.nan]
+        metrics["loss"] = sum(run_losses) / len(run_losses)  # the whole run's, resumed or not
+        if args.is_main:
+            ptfunc.io.save_pretrained(args.output_dir, model, params)
+            tokenizer.save_pretrained(args.output_dir)
+    if args.do_eval and args.is_main:
+        metrics.update(evaluate(args, model, params, tokenizer))
+        _loop.write_eval_results(args, metrics)
     return metrics
 
 

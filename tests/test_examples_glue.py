@@ -91,6 +91,7 @@ def glue_env(tmp_path):
 
 def _argv(env, out: Path, *extra: str, task: str = "mrpc", data: Path | None = None) -> list[str]:
     return [
+        "--do-train", "--do-eval",
         "--task", task, "--data-dir", str(data or env[task]), "--config-json", str(env["config"]),
         "--tokenizer-dir", str(env["vocab"]), "--output-dir", str(out), "--max-seq-length", "24",
         "--batch-size", "4", "--learning-rate", "1e-3", "--threads", "1", "--quiet", *extra,

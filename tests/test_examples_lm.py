@@ -73,6 +73,7 @@ def setup(tmp_path_factory):
 
 def _argv(setup, out: Path, *extra: str) -> list[str]:
     return [
+        "--do-train", "--do-eval",
         "--corpus", str(setup["corpus"]), "--config-json", str(setup["config"]),
         "--tokenizer-dir", str(setup["vocab"]), "--output-dir", str(out),
         "--max-seq-length", "24", "--batch-size", "4", "--learning-rate", "1e-3",
@@ -199,8 +200,8 @@ def test_runs_end_to_end_and_evaluates_held_out(setup, tmp_path, capsys):
     assert [r["step"] for r in _loop_log(out)] == [1, 2, 3, 4]
 
     # Metrics against a direct computation on the saved model, example by example.
-    model, params = ptfunc.io.from_pretrained(out / "model", bert.BertForPreTraining)
-    tokenizer = BertTokenizer.from_pretrained(out / "model")
+    model, params = ptfunc.io.from_pretrained(out, bert.BertForPreTraining)
+    tokenizer = BertTokenizer.from_pretrained(out)
     corpus = LM.tokenize_documents(LM.read_documents(setup["corpus"]), tokenizer)
     _, held = LM.split_corpus(corpus, 0.25)
     assert len(held.documents) == 3

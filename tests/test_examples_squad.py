@@ -75,6 +75,7 @@ def write_env(tmp_path: Path, v2: bool) -> dict:
 
 def _argv(env: dict, out: Path, *extra: str) -> list[str]:
     return [
+        "--do-train", "--do-eval", "--do-lower-case",
         "--train-file", str(env["data"]), "--predict-file", str(env["data"]),
         "--config-json", str(env["config"]), "--tokenizer-dir", str(env["vocab"]),
         "--output-dir", str(out), "--max-seq-length", "32", "--doc-stride", "8",

@@ -49,6 +49,7 @@ def write_env(tmp_path: Path, n: int = 8) -> dict:
 
 def _argv(env: dict, out: Path, *extra: str) -> list[str]:
     return [
+        "--do-train", "--do-eval", "--do-lower-case",
         "--train-file", str(env["csv"]), "--predict-file", str(env["csv"]),
         "--config-json", str(env["config"]), "--tokenizer-dir", str(env["vocab"]),
         "--output-dir", str(out), "--max-seq-length", "16", "--batch-size", "4",
