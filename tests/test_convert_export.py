@@ -107,11 +107,6 @@ def _ours(model, params, case):
     return model.apply(params, IDS, **CASES[case][3])[0]
 
 
-def _seed_txl_inputs(model):
-    """ptfunc's default (empty memories) is 1.0 given length-0 memories."""
-    return {"mems": [torch.zeros(0, B, model.config.d_model)] * model.config.n_layer}
-
-
 def _export_and_load(case, tmp_path, to, library):
     """Export a random ptfunc directory and load it with the reference library's class."""
     model, params, src = _source(case, tmp_path)
@@ -159,9 +154,7 @@ def test_pytorch_transformers_loads_the_export_and_round_trips(case, tmp_path):
     model, params, reference, info = _export_and_load(case, tmp_path, "pytorch-transformers", pt)
     assert not info["unexpected_keys"], info
     assert all(k.endswith("attn.bias") for k in info["missing_keys"]), info  # causal masks
-    inputs = dict(CASES[case][3])
-    if case.startswith("transfo-xl"):
-        inputs.update(_seed_txl_inputs(model))
+    inputs = dict(CASES[case][3])  # Transformer-XL: mems=None on both sides (zero memories)
     with torch.no_grad():
         want = reference(IDS, **inputs)[0]
     ours = _ours(model, params, case)
@@ -254,18 +247,6 @@ def test_progress_and_bad_arguments(tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "hf" / "pytorch_model.bin").exists()
 
 
-def test_pruned_heads_are_refused(tmp_path):
-    """Neither 1.0 (no pruned_heads in its config) nor transformers 5 (no pruning on load)
-    can build a pruned model."""
-    model, params, _ = _source("bert-classification-3", tmp_path)
-    model, params = model.prune_heads(params, {0: [1], 1: [0, 3]})
-    io.save_pretrained(tmp_path / "pruned", model, params)
-    for to in ("pytorch-transformers", "transformers"):
-        with pytest.raises(ValueError, match="pruned heads"):
-            export_directory(tmp_path / "pruned", tmp_path / to, to=to)
-        assert not (tmp_path / to).exists()
-
-
 def test_activations_take_1_0_names(tmp_path):
     """XLNet's tanh gelu goes to transformers as gelu_new and back to 1.0 as gelu."""
     model, params, src = _source("xlnet-lm", tmp_path)
@@ -342,9 +323,7 @@ def test_pt1_save_loads_in_pytorch_transformers(case, tmp_path):
         )
     assert not info["unexpected_keys"], info
     assert all(k.endswith("attn.bias") for k in info["missing_keys"]), info
-    inputs = dict(CASES[case][3])
-    if case.startswith("transfo-xl"):
-        inputs.update(_seed_txl_inputs(model))
+    inputs = dict(CASES[case][3])  # Transformer-XL: mems=None on both sides (zero memories)
     with torch.no_grad():
         want = reference.eval()(IDS, **inputs)[0]
     ours = _ours(model, params, case)

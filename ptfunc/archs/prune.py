@@ -8,10 +8,19 @@ records the removed heads (``pruned_heads``: ``{layer: original head indices}``)
 :func:`prune_model_heads` always refer to the unpruned model: pruning a head twice
 is a no-op, and pruning in steps equals pruning at once.
 
+A pruned head is a full-size head whose contribution is exactly zero: :func:`unprune`
+puts the kept heads back at their original indices of full-size tensors, with zeros
+for the pruned heads (their query/key/value rows and biases and the output
+projection's input columns), which is how a pruned model is saved for loaders that
+cannot prune (``transformers`` 5, pytorch-transformers 1.0); pruning that again gives
+the same params bit for bit.
+
 Each architecture supplies small functions over its base params: the current width
-(heads * head_dim) of a layer's attention, the slicing of that layer and the zeroing of
-some of its heads' values, bundled as a :class:`HeadPruning`; models get their
-``prune_heads`` method from :class:`PrunableHeads`.
+(heads * head_dim) of a layer's attention, the edit of that layer's head features
+along their axes (one function serves pruning and unpruning: it applies a
+:data:`FeatureEdit` to each tensor) and the zeroing of some of its heads' values,
+bundled as a :class:`HeadPruning`; models get their ``prune_heads`` and
+``unprune_heads`` methods from :class:`PrunableHeads`.
 """
 
 from __future__ import annotations
@@ -33,6 +42,14 @@ __all__ = [
     "prune_model_heads",
     "mask_model_heads",
     "prune_recorded",
+    "unprune",
+    "unprune_model_heads",
+    "FeatureEdit",
+    "keep_features",
+    "restore_features",
+    "edit_rows",
+    "edit_cols",
+    "edit_conv1d_attention",
     "prune_conv1d_attention",
     "take_rows",
     "take_cols",
@@ -46,6 +63,13 @@ LayerWidth = Callable[[Params, int], int]
 """``(base params, layer) -> width`` of that layer's attention (heads * head_dim)."""
 PruneLayer = Callable[[Params, int, Tensor], Params]
 """``(base params, layer, kept feature index (long)) -> new base params``."""
+FeatureEdit = Callable[[Tensor, int, int], Tensor]
+"""``(tensor, dim, blocks) -> tensor`` with its head features along ``dim`` changed (kept or
+restored); ``blocks`` counts the equal blocks sharing that axis (GPT's fused ``c_attn``
+holds query, key and value: 3), each edited alike."""
+EditLayer = Callable[[Params, int, FeatureEdit], Params]
+"""``(base params, layer, edit) -> new base params``: ``edit`` applied to every tensor of that
+layer's attention that has a head-feature axis (the architecture's layout)."""
 
 
 def check_heads(
@@ -111,20 +135,68 @@ def kept_index(
     return torch.cat([torch.arange(i * head_dim, (i + 1) * head_dim) for i in keep])
 
 
+def _block_index(index: Tensor, width: int, blocks: int, device: torch.device) -> Tensor:
+    """``index`` repeated for each of ``blocks`` blocks of ``width`` features (int64)."""
+    index = index.to(device)
+    return torch.cat([index + b * width for b in range(blocks)]) if blocks > 1 else index
+
+
+def keep_features(index: Tensor) -> FeatureEdit:
+    """The edit that keeps features ``index`` (long, in the current width) of each block.
+
+    A tensor of ``blocks * w`` features along ``dim`` becomes ``blocks * len(index)``.
+    """
+
+    def edit(t: Tensor, dim: int, blocks: int = 1) -> Tensor:
+        width = t.shape[dim] // blocks
+        return t.index_select(dim, _block_index(index, width, blocks, t.device))
+
+    return edit
+
+
+def restore_features(index: Tensor, width: int) -> FeatureEdit:
+    """The inverse of :func:`keep_features`: features go back to positions ``index`` (long)
+    of ``width`` per block, zeros elsewhere (same dtype and device).
+
+    A tensor of ``blocks * len(index)`` features along ``dim`` becomes ``blocks * width``.
+    """
+
+    def edit(t: Tensor, dim: int, blocks: int = 1) -> Tensor:
+        shape = list(t.shape)
+        shape[dim] = blocks * width
+        return t.new_zeros(shape).index_copy(dim, _block_index(index, width, blocks, t.device), t)
+
+    return edit
+
+
+def edit_rows(p: Params, edit: FeatureEdit, *, bias: bool = True, blocks: int = 1) -> Params:
+    """``edit`` the rows (dim 0) of ``p["weight"]``, and ``p["bias"]`` when ``bias``: a
+    projection (out, in) whose outputs are head features (a query/key/value Linear, or a
+    GPT ``c_proj`` Conv1D (in, out) whose inputs are)."""
+    out = {**p, "weight": edit(p["weight"], 0, blocks)}
+    if bias and p.get("bias") is not None:
+        out["bias"] = edit(p["bias"], 0, blocks)
+    return out
+
+
+def edit_cols(p: Params, edit: FeatureEdit, *, bias: bool = False, blocks: int = 1) -> Params:
+    """``edit`` the columns (dim 1) of ``p["weight"]``, and ``p["bias"]`` when ``bias``: an
+    output Linear (out, in) whose inputs are head features, or GPT's ``c_attn`` Conv1D
+    (in, 3 * width) whose outputs are (``blocks=3``, ``bias=True``)."""
+    out = {**p, "weight": edit(p["weight"], 1, blocks)}
+    if bias and p.get("bias") is not None:
+        out["bias"] = edit(p["bias"], 0, blocks)
+    return out
+
+
 def take_rows(p: Params, index: Tensor, *, bias: bool = True) -> Params:
     """Keep rows ``index`` of ``p["weight"]`` (and of ``p["bias"]`` when ``bias``)."""
-    out = {**p, "weight": p["weight"][index.to(p["weight"].device)]}
-    if bias and p.get("bias") is not None:
-        out["bias"] = p["bias"][index.to(p["bias"].device)]
-    return out
+    return edit_rows(p, keep_features(index), bias=bias)
 
 
 def take_cols(p: Params, index: Tensor, *, bias: bool = False) -> Params:
     """Keep columns ``index`` of ``p["weight"]`` (and entries of ``p["bias"]`` when ``bias``)."""
-    out = {**p, "weight": p["weight"][:, index.to(p["weight"].device)]}
-    if bias and p.get("bias") is not None:
-        out["bias"] = p["bias"][index.to(p["bias"].device)]
-    return out
+    return edit_cols(p, keep_features(index), bias=bias)
 
 
 def zero_heads(t: Tensor, heads: Iterable[int], head_dim: int, *, dim: int, offset: int = 0):
@@ -209,17 +281,103 @@ def prune_recorded(base: Params, config: Any, prune_layer: PruneLayer) -> Params
     return base
 
 
-def prune_conv1d_attention(attn: Params, index: Tensor) -> Params:
-    """Prune a GPT/GPT-2 attention (``c_attn`` (d, 3w) Conv1D, ``c_proj`` (w, d)):
-    keep features ``index`` of each of the query, key and value blocks of ``c_attn``'s
-    outputs and the same rows of ``c_proj``."""
-    w = attn["c_proj"]["weight"].shape[0]
-    qkv = torch.cat([index, index + w, index + 2 * w])
+def edit_conv1d_attention(attn: Params, edit: FeatureEdit) -> Params:
+    """Edit a GPT/GPT-2 attention (``c_attn`` (d, 3w) Conv1D, ``c_proj`` (w, d)): the head
+    features of each of the query, key and value blocks of ``c_attn``'s outputs (weight and
+    bias) and the same rows of ``c_proj`` (its bias is per output, kept)."""
     return {
         **attn,
-        "c_attn": take_cols(attn["c_attn"], qkv, bias=True),
-        "c_proj": take_rows(attn["c_proj"], index, bias=False),
+        "c_attn": edit_cols(attn["c_attn"], edit, bias=True, blocks=3),
+        "c_proj": edit_rows(attn["c_proj"], edit, bias=False),
     }
+
+
+def prune_conv1d_attention(attn: Params, index: Tensor) -> Params:
+    """Prune a GPT/GPT-2 attention: keep features ``index`` of each of the query, key and
+    value blocks of ``c_attn``'s outputs and the same rows of ``c_proj``."""
+    return edit_conv1d_attention(attn, keep_features(index))
+
+
+def unprune_model_heads(
+    model: Any, params: Params, *, width: LayerWidth, edit_layer: EditLayer
+) -> tuple[Any, Params]:
+    """The full-size equivalent of a pruned model: see :func:`unprune`.
+
+    Args:
+        model: a ptfunc model whose config records ``pruned_heads``.
+        params: its (pruned) params, not modified.
+        width, edit_layer: the architecture's accessors over the base params.
+
+    Returns:
+        ``(model of the same class with pruned_heads={}, params)``: every attention has
+        ``num_attention_heads`` heads; a pruned head's features are 0.
+
+    Raises:
+        ValueError: params whose attention widths do not match the config's ``pruned_heads``.
+    """
+    c = model.config
+    n_layers, n_heads, head_dim = c.num_hidden_layers, c.num_attention_heads, c.head_dim
+    base, put = _base(model, params)
+    for layer, heads in sorted(check_heads(c.pruned_heads, n_layers, n_heads).items()):
+        index = kept_index(n_heads, head_dim, heads, ())
+        if index is None:
+            continue
+        got = width(base, layer)
+        if got != index.numel():
+            raise ValueError(
+                f"layer {layer} of the params has {got // head_dim} heads but "
+                f"{type(model).__name__}'s config (pruned_heads={dict(c.pruned_heads)}) expects "
+                f"{index.numel() // head_dim}: unprune with the model that pruned them"
+            )
+        base = edit_layer(base, layer, restore_features(index, n_heads * head_dim))
+    return type(model)(c.replace(pruned_heads={})), put(base)
+
+
+def unprune(model: Any, params: Params) -> tuple[Any, Params]:
+    """Expand a pruned model to the full number of heads, the pruned ones exactly zero.
+
+    Each kept head goes back to its original index; a pruned head gets zeros in its
+    query/key/value rows and biases and in the output projection's input columns, so it
+    contributes exactly 0 (its context is 0): the outputs are those of the pruned model,
+    in any loader that builds ``num_attention_heads`` heads per layer (``transformers`` 5,
+    pytorch-transformers 1.0). ``prune_heads(full_params, model.config.pruned_heads)`` of
+    the result gives ``params`` back bit for bit. The zero heads also stay zero under
+    gradient steps (every gradient into them is 0).
+
+    Args:
+        model: a ptfunc model; one without pruned heads is returned as is.
+        params: its params (not modified); dtype and device are kept.
+
+    Returns:
+        ``(full_model, full_params)``: ``full_model`` is ``model``'s class with
+        ``pruned_heads={}``.
+
+    Raises:
+        TypeError: ``model`` records pruned heads but its class has no head pruning.
+        ValueError: params whose shapes do not match the config's ``pruned_heads``.
+
+    Example:
+        >>> import ptfunc
+        >>> from ptfunc.archs import gpt2
+        >>> model = gpt2.GPT2Model(gpt2.GPT2Config(40, n_embd=8, n_layer=1, n_head=2))
+        >>> small, params = model.prune_heads(model.init(ptfunc.random.key(0)), {0: [1]})
+        >>> params["h"][0]["attn"]["c_proj"]["weight"].shape  # one head of 4 features
+        torch.Size([4, 8])
+        >>> full, full_params = unprune(small, params)
+        >>> full_params["h"][0]["attn"]["c_proj"]["weight"].shape  # two, the second zero
+        torch.Size([8, 8])
+        >>> full_params["h"][0]["attn"]["c_proj"]["weight"][4:].abs().sum().item()
+        0.0
+    """
+    if not model.config.pruned_heads:
+        return model, params
+    pruning = getattr(model, "head_pruning", None)
+    if not isinstance(pruning, HeadPruning):
+        raise TypeError(
+            f"{type(model).__name__} records pruned_heads={dict(model.config.pruned_heads)} "
+            "but has no head pruning to unprune them"
+        )
+    return pruning.unprune(model, params)
 
 
 MaskLayer = Callable[[Params, int, list[int], int], Params]
@@ -263,12 +421,16 @@ class HeadPruning:
     """One architecture's head pruning and masking, from the three accessors of its layout.
 
     Its methods are the architecture's public ``prune_heads``, ``mask_heads`` and
-    ``prune_init`` (each arch module binds them by those names).
+    ``prune_init`` (each arch module binds them by those names), and ``unprune``.
     """
 
     width: LayerWidth
-    prune_layer: PruneLayer
+    edit_layer: EditLayer
     mask_layer: MaskLayer
+
+    def prune_layer(self, base: Params, layer: int, index: Tensor) -> Params:
+        """Keep features ``index`` (long, in the current width) of ``layer``'s attention."""
+        return self.edit_layer(base, layer, keep_features(index))
 
     def prune_heads(
         self, model: Any, params: Params, heads_to_prune: Mapping[int, Iterable[int]]
@@ -283,6 +445,10 @@ class HeadPruning:
             model, params, heads_to_prune, width=self.width, prune_layer=self.prune_layer
         )
 
+    def unprune(self, model: Any, params: Params) -> tuple[Any, Params]:
+        """``(full-size model, params)`` with the pruned heads zero: see :func:`unprune`."""
+        return unprune_model_heads(model, params, width=self.width, edit_layer=self.edit_layer)
+
     def mask_heads(self, model: Any, params: Params, heads: Mapping[int, Iterable[int]]) -> Params:
         """Params in which heads ``{layer: [current head indices]}`` contribute nothing: their
         value projections are 0 (shapes kept; a cache holds zero values for them). See
@@ -295,13 +461,19 @@ class HeadPruning:
 
 
 class PrunableHeads:
-    """Mixin giving a model class whose ``head_pruning`` is set a ``prune_heads`` method."""
+    """Mixin giving a model class whose ``head_pruning`` is set ``prune_heads`` and
+    ``unprune_heads`` methods."""
 
     head_pruning: HeadPruning
 
     def prune_heads(self, params: Params, heads_to_prune: Mapping[int, Iterable[int]]):
         """See :meth:`HeadPruning.prune_heads`; returns ``(model, params)``."""
         return self.head_pruning.prune_heads(self, params, heads_to_prune)
+
+    def unprune_heads(self, params: Params) -> tuple[Any, Params]:
+        """See :func:`unprune`; returns ``(full-size model, params)`` (``self, params`` when
+        nothing is pruned)."""
+        return unprune(self, params)
 
 
 def layer_head_masks(head_mask: Tensor | None, config: Any, dtype: torch.dtype) -> list:

@@ -11,6 +11,14 @@ Layouts read by :func:`from_pretrained`:
 * ptfunc's own, which is today's layout: :func:`save_pretrained` writes
   ``config.json`` + ``model.safetensors`` that ``transformers`` loads.
 
+Pruned heads: neither ``transformers`` 5 nor pytorch-transformers 1.0 can build pruned
+attention layers, so a model with pruned heads is saved full-size, each pruned head's
+tensors zero (:func:`ptfunc.archs.prune.unprune`: the same outputs there), with
+``pruned_heads`` still in config.json. Reading a directory whose config records
+``pruned_heads``, :func:`from_pretrained` tells the layouts apart by the attention
+tensors' shapes: full-size ones are pruned again on load (the same small model, bit for
+bit), and the pruned shapes older ptfunc saves wrote load as they are.
+
 Names: instead of a directory, a pytorch-transformers 1.0 shortcut name
 (``bert-base-uncased``) or a Hub repo id (``org/name``, with ``revision=``) fetches
 config.json and the weights (nothing else) into the Hugging Face cache; see
@@ -35,7 +43,13 @@ from ..random import Key
 from ..tree import Params
 from ._torch_load import load_torch_object
 from .safetensors_io import load_flat, to_safetensors_bytes
-from .state_dict import check_float_dtype, load_into, to_torch_state_dict
+from .state_dict import (
+    check_float_dtype,
+    expected_shapes,
+    load_into,
+    param_names,
+    to_torch_state_dict,
+)
 
 __all__ = [
     "from_pretrained",
@@ -49,6 +63,7 @@ __all__ = [
     "pretrained_files",
     "model_config_dict",
     "config_text",
+    "full_size",
     "CONFIG_NAME",
     "SAFE_WEIGHTS_NAME",
     "WEIGHTS_NAME",
@@ -228,6 +243,9 @@ def from_pretrained(
             another shape, are refused, all of them in one
             :class:`~ptfunc.errors.CheckpointError` naming each file, name and both
             shapes or dtypes.
+            A config recording ``pruned_heads`` takes weights of either the pruned
+            shapes or the full size (pruned again here); one tensor of neither shape, or
+            both kinds in one directory, is a ``CheckpointError`` naming file and tensor.
         device: where the params go (each tensor is moved as it is read).
         revision, cache_dir, force_download, local_files_only, token: for names, as in
             ``transformers`` (see :class:`ptfunc.hub.HubOptions`).
@@ -248,8 +266,9 @@ def from_pretrained(
     config = constructor.config_class.from_json_file(directory / CONFIG_NAME, **config_overrides)
     model = constructor(config)
     state, origin = _read_weights(directory, dtype=dtype, device=device)
+    full = _full_size_model(model, state, origin)
     params, info = load_into(
-        model,
+        model if full is None else full,
         state,
         key=key,
         strict=strict,
@@ -258,9 +277,48 @@ def from_pretrained(
         origin=lambda name: str(origin[name]),
         consume=True,
     )
+    if full is not None:  # today's save of a pruned model: prune it again
+        params = full.prune_heads(params, config.pruned_heads)[1]
     if dtype is not None or device is not None:
         params = _cast_params(params, dtype, device)
     return (model, params, info) if output_loading_info else (model, params)
+
+
+def _full_size_model(model: Any, state: Mapping[str, Tensor], origin: Mapping[str, Path]) -> Any:
+    """The unpruned model when ``state`` holds ``model``'s pruned attention at full size (as
+    :func:`save_pretrained` writes it), None when at the pruned shapes (older saves) or when
+    nothing is pruned.
+
+    Raises:
+        CheckpointError: a tensor of neither shape, or full-size and pruned ones together
+            (the message names the file and the tensor).
+    """
+    pruned = model.config.pruned_heads
+    if not pruned or not hasattr(model, "unprune_heads"):
+        return None
+    full = type(model)(model.config.replace(pruned_heads={}))
+    small, large = expected_shapes(model), expected_shapes(full)
+    found: dict[str, str] = {}  # "pruned" / "full-size" -> the first tensor of that kind
+    for ckpt_name, name in param_names(model, list(state)).items():
+        if name not in small or small[name] == large.get(name):
+            continue
+        shape = state[ckpt_name].shape
+        kind = "full-size" if shape == large[name] else "pruned" if shape == small[name] else None
+        if kind is None:
+            raise CheckpointError(
+                f"{origin[ckpt_name]}: {ckpt_name} has shape {tuple(shape)}; with config.json's "
+                f"pruned_heads={dict(pruned)} it must be {tuple(small[name])} (pruned) or "
+                f"{tuple(large[name])} (full-size)"
+            )
+        found.setdefault(kind, ckpt_name)
+    if len(found) == 2:
+        a, b = found["full-size"], found["pruned"]
+        raise CheckpointError(
+            f"{origin[a]}: {a} is full-size ({tuple(state[a].shape)}) but {b} (in {origin[b]}) "
+            f"has the pruned shape {tuple(state[b].shape)} of pruned_heads={dict(pruned)}; "
+            "the attention weights must be all pruned or all full-size"
+        )
+    return full if "full-size" in found else None
 
 
 def _cast(tensor: Tensor, dtype: torch.dtype | None, device: torch.device | str | None) -> Tensor:
@@ -297,13 +355,24 @@ def pretrained_files(model: Any, params: Params) -> dict[str, str | bytes]:
 
     Converters add tokenizer files to this and write the lot in one atomic step.
     ``config.json`` comes first: the file every reader needs is the one an atomic
-    save (:mod:`ptfunc._atomic`) puts in place last.
+    save (:mod:`ptfunc._atomic`) puts in place last. A model with pruned heads is
+    written full-size (:func:`full_size`), config.json recording its ``pruned_heads``.
     """
-    flat = to_torch_state_dict(model, params, include_tied=False)
+    flat = to_torch_state_dict(*full_size(model, params), include_tied=False)
     return {
         CONFIG_NAME: config_text(model_config_dict(model)),
         SAFE_WEIGHTS_NAME: to_safetensors_bytes(flat),
     }
+
+
+def full_size(model: Any, params: Params) -> tuple[Any, Params]:
+    """``(model, params)`` as loaders that cannot prune heads build them: a model with
+    pruned heads becomes the unpruned model, each pruned head's tensors zero
+    (``model.unprune_heads``, see :func:`ptfunc.archs.prune.unprune`); any other model is
+    returned as is."""
+    if model.config.pruned_heads and hasattr(model, "unprune_heads"):
+        return model.unprune_heads(params)
+    return model, params
 
 
 def superseded_files(directory: str | os.PathLike[str], names: Any) -> list[str]:
@@ -370,8 +439,14 @@ def save_pretrained(
     out, as ``transformers`` does, so ``transformers``' ``from_pretrained`` loads the
     directory to identical outputs.
 
+    A model with pruned heads is written full-size in both formats: each pruned head's
+    query/key/value rows and output columns are zero, so ``transformers`` 5 and 1.0
+    (which cannot prune on load) build every head and compute the pruned model's
+    outputs; config.json records ``pruned_heads`` (both libraries keep it and ignore it),
+    and :func:`from_pretrained` prunes the heads again.
+
     Raises:
-        ValueError: an unknown ``format``; ``"pt1"`` of a model with pruned heads.
+        ValueError: an unknown ``format``.
     """
     directory = Path(directory)
     if format == "safetensors":

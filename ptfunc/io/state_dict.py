@@ -31,7 +31,13 @@ from ..random import key as make_key
 from ..tree import Params, from_flat_dict, to_flat_dict
 from ._init_only import init_only
 
-__all__ = ["LoadingInfo", "expected_shapes", "from_torch_state_dict", "to_torch_state_dict"]
+__all__ = [
+    "LoadingInfo",
+    "expected_shapes",
+    "param_names",
+    "from_torch_state_dict",
+    "to_torch_state_dict",
+]
 
 _OLD_NAMES = {"gamma": "weight", "beta": "bias"}
 
@@ -78,6 +84,15 @@ def _align_prefix(model: Any, names: list[str], expected: set[str]) -> dict[str,
         # A bare-model checkpoint into a head model.
         return {n: dotted + n if dotted + n in expected else n for n in names}
     return {n: n for n in names}
+
+
+def param_names(model: Any, names: list[str]) -> dict[str, str]:
+    """``{checkpoint name: the param name it loads into}`` for ``model``: old LayerNorm names
+    renamed, the base-model prefix added or stripped (as :func:`load_into` maps them; a name
+    that is no param of ``model`` maps to itself, renamed)."""
+    renamed = {name: _rename_old(name) for name in names}
+    aligned = _align_prefix(model, list(renamed.values()), set(_expected(model)))
+    return {name: aligned[new] for name, new in renamed.items()}
 
 
 def _check_tie(

@@ -1,7 +1,8 @@
 """Pure param transforms: prune and mask attention heads (resizing lives in ``archs.resize``).
 
 Each returns new params (pruning also a new model: its config records
-``pruned_heads``, so a saved model reloads with the right shapes). Input params are
+``pruned_heads``, so a saved model reloads with the right shapes; ``unprune_heads``
+gives the full-size equivalent, the pruned heads zero). Input params are
 never modified. The index bookkeeping is shared with the other architectures
 (:mod:`ptfunc.archs.prune`); this module knows BERT's layout.
 """
@@ -10,26 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from torch import Tensor
-
 from ...tree import Params
 from ..prune import (
+    FeatureEdit,
     HeadPruning,
     PrunableHeads,
+    edit_cols,
+    edit_rows,
+    keep_features,
     kept_index,
-    take_cols,
-    take_rows,
     zero_heads,
 )
 
 __all__ = ["prune_heads", "prune_layer_heads", "mask_heads", "ParamTransforms"]
 
 
-def _prune_block(layer: Params, index: Tensor) -> Params:
-    """Keep features ``index`` of query/key/value outputs and of the output dense's inputs."""
+def _edit_block(layer: Params, edit: FeatureEdit) -> Params:
+    """``edit`` the head features of query/key/value outputs and of the output dense's inputs."""
     attn = layer["attention"]
-    new_self = {name: take_rows(p, index) for name, p in attn["self"].items()}
-    dense = take_cols(attn["output"]["dense"], index)
+    new_self = {name: edit_rows(p, edit) for name, p in attn["self"].items()}
+    dense = edit_cols(attn["output"]["dense"], edit)
     return {
         **layer,
         "attention": {"self": new_self, "output": {**attn["output"], "dense": dense}},
@@ -47,7 +48,7 @@ def prune_layer_heads(
     already = set(already)
     n_heads = _block_width(layer) // head_dim + len(already)
     index = kept_index(n_heads, head_dim, remove, already)
-    return layer if index is None else _prune_block(layer, index)
+    return layer if index is None else _edit_block(layer, keep_features(index))
 
 
 def _block_width(layer: Params) -> int:
@@ -58,9 +59,9 @@ def _width(base: Params, layer: int) -> int:
     return _block_width(base["encoder"]["layer"][layer])
 
 
-def _prune_layer(base: Params, layer: int, index: Tensor) -> Params:
+def _edit_layer(base: Params, layer: int, edit: FeatureEdit) -> Params:
     layers = list(base["encoder"]["layer"])
-    layers[layer] = _prune_block(layers[layer], index)
+    layers[layer] = _edit_block(layers[layer], edit)
     return {**base, "encoder": {**base["encoder"], "layer": layers}}
 
 
@@ -81,12 +82,12 @@ def _mask_layer(base: Params, layer: int, heads: list[int], head_dim: int) -> Pa
     return {**base, "encoder": {**base["encoder"], "layer": layers}}
 
 
-HEAD_PRUNING = HeadPruning(width=_width, prune_layer=_prune_layer, mask_layer=_mask_layer)
+HEAD_PRUNING = HeadPruning(width=_width, edit_layer=_edit_layer, mask_layer=_mask_layer)
 prune_heads = HEAD_PRUNING.prune_heads
 mask_heads = HEAD_PRUNING.mask_heads
 
 
 class ParamTransforms(PrunableHeads):
-    """Mixin giving BERT models a ``prune_heads`` method."""
+    """Mixin giving BERT models ``prune_heads`` and ``unprune_heads`` methods."""
 
     head_pruning = HEAD_PRUNING

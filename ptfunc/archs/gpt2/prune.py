@@ -3,18 +3,17 @@ layout).
 
 Pruning removes the heads' columns from each of the query, key and value blocks of
 ``c_attn`` and the same rows of ``c_proj``; the config records ``pruned_heads``.
-See :mod:`ptfunc.archs.prune`.
+Unpruning puts them back, zero. See :mod:`ptfunc.archs.prune`.
 """
 
 from __future__ import annotations
 
-from torch import Tensor
-
 from ...tree import Params
 from ..prune import (
+    FeatureEdit,
     HeadPruning,
     PrunableHeads,
-    prune_conv1d_attention,
+    edit_conv1d_attention,
     zero_heads,
 )
 
@@ -25,9 +24,9 @@ def _width(base: Params, layer: int) -> int:
     return base["h"][layer]["attn"]["c_proj"]["weight"].shape[0]
 
 
-def _prune_layer(base: Params, layer: int, index: Tensor) -> Params:
+def _edit_layer(base: Params, layer: int, edit: FeatureEdit) -> Params:
     blocks = list(base["h"])
-    blocks[layer] = {**blocks[layer], "attn": prune_conv1d_attention(blocks[layer]["attn"], index)}
+    blocks[layer] = {**blocks[layer], "attn": edit_conv1d_attention(blocks[layer]["attn"], edit)}
     return {**base, "h": blocks}
 
 
@@ -46,13 +45,13 @@ def _mask_layer(base: Params, layer: int, heads: list[int], head_dim: int) -> Pa
     return {**base, "h": blocks}
 
 
-HEAD_PRUNING = HeadPruning(width=_width, prune_layer=_prune_layer, mask_layer=_mask_layer)
+HEAD_PRUNING = HeadPruning(width=_width, edit_layer=_edit_layer, mask_layer=_mask_layer)
 prune_heads = HEAD_PRUNING.prune_heads
 mask_heads = HEAD_PRUNING.mask_heads
 prune_init = HEAD_PRUNING.prune_init
 
 
 class ParamTransforms(PrunableHeads):
-    """Mixin giving GPT/GPT-2 models a ``prune_heads`` method."""
+    """Mixin giving GPT/GPT-2 models ``prune_heads`` and ``unprune_heads`` methods."""
 
     head_pruning = HEAD_PRUNING

@@ -2,19 +2,18 @@
 
 Pruning removes the heads' rows of ``q_lin``, ``k_lin`` and ``v_lin`` (weights and
 biases) and the same columns of ``out_lin`` (its bias is kept); the config records
-``pruned_heads``. See :mod:`ptfunc.archs.prune`.
+``pruned_heads``. Unpruning puts them back, zero. See :mod:`ptfunc.archs.prune`.
 """
 
 from __future__ import annotations
 
-from torch import Tensor
-
 from ...tree import Params
 from ..prune import (
+    FeatureEdit,
     HeadPruning,
     PrunableHeads,
-    take_cols,
-    take_rows,
+    edit_cols,
+    edit_rows,
     zero_heads,
 )
 
@@ -25,13 +24,13 @@ def _width(base: Params, layer: int) -> int:
     return base["attentions"][layer]["q_lin"]["weight"].shape[0]
 
 
-def _prune_layer(base: Params, layer: int, index: Tensor) -> Params:
+def _edit_layer(base: Params, layer: int, edit: FeatureEdit) -> Params:
     att = list(base["attentions"])
     p = att[layer]
     att[layer] = {
         **p,
-        **{name: take_rows(p[name], index) for name in ("q_lin", "k_lin", "v_lin")},
-        "out_lin": take_cols(p["out_lin"], index),
+        **{name: edit_rows(p[name], edit) for name in ("q_lin", "k_lin", "v_lin")},
+        "out_lin": edit_cols(p["out_lin"], edit),
     }
     return {**base, "attentions": att}
 
@@ -49,13 +48,13 @@ def _mask_layer(base: Params, layer: int, heads: list[int], head_dim: int) -> Pa
     return {**base, "attentions": att}
 
 
-HEAD_PRUNING = HeadPruning(width=_width, prune_layer=_prune_layer, mask_layer=_mask_layer)
+HEAD_PRUNING = HeadPruning(width=_width, edit_layer=_edit_layer, mask_layer=_mask_layer)
 prune_heads = HEAD_PRUNING.prune_heads
 mask_heads = HEAD_PRUNING.mask_heads
 prune_init = HEAD_PRUNING.prune_init
 
 
 class ParamTransforms(PrunableHeads):
-    """Mixin giving XLM models a ``prune_heads`` method."""
+    """Mixin giving XLM models ``prune_heads`` and ``unprune_heads`` methods."""
 
     head_pruning = HEAD_PRUNING

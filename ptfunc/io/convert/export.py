@@ -26,8 +26,13 @@ loading the output back with ptfunc gives bitwise the same params.
 Both: a sinusoidal XLM gets its fixed position table written out (both libraries
 hold it as a weight), Transformer-XL its ``pos_emb.inv_freq`` buffer (both save it;
 ptfunc computes it); tokenizer files found in the source are copied. A model with
-pruned heads is refused: 1.0 records no ``pruned_heads`` and ``transformers`` 5 no
-longer prunes on load, so neither could build its smaller attention layers.
+pruned heads is written full-size: 1.0 has no ``pruned_heads`` and ``transformers`` 5
+no longer prunes on load, so neither could build its smaller attention layers; each
+pruned head's query/key/value rows and output-projection columns are written as zeros
+instead (:func:`ptfunc.archs.prune.unprune`), which computes the same outputs in both.
+config.json still records ``pruned_heads`` (both keep the key and ignore it), so
+:func:`ptfunc.io.from_pretrained` of the output prunes the heads again: the export
+stays lossless for ptfunc.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from ..pretrained import (
     WEIGHTS_NAME,
     config_text,
     from_pretrained,
+    full_size,
     model_config_dict,
 )
 from ..safetensors_io import to_safetensors_bytes
@@ -139,7 +145,7 @@ def export_directory(
     Raises:
         FileNotFoundError: no config.json or weights in ``src_dir``.
         ValueError: an unknown target, weights the class lacks (they would be made
-            up), pruned heads, or an output directory that would mislead.
+            up), or an output directory that would mislead.
 
     Example:
         >>> export_directory("my-bert", "my-bert-hf", to="transformers")  # doctest: +SKIP
@@ -160,7 +166,7 @@ def export_directory(
             f"{src} lacks weights of {cls.__name__}: {info.missing_keys}; pass the "
             "model_class the directory holds"
         )
-    files = layout_files(model, params, to, progress=progress, where=str(src))
+    files = layout_files(model, params, to, progress=progress)
     for name in TOKENIZER_FILES:
         if (src / name).is_file():
             files[name] = (src / name).read_bytes()
@@ -173,21 +179,17 @@ def layout_files(
     to: Target,
     *,
     progress: Progress | None = None,
-    where: str | None = None,
 ) -> dict[str, str | bytes]:
     """``{"config.json": text, weights file: bytes}`` of ``model`` and ``params`` in the
-    layout ``to`` names (see the module docstring); ``where`` names the source in errors.
+    layout ``to`` names (see the module docstring); ``progress`` as in
+    :func:`export_directory`.
 
-    Raises:
-        ValueError: the model has pruned heads (neither loader can build them).
+    A model with pruned heads is written full-size, the pruned heads' tensors zero
+    (:func:`ptfunc.io.pretrained.full_size`), config.json recording ``pruned_heads``.
     """
-    if model.config.pruned_heads:
-        raise ValueError(
-            f"{where or type(model).__name__}: the model has pruned heads "
-            f"{dict(model.config.pruned_heads)}; neither transformers 5 nor "
-            "pytorch-transformers 1.0 can load pruned attention layers"
-        )
-    state = to_torch_state_dict(model, params, include_tied=to == "pytorch-transformers")
+    state = to_torch_state_dict(
+        *full_size(model, params), include_tied=to == "pytorch-transformers"
+    )
     state.update(_fixed_tables(model, state))
     total = len(state)
     for i, name in enumerate(state, start=1):
@@ -217,7 +219,9 @@ def pytorch_transformers_config(model: Any) -> dict[str, Any]:
     """config.json dict as pytorch-transformers 1.0 writes it, plus ptfunc-only fields.
 
     Every field of the ptfunc config (those ``to_dict`` writes) under 1.0's name, the
-    derived fields 1.0 stored (XLNet's ``d_head``), and ``architectures``. Activations
+    derived fields 1.0 stored (XLNet's ``d_head``), ``architectures``, and
+    ``pruned_heads`` when heads are pruned (1.0 keeps the key as an attribute and writes
+    it back; the weights are full-size, see the module docstring). Activations
     take 1.0's names (XLNet's ``gelu_new`` is 1.0's ``gelu``, ``silu`` its ``swish``);
     one 1.0 did not have is a ``ValueError``.
     """
@@ -226,6 +230,8 @@ def pytorch_transformers_config(model: Any) -> dict[str, Any]:
     kind = type(config).model_type
     renames = _SEED_FIELD_NAMES.get(kind, {})
     keep = {f.name for f in dataclasses.fields(config)} - {"extra", "pruned_heads"}
+    if config.pruned_heads:
+        keep.add("pruned_heads")
     keep |= set(_SEED_DERIVED_FIELDS.get(kind, ()))
     out = {renames.get(key, key): value for key, value in today.items() if key in keep}
     if kind == "xlm" and config.n_langs > 1 and not config.use_lang_emb:
