@@ -1,5 +1,45 @@
-"""Train a small Transformer-XL on a word-level corpus, then compare held-out perplexity
-with memories carried across segments and without (each segment alone).
+"""Transformer-XL perplexity with memories: pytorch-transformers 1.0's ``run_transfo_xl.py``
+(evaluate a pretrained model), or train a small model on a word-level corpus first.
+
+**1.0's command line** runs unchanged (every flag also with hyphens)::
+
+    python examples/run_transfo_xl.py --model_name transfo-xl-wt103 --tgt_len 128 \\
+        --ext_len 0 --mem_len 1600 --clamp_len 1000 --same_length --work_dir ../log
+
+It loads ``--model_name`` (a directory, ``transfo-xl-wt103`` or a Hub repo id; the default,
+as in 1.0, is ``transfo-xl-wt103``), sets ``reset_length(tgt_len, ext_len, mem_len)``,
+``--clamp_len`` when > 0 and ``--same_length``, and evaluates ``--split`` (``test``,
+``valid`` or ``all``) of its corpus as 1.0 does: ``--batch_size`` rows (default 10) read
+in segments of ``--tgt_len`` targets (``ptfunc.tokenize.LMOrderedIterator``, ``--ext_len``
+extra columns of context before each), the memories of each segment fed to the next,
+the first from ``mems=None`` (1.0's ``mem_len`` zero memories); each segment's mean
+per-token loss weighted by its length. It prints 1.0's lines, ending with
+``| test loss  x.xx | test ppl  y.yyy``.
+
+The corpus: ``--corpus FILE`` (a word-level text, encoded with the model's tokenizer,
+``<eos>`` at each line end; evaluated as the one split ``--split`` names), else in
+``--data_dir`` (default: the model directory) 1.0's pre-tokenised ``corpus.bin`` (what
+``TransfoXLCorpus.from_pretrained`` reads; loaded without running pickled code), else the
+text files ``valid.txt`` / ``test.txt`` (1.0's ``TransfoXLCorpus.build_corpus`` names) or
+``wiki.valid.tokens`` / ``wiki.test.tokens`` (WikiText's). 1.0 downloaded WikiText-103's
+``corpus.bin`` from its own server; the Hub does not have it, so for ``transfo-xl-wt103``
+pass the WikiText-103 files.
+
+Files: in ``--work_dir`` (created if needed) the script writes ``log.txt`` (the lines it
+prints, as the paper's ``eval.py`` did there) and ``eval_results.json`` (``{split: {"loss",
+"ppl"}}`` at full precision, plus the settings), neither with ``--no_log``. 1.0 required
+``--work_dir`` and wrote nothing to it. Without ``--work_dir`` nothing is written.
+
+Where this differs from 1.0, 1.0 gave no usable answer: it set ``--clamp_len`` and
+``--same_length`` on the head model, where they had no effect (for ``transfo-xl-wt103``
+they equal the config, 1000 and True); with ``--ext_len > 0`` its LM head compared the
+hidden states of the extended segment with the shorter targets and raised, while here
+the extra columns are context only (labels -1) and the memories keep the paper's
+positions (see ``ptfunc.archs.transfo_xl.model``). ``--no_cuda`` keeps the CPU (default:
+CUDA when there is one). ``--server_ip`` / ``--server_port`` (remote debugging with
+ptvsd) are accepted and ignored, with a note.
+
+**Training** (no ``--model_name`` and no ``--work_dir``)::
 
     python examples/run_transfo_xl.py [--corpus PATH] [--max-steps 400] [--tgt-len 32]
                                       [--mem-len 64] [--batch-size 16] [--threads N]
@@ -8,19 +48,17 @@ with memories carried across segments and without (each segment alone).
    ``<eos>`` at each line end, words seen fewer than ``--min-freq`` times become
    ``<unk>``); the last ``--eval-fraction`` of the token stream is held out.
 2. Training: the stream is cut into ``--batch-size`` rows and read in segments of
-   ``--tgt-len`` tokens (``ptfunc.tokenize.LMOrderedIterator``); each step is one pure
-   function call, ``ptfunc.func.grad_and_value`` over ``model.apply(params, data,
-   targets=target, mems=mems, train=True, key=...)``, whose new memories (detached,
-   ``(mem_len, batch, d_model)`` per layer) feed the next segment of the same rows.
-   Updates: ``ptfunc.optim`` global-norm clipping (0.25, as the paper) chained with
-   AdamW on a warmup-cosine schedule; dropout keys are ``fold_in(key, step)``.
-3. Evaluation: the held-out stream, segment by segment, once carrying the memories
-   and once starting every segment from empty memories; memories should lower the
-   perplexity, since the first tokens of a segment then still see context.
-
-With ``--model_name_or_path`` (a directory, ``transfo-xl-wt103`` or a Hub repo id), the
-script does what pytorch-transformers 1.0's did instead: it loads that pretrained model
-and its vocabulary and only evaluates (the whole corpus, no training).
+   ``--tgt-len`` tokens (``LMOrderedIterator``); each step is one pure function call,
+   ``ptfunc.func.grad_and_value`` over ``model.apply(params, data, labels=target,
+   mems=mems, train=True, key=...)`` (1.0's unshifted labels), whose new memories
+   (detached, ``(mem_len, batch, d_model)`` per layer) feed the next segment of the
+   same rows; each pass over the rows starts from empty memories (``mems=()``, the
+   paper's code). Updates: ``ptfunc.optim`` global-norm clipping (0.25, as the paper)
+   chained with AdamW on a warmup-cosine schedule; dropout keys are ``fold_in(key, step)``.
+3. Evaluation: the held-out stream in ``--eval-batch-size`` rows, segment by segment,
+   once carrying the memories and once starting every segment from empty memories;
+   memories should lower the perplexity, since the first tokens of a segment then
+   still see context. Printed, not written.
 
 Defaults: WikiText-2's test split from ``../shared/fixtures/corpora`` when present.
 Everything is seeded; ``--threads`` pins the CPU thread count.
@@ -29,10 +67,12 @@ Everything is seeded; ``--threads`` pins the CPU thread count.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -45,6 +85,11 @@ from ptfunc.tokenize import LMOrderedIterator, TransfoXLTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "fixtures" / "corpora" / "wikitext-2.test.txt"
+DEFAULT_MODEL = "transfo-xl-wt103"  # 1.0's default --model_name
+SPLITS = {"all": ("test", "valid"), "valid": ("valid",), "test": ("test",)}  # 1.0's order
+# 1.0's defaults when it evaluates a pretrained model; the training demo's otherwise
+EVAL_DEFAULTS = dict(batch_size=10, tgt_len=128, mem_len=1600, ext_len=0, clamp_len=1000)
+TRAIN_DEFAULTS = dict(batch_size=16, tgt_len=32, mem_len=64, ext_len=0, clamp_len=-1)
 
 
 def build_data(
@@ -67,6 +112,7 @@ def auto_cutoffs(vocab_size: int) -> list[int]:
 
 
 def make_model(vocab_size: int, args: argparse.Namespace) -> transfo_xl.TransfoXLLMHeadModel:
+    """The training demo's model: ``--d-model`` wide, clusters from :func:`auto_cutoffs`."""
     cutoffs = auto_cutoffs(vocab_size)
     config = transfo_xl.TransfoXLConfig(
         vocab_size=vocab_size,
@@ -79,13 +125,54 @@ def make_model(vocab_size: int, args: argparse.Namespace) -> transfo_xl.TransfoX
         div_val=2 if cutoffs else 1,
         n_layer=args.n_layer,
         tgt_len=args.tgt_len,
+        ext_len=args.ext_len,
         mem_len=args.mem_len,
-        clamp_len=-1,
-        same_length=False,
+        clamp_len=args.clamp_len,
+        same_length=args.same_length,
         dropout=args.dropout,
         dropatt=0.0,
     )
     return transfo_xl.TransfoXLLMHeadModel(config)
+
+
+def segment_labels(data: Tensor, target: Tensor) -> Tensor:
+    """Labels (b, data width) for one segment: -1 (ignored) on the ``ext_len`` context
+    columns that come first in ``data`` (b, ext + s), then ``target`` (b, s)."""
+    ext = data.shape[1] - target.shape[1]
+    return torch.cat([torch.full_like(data[:, :ext], -1), target], dim=1)
+
+
+def evaluate_loss(
+    model: transfo_xl.TransfoXLLMHeadModel,
+    params: dict,
+    ids: Tensor,
+    *,
+    tgt_len: int,
+    batch_size: int,
+    use_memory: bool = True,
+    first_mems: Any = None,
+    ext_len: int = 0,
+) -> float:
+    """Mean NLL per predicted token of ``ids`` (n,) read as 1.0's ``evaluate`` reads it.
+
+    ``batch_size`` rows, segments of ``tgt_len`` targets (every token but the first of a
+    row is predicted once), each segment's mean loss weighted by its length. The first
+    segment starts from ``first_mems`` (None: 1.0's zero memories; ``()``: empty); with
+    ``use_memory`` each next one from the memories the previous returned, otherwise from
+    ``first_mems`` again.
+    """
+    device = ptfunc.tree.leaves(params)[0].device
+    batches = LMOrderedIterator(ids, bsz=batch_size, bptt=tgt_len, device=device, ext_len=ext_len)
+    total_loss, total_len, mems = 0.0, 0, first_mems
+    with torch.no_grad():
+        for data, target, seq_len in batches:
+            out = model.apply(params, data, labels=segment_labels(data, target), mems=mems)
+            total_loss += seq_len * float(out.losses[:, -seq_len:].mean())
+            total_len += seq_len
+            mems = out.mems if use_memory else first_mems
+    if total_len == 0:
+        raise SystemExit(f"{len(ids)} tokens are too few for {batch_size} rows of 2 tokens")
+    return total_loss / total_len
 
 
 def evaluate(
@@ -96,20 +183,21 @@ def evaluate(
     tgt_len: int,
     batch_size: int,
     use_memory: bool,
+    first_mems: Any = (),
 ) -> float:
-    """Perplexity of ``ids`` (n,) read as ``batch_size`` rows in segments of ``tgt_len``.
-
-    Every token but the first of each row is predicted once. ``use_memory`` carries the
-    memories from one segment to the next; otherwise each segment starts empty.
-    """
-    total, count, mems = 0.0, 0, None
-    with torch.no_grad():
-        for data, target, _ in LMOrderedIterator(ids, bsz=batch_size, bptt=tgt_len):
-            out = model.apply(params, data, targets=target, mems=mems)
-            total += float(out.losses.sum())
-            count += target.numel()
-            mems = out.mems if use_memory else None
-    return math.exp(total / count)
+    """Perplexity of ``ids`` (:func:`evaluate_loss`; the training demo starts from empty
+    memories, ``first_mems=()``)."""
+    loss = evaluate_loss(
+        model,
+        params,
+        ids,
+        tgt_len=tgt_len,
+        batch_size=batch_size,
+        use_memory=use_memory,
+        first_mems=first_mems,
+        ext_len=model.config.ext_len,
+    )
+    return math.exp(loss)
 
 
 def train(
@@ -131,14 +219,15 @@ def train(
     base_key = ptfunc.random.key(args.seed + 1)
 
     def loss_fn(p, data, target, mems, key):
-        out = model.apply(p, data, targets=target, mems=mems, train=True, key=key)
+        labels = segment_labels(data, target)
+        out = model.apply(p, data, labels=labels, mems=mems, train=True, key=key)
         return out.loss, out.mems
 
     step_fn = grad_and_value(loss_fn, has_aux=True)
-    batches = LMOrderedIterator(ids, bsz=args.batch_size, bptt=args.tgt_len)
+    batches = LMOrderedIterator(ids, bsz=args.batch_size, bptt=args.tgt_len, ext_len=args.ext_len)
     if len(batches) == 0:
         raise SystemExit("the training stream is too short for one segment per row")
-    start, step, mems = time.perf_counter(), 0, None
+    start, step, mems = time.perf_counter(), 0, ()
     while step < args.max_steps:
         for data, target, _ in batches:
             key = ptfunc.random.fold_in(base_key, step)
@@ -153,67 +242,229 @@ def train(
             step += 1
             if step == args.max_steps:
                 break
-        mems = None  # a new pass over the rows starts without memories
+        mems = ()  # a new pass over the rows starts from empty memories
     return params
 
 
-def evaluate_pretrained(args: argparse.Namespace) -> None:
-    """1.0's run_transfo_xl.py: perplexity of a pretrained model on the whole corpus."""
-    name = args.model_name_or_path
-    tokenizer = TransfoXLTokenizer.from_pretrained(name)
-    model, params = transfo_xl.TransfoXLLMHeadModel.from_pretrained(
-        name, mem_len=args.mem_len, tgt_len=args.tgt_len
+# -- 1.0's evaluation of a pretrained model ----------------------------------------------------
+
+
+def read_corpus_bin(path: Path) -> dict[str, Tensor]:
+    """1.0's ``corpus.bin`` (``torch.save`` of a ``TransfoXLCorpus`` without its vocabulary:
+    ``dataset`` and the ``train`` / ``valid`` / ``test`` id streams) -> ``{split: int64 (n,)}``.
+
+    Read with ``torch.load(weights_only=True)``: a file holding more than plain data is
+    refused with a ``SystemExit`` naming it.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unreadable file: one message naming it
+        raise SystemExit(
+            f"{path} cannot be read with torch.load(weights_only=True): "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from err
+    if not isinstance(state, dict):
+        raise SystemExit(f"{path} must hold a dict (1.0's TransfoXLCorpus); got {type(state)}")
+    return {
+        split: torch.as_tensor(state[split], dtype=torch.long)
+        for split in ("valid", "test")
+        if state.get(split) is not None
+    }
+
+
+def _text_file(directory: Path, split: str) -> Path | None:
+    for name in (f"{split}.txt", f"wiki.{split}.tokens"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def load_splits(args: argparse.Namespace, tokenizer_source: str) -> dict[str, Tensor]:
+    """``{split: ids (n,)}`` for the splits ``--split`` asks, from ``--corpus`` or
+    ``--data_dir`` (see the module docstring)."""
+    wanted = SPLITS[args.split]
+    if args.corpus is not None:
+        if len(wanted) > 1:
+            raise SystemExit("--corpus is one text: pass --split test or valid, or --data_dir")
+        if not args.corpus.is_file():
+            raise SystemExit(f"no corpus at {args.corpus}: pass --corpus PATH (a word-level text)")
+        tokenizer = TransfoXLTokenizer.from_pretrained(tokenizer_source)
+        return {wanted[0]: tokenizer.encode_file(args.corpus, ordered=True, add_eos=True)}
+    directory = args.data_dir or Path(tokenizer_source)
+    if (directory / "corpus.bin").is_file():
+        streams = read_corpus_bin(directory / "corpus.bin")
+        missing = [s for s in wanted if s not in streams]
+        if missing:
+            raise SystemExit(f"{directory / 'corpus.bin'} has no {missing[0]} split")
+        return {split: streams[split] for split in wanted}
+    files = {split: _text_file(directory, split) for split in wanted}
+    if any(f is None for f in files.values()) or not directory.is_dir():
+        raise SystemExit(
+            f"no corpus for --split {args.split} in {directory}: pass --corpus FILE, or "
+            "--data_dir DIR holding 1.0's corpus.bin or valid.txt / test.txt (or "
+            "wiki.valid.tokens / wiki.test.tokens). 1.0 downloaded transfo-xl-wt103's "
+            "corpus.bin from its own server; the Hugging Face Hub does not have it."
+        )
+    tokenizer = TransfoXLTokenizer.from_pretrained(tokenizer_source)
+    return {s: tokenizer.encode_file(f, ordered=True, add_eos=True) for s, f in files.items()}
+
+
+def configured_model(
+    model: transfo_xl.TransfoXLLMHeadModel, args: argparse.Namespace
+) -> transfo_xl.TransfoXLLMHeadModel:
+    """1.0's ``reset_length(tgt_len, ext_len, mem_len)``, then ``clamp_len`` when > 0 and
+    ``same_length`` when asked (1.0 set those two where they had no effect)."""
+    model = model.reset_length(args.tgt_len, args.ext_len, args.mem_len)
+    changes: dict[str, Any] = {}
+    if args.clamp_len > 0:
+        changes["clamp_len"] = args.clamp_len
+    if args.same_length:
+        changes["same_length"] = True
+    return type(model)(model.config.replace(**changes)) if changes else model
+
+
+def _device(args: argparse.Namespace) -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() and not args.no_cuda else "cpu")
+
+
+def format_log(loss: float, split: str) -> str:
+    """1.0's result line for one split."""
+    return f"| {split} loss {loss:5.2f} | {split} ppl {math.exp(loss):9.3f} "
+
+
+def evaluate_pretrained(args: argparse.Namespace) -> dict[str, float]:
+    """1.0's ``run_transfo_xl.py``: ``{split: mean loss}``; prints (and logs) 1.0's lines."""
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    device = _device(args)
+    log(f"device: {device}")
+    name = args.model_name or DEFAULT_MODEL
+    splits = load_splits(args, name)  # first: a missing corpus fails before a download
+    model, params = transfo_xl.TransfoXLLMHeadModel.from_pretrained(name)
+    model = configured_model(model, args)
+    params = ptfunc.tree.map(lambda t: t.to(device), params)
+    log(
+        f"Evaluating with bsz {args.batch_size} tgt_len {args.tgt_len} ext_len {args.ext_len} "
+        f"mem_len {args.mem_len} clamp_len {args.clamp_len}"
     )
-    ids = tokenizer.encode_file(args.corpus, ordered=True, add_eos=True)
-    print(f"{name}: {ptfunc.tree.size(params):,} params; {len(ids):,} tokens of {args.corpus}")
-    kw = dict(tgt_len=args.tgt_len, batch_size=args.eval_batch_size)
-    with_memory = evaluate(model, params, ids, use_memory=True, **kw)
-    print(f"perplexity with memories: {with_memory:.2f}")
+    losses = {}
+    for split, ids in splits.items():
+        start = time.perf_counter()
+        losses[split] = evaluate_loss(
+            model,
+            params,
+            ids,
+            tgt_len=args.tgt_len,
+            batch_size=args.batch_size,
+            first_mems=None,  # 1.0's mems=None: mem_len zero memories
+            ext_len=args.ext_len,
+        )
+        n = len(LMOrderedIterator(ids, bsz=args.batch_size, bptt=args.tgt_len))
+        elapsed = time.perf_counter() - start
+        log(f"Time : {elapsed:.2f}s, {1000 * elapsed / max(n, 1):.2f}ms/segment")
+    result = "".join(format_log(losses[s], s) for s in ("valid", "test") if s in losses)
+    for line in ("=" * 100, result, "=" * 100):
+        log(line)
+    if args.work_dir is not None and not args.no_log:
+        write_results(Path(args.work_dir), lines, losses, args)
+    return losses
+
+
+def write_results(
+    work_dir: Path, lines: Sequence[str], losses: dict[str, float], args: argparse.Namespace
+) -> None:
+    """``log.txt`` (the printed lines) and ``eval_results.json`` in ``work_dir``."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "log.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = {
+        k: getattr(args, k)
+        for k in ("batch_size", "tgt_len", "ext_len", "mem_len", "clamp_len", "same_length")
+    }
+    results = {s: {"loss": loss, "ppl": math.exp(loss)} for s, loss in losses.items()}
+    results["model_name"] = args.model_name or DEFAULT_MODEL
+    results["settings"] = settings
+    (work_dir / "eval_results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def _flag(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -> None:
+    """``--a_b`` and ``--a-b`` for each name (1.0's examples spell flags with underscores)."""
+    spellings = []
+    for name in names:
+        for form in (f"--{name}", f"--{name.replace('_', '-')}"):
+            if form not in spellings:
+                spellings.append(form)
+    parser.add_argument(*spellings, dest=names[0], **kwargs)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Both modes' flags; ``None`` defaults are filled in by mode (1.0's or the demo's)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model_name_or_path",
-        "--model-name-or-path",
-        "--model_name",
-        dest="model_name_or_path",
+    _flag(
+        parser,
+        "model_name",
+        "model_name_or_path",
         default=None,
-        help="evaluate this pretrained model (directory, transfo-xl-wt103 or a repo id) "
-        "instead of training one",
+        help=f"evaluate this pretrained model (directory, {DEFAULT_MODEL} or a repo id)",
     )
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--max-steps", type=int, default=400)
-    parser.add_argument("--tgt-len", type=int, default=32, help="tokens per segment")
-    parser.add_argument("--mem-len", type=int, default=64, help="memory length per layer")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--eval-batch-size", type=int, default=8)
-    parser.add_argument("--eval-fraction", type=float, default=0.1)
-    parser.add_argument("--min-freq", type=int, default=3)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--n-head", type=int, default=4)
-    parser.add_argument("--d-inner", type=int, default=512)
-    parser.add_argument("--n-layer", type=int, default=3)
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
-    return parser.parse_args(argv)
+    _flag(parser, "split", default="test", choices=sorted(SPLITS), help="1.0: which split")
+    _flag(parser, "corpus", type=Path, default=None, help="a word-level text to read")
+    _flag(parser, "data_dir", type=Path, default=None, help="corpus.bin or split texts")
+    _flag(parser, "work_dir", default=None, help="1.0's: where log.txt and results go")
+    _flag(parser, "batch_size", type=int, default=None, help="rows (1.0: 10; demo: 16)")
+    _flag(parser, "tgt_len", type=int, default=None, help="targets per segment (128 / 32)")
+    _flag(parser, "ext_len", type=int, default=None, help="extra context columns (0)")
+    _flag(parser, "mem_len", type=int, default=None, help="memory per layer (1600 / 64)")
+    _flag(parser, "clamp_len", type=int, default=None, help="max relative distance (1000)")
+    _flag(parser, "same_length", action="store_true", help="same attention length")
+    _flag(parser, "no_cuda", action="store_true", help="stay on the CPU")
+    _flag(parser, "no_log", action="store_true", help="write nothing to --work_dir")
+    _flag(parser, "server_ip", default="", help="1.0's remote debugging: ignored")
+    _flag(parser, "server_port", default="", help="1.0's remote debugging: ignored")
+    _flag(parser, "max_steps", type=int, default=400)
+    _flag(parser, "eval_batch_size", type=int, default=8)
+    _flag(parser, "eval_fraction", type=float, default=0.1)
+    _flag(parser, "min_freq", type=int, default=3)
+    _flag(parser, "d_model", type=int, default=128)
+    _flag(parser, "n_head", type=int, default=4)
+    _flag(parser, "d_inner", type=int, default=512)
+    _flag(parser, "n_layer", type=int, default=3)
+    _flag(parser, "dropout", type=float, default=0.1)
+    _flag(parser, "lr", type=float, default=1e-3)
+    _flag(parser, "warmup", type=int, default=50)
+    _flag(parser, "log_every", type=int, default=50)
+    _flag(parser, "seed", type=int, default=0)
+    _flag(parser, "threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    args.evaluate_only = args.model_name is not None or args.work_dir is not None
+    for field, value in (EVAL_DEFAULTS if args.evaluate_only else TRAIN_DEFAULTS).items():
+        if getattr(args, field) is None:
+            setattr(args, field, value)
+    if args.ext_len < 0:
+        parser.error("--ext_len: extended context length must be non-negative")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not args.corpus.is_file():
-        raise SystemExit(f"no corpus at {args.corpus}: pass --corpus PATH (a word-level text)")
-    if args.model_name_or_path is not None:
+    if args.server_ip or args.server_port:
+        print("note: --server_ip/--server_port (remote debugging with ptvsd) are ignored")
+    if args.evaluate_only:
         evaluate_pretrained(args)
         return
+    corpus = args.corpus or DEFAULT_CORPUS
+    if not corpus.is_file():
+        raise SystemExit(f"no corpus at {corpus}: pass --corpus PATH (a word-level text)")
     tokenizer, train_ids, eval_ids = build_data(
-        args.corpus, min_freq=args.min_freq, eval_fraction=args.eval_fraction
+        corpus, min_freq=args.min_freq, eval_fraction=args.eval_fraction
     )
     model = make_model(len(tokenizer), args)
     params = model.init(ptfunc.random.key(args.seed))

@@ -145,10 +145,10 @@ def test_xlnet_squad_matches_reference(tmp_path):
 def _txl_outputs(out: Path, name: str) -> None:
     model, params = io.from_pretrained(out, transfo_xl.TransfoXLLMHeadModel, strict=True)
     r = reference(name)
-    got = model.apply(params, r["input_ids"])  # mems=None: no memory, as the TF pass
+    got = model.apply(params, r["input_ids"], mems=())  # empty memories, as the TF pass
     assert_close(got.prediction_scores, r["ref_nomem_scores"], f"{name} vs {reference_note(name)}")
     if "ref_scores" in r:  # the seed's first segment attends to zero memories
-        first = model.apply(params, r["input_ids"], mems=model.init_mems(2))
+        first = model.apply(params, r["input_ids"])  # mems=None: 1.0's zero memories
         second = model.apply(params, r["input_ids_2"], mems=first.mems)
         assert_close(first.prediction_scores, r["ref_scores"], "first segment")
         assert_close(second.prediction_scores, r["ref_scores_2"], "second segment, with mems")

@@ -7,9 +7,10 @@ of the 24 models, with and without ``output_attentions`` / ``output_hidden_state
 ``out.to_tuple()`` included; the left-out fields still read by name.
 
 Transformer-XL: its 1.0 attention needs bool masks on torch 2.x (shim below, as in
-test_transfo_xl_parity), 1.0's ``mems=None`` attends to zero memories
-(``model.init_mems`` gives them to ptfunc), and labels are not compared here (ptfunc
-follows transformers 4.46.3's shifted labels; see the migration guide).
+test_transfo_xl_parity); ``mems=None`` is 1.0's zero memories on both sides, and with
+labels 1.0's tuple is ``(losses, None, mems, ...)``. 1.0 groups the per-token losses by
+cluster, ptfunc keeps token order (a deliberate difference of the migration guide): 1.0's
+losses are put back in token order before the comparison.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ LABELS = {  # model -> the label sets 1.0 takes (by its own keyword names)
 LABELS["GPT2DoubleHeadsModel"] = LABELS["OpenAIGPTDoubleHeadsModel"]
 LABELS["XLMForQuestionAnswering"] = LABELS["XLNetForQuestionAnswering"]
 LABELS["XLMWithLMHeadModel"] = [{"labels": LM.reshape(-1)}]  # 1.0 takes them flat
+LABELS["TransfoXLLMHeadModel"] = [{"labels": LM}]  # not shifted: the token at each position
 
 
 def _models():
@@ -172,14 +174,28 @@ def _case(arch, name, attentions, hidden):
     return reference, model, params, ids, extra
 
 
-def _documented_differences(arch, name, theirs):
-    """1.0's tuple with the two deliberate differences of docs/migrating (same positions):
+def _in_token_order(grouped, labels, cutoffs):
+    """1.0's per-token losses (grouped by cluster: the positions whose label is in cluster
+    0, then 1, ...; ignored labels last) put back at their tokens' positions."""
+    flat = labels.reshape(-1)
+    cluster = torch.bucketize(flat, torch.tensor(list(cutoffs)), right=True)
+    order = torch.sort(torch.where(flat < 0, len(cutoffs) + 1, cluster), stable=True).indices
+    ordered = torch.empty_like(grouped.reshape(-1))
+    ordered[order] = grouped.reshape(-1)
+    return ordered.view(labels.shape)
+
+
+def _documented_differences(arch, name, theirs, labels=None):
+    """1.0's tuple with the deliberate differences of docs/migrating (same positions):
     XLM's LM logits are (b, s, V), not flattened to (b * s, V); XLNet without ``mem_len``
-    returns every state as memory (as today's transformers), where 1.0 returned None."""
+    returns every state as memory (as today's transformers), where 1.0 returned None;
+    Transformer-XL's per-token losses are in token order, not grouped by cluster."""
     theirs = list(theirs)
     logits_at = 1 if len(theirs) and theirs[0].dim() == 0 else 0
     if name == "XLMWithLMHeadModel":
         theirs[logits_at] = theirs[logits_at].reshape(B, S, V)
+    if name == "TransfoXLLMHeadModel" and labels is not None:
+        theirs[0] = _in_token_order(theirs[0], labels, ARCHS[arch][2]["cutoffs"])
     if arch == "xlnet-no-mem":
         mems_at = next(i for i, t in enumerate(theirs) if isinstance(t, tuple))
         assert all(m is None for m in theirs[mems_at])
@@ -202,13 +218,11 @@ def test_xlnet_without_mem_len_returns_every_state_as_memory():
 @pytest.mark.parametrize("arch,name", MODELS, ids=[f"{a}-{n}" for a, n in MODELS])
 def test_positions_match_1_0(arch, name, attentions, hidden):
     reference, model, params, ids, extra = _case(arch, name, attentions, hidden)
-    ours_extra = dict(extra)
-    if arch == "transfo_xl":
-        ours_extra["mems"] = model.init_mems(B)  # 1.0's mems=None: zero memories
     for labels in [{}, *LABELS.get(name, [])]:
         with torch.no_grad():
-            theirs = _documented_differences(arch, name, reference(ids, **extra, **labels))
-        out = model.apply(params, ids, **ours_extra, **labels)
+            theirs = reference(ids, **extra, **labels)
+        theirs = _documented_differences(arch, name, theirs, labels.get("labels"))
+        out = model.apply(params, ids, **extra, **labels)
         where = f"{name} {sorted(labels)}"
         assert len(out) == len(theirs), (
             f"{where}: {len(out)} elements ({type(out)._fields}) vs 1.0's {len(theirs)}"
@@ -225,6 +239,92 @@ def test_positions_match_1_0(arch, name, attentions, hidden):
             assert out.hidden_states == ()
         if not attentions:
             assert out.attentions == ()
+
+
+TXL_CASES = [
+    (name, *flags)
+    for name in ("TransfoXLModel", "TransfoXLLMHeadModel")
+    for flags in itertools.product([False, True], repeat=4)
+    if name == "TransfoXLLMHeadModel" or not flags[2]  # the base model takes no labels
+]
+
+
+@pytest.mark.parametrize(
+    "name,attentions,hidden,labels,second",
+    TXL_CASES,
+    ids=["-".join([c[0], *("TF"[not f] for f in c[1:])]) for c in TXL_CASES],
+)
+def test_transfo_xl_tuples_match_1_0_with_and_without_mems(
+    name, attentions, hidden, labels, second
+):
+    """Every index of 1.0's Transformer-XL tuple, on a first segment (mems=None: zero
+    memories) or a second one (the memories each side returned), with labels or not."""
+    reference, model, params, ids, _ = _case("transfo_xl", name, attentions, hidden)
+    kw = {"labels": torch.roll(ids, -1, dims=1)} if labels else {}
+    with torch.no_grad():
+        ref_mems = reference(ids)[1] if second else None
+        theirs = reference(ids, mems=ref_mems, **kw)
+    mems = model.apply(params, ids).mems if second else None
+    out = model.apply(params, ids, mems=mems, **kw)
+    theirs = _documented_differences("transfo_xl", name, theirs, kw.get("labels"))
+    assert len(out) == len(theirs), f"{type(out)._fields} vs 1.0's {len(theirs)} elements"
+    _same(tuple(out), theirs, f"{name} attentions={attentions} hidden={hidden}")
+    _same(out.to_tuple(), theirs, "to_tuple()")
+    if labels:
+        assert out[1] is None and out.prediction_scores is None and out[0] is out.losses
+        _same(out.loss, theirs[0].mean(), "loss (by name): the mean of 1.0's losses")
+        losses, _, new_mems, *_rest = out  # 1.0's unpacking
+        assert new_mems is out.mems
+    else:
+        assert out.loss is None if name == "TransfoXLLMHeadModel" else not hasattr(out, "loss")
+
+
+def test_placeholders_and_computed_names_survive_vmap_compile_and_optree():
+    """A field that is not optional stays in the tuple as None (1.0's placeholder); a
+    computed name reads by name only. Oracle: the same function run eagerly, per example."""
+    import optree
+
+    from ptfunc.archs.output_tuple import output_family
+
+    family = output_family(
+        "ToyOutput",
+        "losses? scores mems hidden_states?",
+        "toy",
+        loss_fields=("losses",),
+        loss_name="ToyOutputWithLoss",
+        computed={"total": lambda out: None if out.losses is None else out.losses.sum()},
+    )
+
+    def run(x):
+        return family.make(x * 2.0, None, (x + 1.0,), ())
+
+    x = torch.arange(6.0).reshape(2, 3)
+    out = run(x)
+    assert type(out).__name__ == "ToyOutputWithLoss" and type(out)._fields == (
+        "losses", "scores", "mems",
+    )  # fmt: skip
+    assert len(out) == 3 and out[1] is None and out.to_tuple()[1] is None
+    assert out.hidden_states == () and "total" not in type(out)._fields
+    _same(out.total, (x * 2.0).sum(), "computed name")
+    plain = family.make(None, x, (x,), ())
+    assert type(plain)._fields == ("scores", "mems") and plain.total is None
+    assert len(optree.tree_leaves(out)) == 2  # the None placeholder is no leaf for optree
+    batched = torch.stack([x, x + 1.0])
+    _same(torch.func.vmap(lambda t: run(t).total)(batched), torch.stack(
+        [run(x).total, run(x + 1.0).total]
+    ), "vmap of a computed name")  # fmt: skip
+    dims = type(out)(0, None, (0,))  # vmap needs None at the placeholder
+    whole = torch.func.vmap(run, out_dims=dims)(batched)
+    assert whole[1] is None and whole.losses.shape == (2, 2, 3)
+    grads = torch.func.grad(lambda t: run(t).total)(x)
+    _same(grads, torch.full_like(x, 2.0), "grad through a computed name")
+    torch._dynamo.reset()
+    compiled = torch.compile(run, fullgraph=True, backend="eager")(x)
+    assert type(compiled) is type(out) and compiled[1] is None
+    total = torch.compile(lambda t: run(t).total, fullgraph=True, backend="eager")(x)
+    _same(total, out.total, "computed name under compile")
+    with pytest.raises(ValueError, match=r"\['scores'\] are also fields"):
+        output_family("Bad", "scores", "doc", computed={"scores": lambda out: None})
 
 
 def test_double_heads_recipe_of_the_seed():

@@ -1,9 +1,9 @@
 """Transformer-XL under torch.func and torch.compile, with memories carried across segments;
 bad input; vocabulary resize; generation; half precision.
 
-References: pytorch-transformers 1.0.0 autograd for ``grad`` (its crit with
-keep_order=True on shifted inputs, i.e. the label semantics ptfunc follows, and
-zero first-segment memories; shim as in test_transfo_xl_parity), Python loops
+References: pytorch-transformers 1.0.0 autograd for ``grad`` (the mean of its
+per-token losses ``model(ids, labels=targets)[0]``, mems=None on both sides; shim as
+in test_transfo_xl_parity), Python loops
 for ``vmap`` (ensembles, per-example gradients), a central finite difference in
 float64 for ``jvp``, eager for ``torch.compile(fullgraph=True, backend="aot_eager")``.
 Tolerances are stated at each check.
@@ -63,10 +63,9 @@ def test_grad_matches_seed_autograd(monkeypatch):
     reference = pt.TransfoXLLMHeadModel(pt.TransfoXLConfig(V, untie_r=False, **kw)).eval()
     model = tx.TransfoXLLMHeadModel(tx.TransfoXLConfig(untie_r=False, **SMALL))
     params = io.from_torch_state_dict(model, reference.state_dict())
-    zeros = model.init_mems(3)
-    grads = grad(lambda p: model.apply(p, SEG1, labels=SEG1, mems=zeros).loss)(params)
-    hidden = reference.transformer(SEG1)[0][:, :-1].reshape(-1, 16)
-    reference.crit(hidden, SEG1[:, 1:].reshape(-1), keep_order=True).mean().backward()
+    targets = torch.roll(SEG1, -1, dims=1)
+    grads = grad(lambda p: model.apply(p, SEG1, labels=targets).loss)(params)
+    reference(SEG1, labels=targets)[0].mean().backward()
     flat = tree.to_flat_dict(grads)
     assert set(flat) == {n for n, _ in reference.named_parameters()}
     for name, p in reference.named_parameters():  # shared (tied) params: one name each
@@ -154,6 +153,42 @@ def test_compiled_training_step_with_memories_equals_eager():
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
+def test_labelled_output_compiles_with_its_placeholder_and_loss():
+    """1.0's tuple with labels, (losses, None, mems), out of torch.compile(fullgraph=True):
+    same type, the None at index 1, ``loss`` read by name inside and outside the graph."""
+    torch._dynamo.reset()
+
+    def run(p, x, y):
+        out = MODEL.apply(p, x, labels=y, validate=False)
+        return out, out.loss
+
+    compiled = torch.compile(run, fullgraph=True, backend="aot_eager")
+    (got, loss), (want, want_loss) = compiled(PARAMS, SEG1, SEG2), run(PARAMS, SEG1, SEG2)
+    assert type(got) is type(want) and len(got) == 3 and got[1] is None
+    torch.testing.assert_close(got.losses, want.losses, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(loss, want_loss, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(got.loss, want.loss, atol=1e-6, rtol=1e-5)
+
+
+def test_vmap_returns_a_labelled_output_given_out_dims():
+    """vmap refuses the None placeholder as an output leaf unless out_dims says None there;
+    the tensor fields batch as a loop over the examples gives them."""
+
+    def run(x, y):
+        return MODEL.apply(PARAMS, x[None], labels=y[None])
+
+    sample = run(SEG1[0], SEG2[0])
+    dims = type(sample)(0, None, tuple(1 for _ in sample.mems))  # mems: batch on axis 1
+    batched = vmap(run, out_dims=dims)(SEG1, SEG2)
+    assert batched[1] is None
+    for i in range(SEG1.shape[0]):
+        one = run(SEG1[i], SEG2[i])
+        torch.testing.assert_close(batched.losses[i], one.losses, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(batched.mems[0][:, i], one.mems[0], atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError):  # without out_dims: the None leaf is refused
+        vmap(run)(SEG1, SEG2)
+
+
 def test_dropout_is_a_function_of_the_key():
     model = tx.TransfoXLLMHeadModel(tx.TransfoXLConfig(**SMALL, dropatt=0.2))
     run = lambda k: model.apply(PARAMS, SEG1, labels=SEG1, train=True, key=k).loss  # noqa: E731
@@ -172,7 +207,7 @@ def test_bad_memories_are_refused_with_the_expected_shape():
         MODEL.apply(PARAMS, SEG2, mems=tuple(m.transpose(0, 1) for m in good))  # batch-first
     with pytest.raises(ValueError, match=r"the same for every layer"):
         MODEL.apply(PARAMS, SEG2, mems=(good[0], good[1][:2]))
-    with pytest.raises(ValueError, match=r"list of n_layer=2 tensors"):
+    with pytest.raises(ValueError, match=r"list of n_layer=2 tensors.*\(\) for empty memories"):
         MODEL.apply(PARAMS, SEG2, mems=good[0])
 
 
@@ -185,6 +220,10 @@ def test_bad_ids_labels_and_unsupported_options():
         MODEL.apply(PARAMS, SEG1, labels=torch.full_like(SEG1, 31))
     with pytest.raises(ValueError, match=r"labels must have the shape of input_ids \(3, 5\)"):
         MODEL.apply(PARAMS, SEG1, labels=SEG1[:, :3])
+    with pytest.raises(ValueError, match=r"shift_labels=True needs labels"):
+        MODEL.apply(PARAMS, SEG1, shift_labels=True)
+    with pytest.raises(TypeError, match=r"targets"):  # ptfunc's old spelling: now labels=
+        MODEL.apply(PARAMS, SEG1, targets=SEG1)
     with pytest.raises(NotImplementedError, match=r"attn_type=1 is not supported"):
         tx.TransfoXLModel(tx.TransfoXLConfig(**SMALL, attn_type=1))
     with pytest.raises(NotImplementedError, match=r"sample_softmax=8: sampled softmax"):
@@ -242,3 +281,16 @@ def test_half_precision_runs_close_to_float32(dtype):
     got = _two_segments(tree.astype(PARAMS, dtype), SEG1, SEG2, labels=SEG2)
     assert got.loss.dtype == torch.float32 and got.mems[0].dtype == dtype
     torch.testing.assert_close(got.loss, want.loss, atol=2e-2, rtol=1e-2)
+
+
+def test_the_old_targets_argument_says_what_to_write():
+    from ptfunc.archs import transfo_xl
+
+    model = transfo_xl.TransfoXLLMHeadModel(transfo_xl.TransfoXLConfig(
+        vocab_size=20, cutoffs=[], d_model=8, d_embed=8, n_head=2, d_head=4, d_inner=16,
+        n_layer=1, mem_len=0, tgt_len=4,
+    ))  # fmt: skip
+    params = model.init(ptfunc.random.key(0))
+    ids = torch.tensor([[1, 2, 3]])
+    with pytest.raises(TypeError, match="write labels=targets"):
+        model.apply(params, ids, targets=ids)

@@ -8,11 +8,14 @@ to ``masked_fill``, which torch 2.x refuses for uint8 masks. The
 ``seed_bool_masks`` fixture wraps ``RelPartialLearnableMultiHeadAttn.forward``
 to hand it ``attn_mask.bool()``; nothing else in the seed is touched.
 
+``apply(params, ids)`` (``mems=None``) is compared with 1.0's ``model(ids)`` as is
+(both attend to ``mem_len`` zero memories), ``labels=`` with 1.0's unshifted labels.
 Where ptfunc decides differently from the seed (module docstring of
 ``ptfunc.archs.transfo_xl.model``), the test feeds the seed what reproduces the
-decision: zero memories from ``init_mems`` or length-0 memories for ``mems=None``,
-``crit(..., keep_order=True)`` on shifted inputs for the labels of transformers
-4.46.3, and an ``_update_mems`` with its arguments put back in order for ext_len > 0.
+decision: length-0 memories for ``mems=()``, ``crit(..., keep_order=True)`` for the
+per-token losses in token order (1.0 groups them by cluster: compared as multisets and
+sums), the same on shifted inputs for ``shift_labels=True`` (transformers 4.46.3's
+labels), and an ``_update_mems`` with its arguments put back in order for ext_len > 0.
 """
 
 from __future__ import annotations
@@ -87,11 +90,13 @@ def _segments(n=3, b=2, s=4, seed=0):
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
-def test_three_segments_with_memories_match_seed(variant):
+def test_three_segments_from_default_mems_match_seed(variant):
+    """mems=None on the first segment on both sides (1.0's zero memories), then the
+    memories each returned."""
     reference, model, params = _pair(**VARIANTS[variant])
     head_mask = torch.ones(model.config.n_layer, model.config.n_head)
     head_mask[1, 0] = 0.0
-    ref_mems, mems = None, model.init_mems(2)  # 1.0's zero memories on the first segment
+    ref_mems, mems = None, None
     for step, ids in enumerate(_segments()):
         hm = head_mask if step == 1 else None
         with torch.no_grad():
@@ -112,10 +117,61 @@ def test_three_segments_with_memories_match_seed(variant):
         ref_mems, mems = ref[1], out.mems
 
 
+def test_default_mems_are_init_mems():
+    _, model, params = _pair()
+    ids = _segments(1)[0]
+    default = model.apply(params, ids)
+    given = model.apply(params, ids, mems=model.init_mems(2))
+    _close(default.prediction_scores, given.prediction_scores, "mems=None vs init_mems")
+    for a, b in zip(default.mems, given.mems, strict=True):
+        _close(a, b, "new mems")
+
+
+def _cluster_order(labels, cutoffs):
+    """1.0's order of per-token losses (keep_order=False): the flat positions whose label
+    falls in cluster 0, then cluster 1, ...; ignored labels (in no cluster) last."""
+    flat = labels.reshape(-1)
+    cluster = torch.bucketize(flat, torch.tensor(list(cutoffs)), right=True)
+    cluster = torch.where(flat < 0, len(cutoffs) + 1, cluster)
+    return torch.sort(cluster, stable=True).indices
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
-def test_labels_match_seed_criterion_on_shifted_inputs(variant):
-    """transformers 4.46.3's semantics: shifted, in input order (1.0's crit with
-    keep_order=True on hidden[:, :-1] and labels[:, 1:]), loss = mean."""
+def test_labels_match_seed_unshifted_in_token_order(variant):
+    """1.0's ``model(ids, labels=targets)``: not shifted, per-token losses first, then None
+    and mems. With cutoffs 1.0 returns them grouped by cluster: the same multiset and sum,
+    and exactly its crit with keep_order=True (token order)."""
+    reference, model, params = _pair(**VARIANTS[variant])
+    ids = _segments(1, b=2, s=6, seed=3)[0]
+    targets = torch.roll(ids, -1, dims=1)
+    targets[0, :3] = torch.tensor([1, 15, 25])  # one label in each cluster
+    clustered = bool(model.config.cutoffs)
+    if clustered:
+        targets[1, 2] = -1  # 1.0's ignore index: in no cluster, loss 0 (no cutoffs: it crashes)
+    with torch.no_grad():
+        theirs = reference(ids, labels=targets)
+        hidden = reference.transformer(ids)[0].reshape(-1, 16)
+        ordered = reference.crit(hidden, targets.reshape(-1), keep_order=True).view(2, 6)
+    everything = dict(output_hidden_states=True, output_attentions=True)
+    out = model.apply(params, ids, labels=targets, **everything)
+    assert len(out) == len(theirs) == 5 and out[1] is None and theirs[1] is None
+    _close(out.losses, ordered, "losses in token order")
+    _close(out.losses.flatten().sort().values, theirs[0].flatten().sort().values, "multiset")
+    _close(out.losses.sum(), theirs[0].sum(), "sum")
+    order = _cluster_order(targets, model.config.cutoffs)
+    _close(out.losses.flatten()[order].view(2, 6), theirs[0], "regrouped as 1.0 groups them")
+    if clustered:
+        assert (out.losses - theirs[0]).abs().max() > 100 * ATOL  # 1.0's order really differs
+    counted = 11 if clustered else 12
+    _close(out.loss, ordered.sum() / counted, f"loss over the {counted} counted labels")
+    for a, b in zip(out.mems, theirs[2], strict=True):
+        _close(a, b, "mems")
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
+def test_shift_labels_match_seed_criterion_on_shifted_inputs(variant):
+    """transformers 4.46.3's labels: shifted (1.0's crit with keep_order=True on
+    hidden[:, :-1] and labels[:, 1:]); loss the mean of the nonzero losses, as 4.46.3."""
     reference, model, params = _pair(**VARIANTS[variant])
     ids = _segments(1, b=3, s=6, seed=1)[0]
     with torch.no_grad():
@@ -124,30 +180,13 @@ def test_labels_match_seed_criterion_on_shifted_inputs(variant):
         want = reference.crit(
             hidden[:, :-1].reshape(-1, d), ids[:, 1:].reshape(-1), keep_order=True
         ).view(3, 5)
-    out = model.apply(params, ids, labels=ids, mems=model.init_mems(3))
+    out = model.apply(params, ids, labels=ids, shift_labels=True)
     _close(out.losses, want, "per-token losses")
-    _close(out.loss, want.mean(), "loss")
-    assert out.prediction_scores is None  # not computed with labels: left out
-    assert type(out).__name__ == "TransfoXLLMHeadModelOutputWithLoss" and out[0] is out.loss
-
-
-def test_targets_match_seed_unshifted_labels():
-    """``targets`` (not shifted) are 1.0's own labels: its LM head returns the same losses
-    grouped by cluster; its crit with keep_order=True returns them in input order."""
-    reference, model, params = _pair()
-    ids = _segments(1, b=2, s=6, seed=3)[0]
-    targets = torch.roll(ids, -1, dims=1)
-    targets[1, 2] = -1  # 1.0's ignore index: in no cluster, loss 0
-    with torch.no_grad():
-        grouped = reference(ids, labels=targets)[0]
-        hidden = reference.transformer(ids)[0].reshape(-1, 16)
-        ordered = reference.crit(hidden, targets.reshape(-1), keep_order=True).view(2, 6)
-    out = model.apply(params, ids, targets=targets, mems=model.init_mems(2))
-    _close(out.losses, ordered, "losses in input order")
-    _close(out.losses.flatten().sort().values, grouped.flatten().sort().values, "1.0's grouped")
-    _close(out.loss, ordered.sum() / 11, "loss over the 11 counted targets")
-    with pytest.raises(ValueError, match="not both"):
-        model.apply(params, ids, labels=ids, targets=targets)
+    _close(out.loss, want[want != 0].mean(), "loss")
+    assert out.prediction_scores is None and out[1] is None  # 1.0's placeholder
+    assert type(out).__name__ == "TransfoXLLMHeadModelOutputWithLoss" and out[0] is out.losses
+    with pytest.raises(ValueError, match="shift_labels=True needs labels"):
+        model.apply(params, ids, shift_labels=True)
 
 
 def test_ignored_labels_are_left_out_of_the_loss():
@@ -158,7 +197,7 @@ def test_ignored_labels_are_left_out_of_the_loss():
     labels[1, 4] = -1
     full = model.apply(params, ids, labels=ids)
     out = model.apply(params, ids, labels=labels)
-    keep = labels[:, 1:] >= 0
+    keep = labels >= 0
     assert torch.equal(out.losses[~keep], torch.zeros(2))
     _close(out.losses[keep], full.losses[keep], "kept losses")
     _close(out.loss, full.losses[keep].mean(), "loss over kept labels")
@@ -166,11 +205,11 @@ def test_ignored_labels_are_left_out_of_the_loss():
     assert nothing.loss.item() == 0.0
 
 
-def test_empty_memories_by_default_match_seed_given_length_zero_mems():
-    """mems=None: the paper's empty memories, i.e. 1.0 fed length-0 memory tensors."""
+def test_empty_mems_match_seed_given_length_zero_mems():
+    """mems=(): the paper's empty memories, i.e. 1.0 fed length-0 memory tensors."""
     reference, model, params = _pair(mem_len=5)
     ref_mems = [torch.zeros(0, 2, 16)] * 2
-    mems = None
+    mems = ()
     for step, ids in enumerate(_segments()):
         with torch.no_grad():
             ref = reference(ids, mems=ref_mems)
@@ -180,10 +219,34 @@ def test_empty_memories_by_default_match_seed_given_length_zero_mems():
             _close(a, b, f"mems, segment {step}")
         ref_mems, mems = ref[1], out.mems
     assert out.mems[0].shape == (5, 2, 16)
+    first = _segments()[0]
     with torch.no_grad():
-        zero_start = reference(_segments()[0])[2][-1]  # 1.0's default: mem_len zero memories
-    ours = model.apply(params, _segments()[0], output_hidden_states=True).hidden_states[-1]
-    assert (ours - zero_start).abs().max() > 100 * ATOL  # the two starts really differ
+        zero_start = reference(first)[2][-1]  # 1.0's default: mem_len zero memories
+    hidden = dict(output_hidden_states=True)
+    _close(model.apply(params, first, **hidden).hidden_states[-1], zero_start, "mems=None")
+    empty = model.apply(params, first, mems=[], **hidden).hidden_states[-1]
+    assert (empty - zero_start).abs().max() > 100 * ATOL  # the two starts really differ
+
+
+def test_without_memory_the_mems_are_none_as_in_1_0():
+    """mem_len=0: 1.0's init_mems gives None and so do the returned mems; passing them
+    back, or (), is the same memory-less call."""
+    reference, model, params = _pair(mem_len=0)
+    ids = _segments(1)[0]
+    with torch.no_grad():
+        theirs = reference(ids)
+        labelled = reference(ids, labels=ids)
+    out = model.apply(params, ids)
+    assert theirs[1] is None and out[1] is None and out.mems is None and len(out) == 2
+    assert len(theirs) == 4  # the seed's config asks for hidden states and attentions
+    _close(out[0], theirs[0], "log-probs")
+    again = model.apply(params, ids, mems=out.mems)
+    _close(again.prediction_scores, theirs[0], "mems=None again")
+    assert [m.shape for m in model.apply(params, ids, mems=()).mems] == [(0, 2, 16)] * 2
+    with_labels = model.apply(params, ids, labels=ids)
+    assert len(with_labels) == 3 and with_labels[1] is None and with_labels[2] is None
+    assert labelled[1] is None and labelled[2] is None
+    _close(with_labels[0].sum(), labelled[0].sum(), "losses (sum; 1.0 groups by cluster)")
 
 
 def test_ext_len_memory_update_matches_seed_with_arguments_in_order(monkeypatch):
@@ -209,7 +272,7 @@ def test_ext_len_memory_update_matches_seed_with_arguments_in_order(monkeypatch)
         lambda self, hids, mems, qlen, mlen: swapped(self, hids, mems, mlen, qlen),
     )
     fixed = run_reference()
-    mems = None
+    mems = ()  # the seed's length-0 memories
     for step, (ids, ref) in enumerate(zip(segments, fixed)):
         out = model.apply(params, ids, mems=mems)
         _close(out.prediction_scores, ref[0], f"log-probs, segment {step}")
@@ -234,7 +297,7 @@ def test_base_model_matches_seed_and_loads_a_head_checkpoint():
             warnings.simplefilter("ignore")  # the head's crit.* names are unused by the bare model
             params = io.from_torch_state_dict(model, state)
         with torch.no_grad():
-            ref = ref_module(ids, mems=[torch.zeros(0, 2, 16)] * 2)
+            ref = ref_module(ids)  # mems=None on both sides: zero memories
         out = model.apply(params, ids)
         _close(out.last_hidden_state, ref[0], "last_hidden_state")
         for a, b in zip(out.mems, ref[1], strict=True):
@@ -328,24 +391,28 @@ def test_init_matches_seed_names_shapes_and_scheme():
 
 
 def test_generate_with_memories_equals_a_seed_loop():
-    """Greedy ptfunc.generate (cached: one token per step against the memories) equals a
-    loop over 1.0's model fed the same way from length-0 memories; with memories longer
-    than the text, the cached and recomputing paths agree; sampling is keyed."""
+    """Greedy ptfunc.generate (cached: the prompt from mems=None, then one token per step
+    against the memories, as transformers 4.x's generate) equals that loop over 1.0's
+    model; use_cache=False equals the loop of 1.0's run_generation.py (the whole text
+    again each step, mems=None); sampling is keyed."""
     reference, model, params = _pair(same_length=False, clamp_len=0, mem_len=16)
     prompt = _segments(1, b=2, s=4)[0]
     out = ptfunc.generate(model, params, prompt, max_new_tokens=6)
     ids = prompt
-    mems = [torch.zeros(0, 2, model.config.d_model)] * model.config.n_layer
     with torch.no_grad():
-        scores, mems = reference(prompt, mems=mems)[:2]
+        scores, mems = reference(prompt)[:2]
         for _ in range(6):
             token = scores[:, -1].argmax(-1, keepdim=True)
             ids = torch.cat([ids, token], dim=1)
             scores, mems = reference(token, mems=mems)[:2]
     assert torch.equal(out, ids)
-    assert torch.equal(
-        ptfunc.generate(model, params, prompt, max_new_tokens=6, use_cache=False), ids
-    )
+    again = prompt
+    with torch.no_grad():
+        for _ in range(6):
+            token = reference(again)[0][:, -1].argmax(-1, keepdim=True)
+            again = torch.cat([again, token], dim=1)
+    recomputed = ptfunc.generate(model, params, prompt, max_new_tokens=6, use_cache=False)
+    assert torch.equal(recomputed, again)
     sample = dict(max_new_tokens=6, temperature=0.8, top_k=5)
     a = ptfunc.generate(model, params, prompt, key=ptfunc.random.key(1), **sample)
     assert torch.equal(

@@ -14,6 +14,22 @@ positions, length and unpacking are 1.0's tuple, while every field of the family
 present or not, is readable by name: a left-out field reads as ``()`` (tuple-valued
 fields such as ``hidden_states``) or ``None``.
 
+Two more shapes of 1.0's tuples:
+
+* a **placeholder**: a field that is not optional stays in the tuple whatever it holds,
+  ``None`` included (1.0's Transformer-XL LM head returns ``(losses, None, mems)`` with
+  labels: the ``None`` stands where ``prediction_scores`` would be);
+* a **computed** name (``computed={"loss": fn}``): read-only, ``fn(output)`` when read,
+  never in the tuple (Transformer-XL's mean ``loss``, which 1.0's tuple does not carry).
+  It is computed from the fields, so it follows the output through ``torch.compile``
+  and ``torch.func`` transforms as any expression of the fields does.
+
+A ``None`` placeholder is a leaf for ``torch.utils._pytree`` (optree sees no leaf), and
+``torch.func`` refuses non-tensor leaves in what a transformed function returns: return
+the tensor fields you need (``out.losses``, ``out.loss``) from under ``vmap`` or as
+``grad``'s aux, or give ``vmap`` an ``out_dims`` of the output's type with ``None`` at
+the placeholder.
+
 The NamedTuple types (one per set of present fields) are made when the family is
 defined, not during a call, so building an output under ``torch.compile(fullgraph=True)``
 or ``torch.func.vmap`` is an ordinary NamedTuple construction, and pytrees (optree,
@@ -25,7 +41,7 @@ from __future__ import annotations
 import abc
 import collections
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["OutputFamily", "output_family", "TUPLE_FIELDS"]
@@ -113,6 +129,7 @@ def output_family(
     loss_name: str | None = None,
     loss_fields: Sequence[str] = ("loss",),
     aliases: Mapping[str, str] | None = None,
+    computed: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> type[OutputFamily]:
     """Define an output family.
 
@@ -125,6 +142,8 @@ def output_family(
         loss_fields: the fields whose presence selects ``loss_name``.
         aliases: ``{other name: field}``, read-only names of fields (``lm_loss`` for
             ``loss``), on every variant.
+        computed: ``{name: fn}``, read-only names on every variant whose value is
+            ``fn(output)``, computed when read and never in the tuple.
 
     Returns:
         The family class; ``family.make(*values)`` builds an output.
@@ -141,6 +160,9 @@ def output_family(
         for field in names:
             all_fields.append(field)
             group_of.append(len(groups) - 1 if optional else -1)
+    clash = set(all_fields) & (set(aliases or {}) | set(computed or {}))
+    if clash:
+        raise ValueError(f"{name}: aliases and computed names {sorted(clash)} are also fields")
     variants: dict[tuple[bool, ...], type] = {}
     for present in itertools.product((True, False), repeat=len(groups)):
         kept = [f for f, g in zip(all_fields, group_of) if g < 0 or present[g]]
@@ -156,6 +178,8 @@ def output_family(
                 setattr(variant, f, _default_property(f))
         for alias, target in (aliases or {}).items():
             setattr(variant, alias, property(lambda self, t=target: getattr(self, t)))
+        for attr, fn in (computed or {}).items():
+            setattr(variant, attr, property(fn, doc=f"{attr}: computed from the fields"))
         variants[present] = variant
     family = type(
         name,

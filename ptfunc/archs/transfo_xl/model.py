@@ -20,12 +20,31 @@ positions. Outputs carry the new memories: the last ``mem_len`` of
 ``[mems; this segment's layer inputs]``, leaving out the last ``ext_len``
 positions of the segment.
 
-Decisions on the seed's quirks (each is tested):
+Decisions on the seed's quirks (each is tested against pytorch-transformers 1.0.0):
 
-* **mems=None starts from empty memories**, as the paper's code does. 1.0 and
-  transformers 4.x instead attend to ``mem_len`` zero vectors on the first
-  segment; ``model.init_mems(batch_size)`` returns those zeros, and passing them
-  reproduces the seed exactly.
+* **mems=None is 1.0's first segment**: with ``mem_len > 0`` the segment attends
+  to ``mem_len`` zero memories (what ``model.init_mems(batch)`` returns), so
+  ``apply(params, ids)`` equals 1.0's ``model(ids)`` (and transformers 4.x's).
+  With ``mem_len == 0`` there is no memory and the output's ``mems`` is ``None``,
+  as in 1.0. **mems=() (or [])** starts from empty memories instead, as the
+  paper's code does (its ``init_mems`` makes length-0 tensors); 1.0 has no
+  spelling for that (it crashes on an empty list).
+* **Labels are 1.0's**: ``labels`` (b, s) int64 is the token each position
+  predicts, **not shifted** (1.0's docstring says shifted; its code does not shift),
+  negative labels (1.0's -1, today's -100) ignored with loss 0. With labels the
+  output is 1.0's tuple ``(losses (b, s), None, mems, [hidden_states],
+  [attentions])``: per-token NLL first, ``None`` where ``prediction_scores`` would
+  be (not computed), then the memories. ``out.loss`` (read by name, not in the
+  tuple) is the mean of the nonzero per-token losses, as transformers 4.46.3
+  computes it (ignored positions are 0; ptfunc gives 0 when nothing is counted,
+  where 4.46.3 overwrites a label with ``eos_token_id``).
+  ``shift_labels=True`` gives transformers 4.46.3's meaning: position t predicts
+  ``labels[:, t + 1]``, ``losses`` (b, s-1), the same tuple.
+* **Per-token losses are in token order**: ``losses[i, j]`` is token (i, j)'s
+  loss. 1.0 (``ProjectedAdaptiveLogSoftmax`` with ``keep_order=False``, and
+  transformers 4.46.3) returns them grouped by cluster whenever ``cutoffs`` are
+  set, so its ``losses[i, j]`` is some other token's; the values (and their sum
+  and mean) are the same.
 * **Memory update with ext_len > 0**: 1.0 calls ``_update_mems`` with the query
   and memory lengths swapped (issue #2970); ptfunc keeps positions
   ``[mlen + qlen - ext_len - mem_len, mlen + qlen - ext_len)``, the paper's rule
@@ -35,14 +54,6 @@ Decisions on the seed's quirks (each is tested):
   training step's gradient stops at the segment boundary. Pass
   ``detach_mems=False`` to get memories that carry gradient into the next
   segment (backpropagation through several segments).
-* **Labels** follow transformers 4.46.3, the last release with Transformer-XL:
-  shifted inside (position t predicts label t+1), negative labels (-1, -100)
-  ignored, ``losses`` (b, s-1) per position **in input order** (1.0 returned
-  unshifted losses grouped by cluster; 4.46.3 keeps that grouping whenever
-  ``cutoffs`` are set) and ``loss`` their mean over counted positions (4.46.3
-  averages the nonzero entries instead, and overwrites a label with
-  ``eos_token_id`` when a row has none; ptfunc returns 0 for nothing counted).
-  With labels ``prediction_scores`` is left out (reads as None), as in 4.46.3.
 * **Sampled softmax** (``sample_softmax > 0``) is refused: it crashes in 1.0
   (``tie_weights`` reads ``word_emb.weight``, which ``AdaptiveEmbedding`` lacks)
   and 4.x asserts it away, so there is no behaviour to match.
@@ -88,18 +99,34 @@ TransfoXLModelOutput = output_family(
     "TransfoXLModelOutput",
     "last_hidden_state mems hidden_states? attentions?",
     "last_hidden_state (b, s, d_model); mems: tuple of n_layer (mem_len', b, d_model) "
-    "(time-major); hidden_states: n_layer + 1 tensors (b, s, d_model) when asked; "
-    "attentions: n_layer tensors (b, n_head, s, mlen + s) when asked.",
+    "(time-major), None when mem_len == 0 and no mems were given (as 1.0); hidden_states: "
+    "n_layer + 1 tensors (b, s, d_model) when asked; attentions: n_layer tensors "
+    "(b, n_head, s, mlen + s) when asked.",
 )
+
+
+def _mean_nll(out: Any) -> Tensor | None:
+    """``loss``: mean of the nonzero per-token losses (ignored positions are 0), as
+    transformers 4.46.3; 0 when none is counted; None without labels."""
+    losses = out.losses
+    if not isinstance(losses, Tensor):
+        return None
+    counted = (losses != 0).sum()
+    return losses.sum() / counted.clamp(min=1).to(losses.dtype)
+
+
 TransfoXLLMHeadModelOutput = output_family(
     "TransfoXLLMHeadModelOutput",
-    "loss? prediction_scores? losses? mems hidden_states? attentions?",
+    "losses? prediction_scores mems hidden_states? attentions?",
     "Without labels: prediction_scores, log-probabilities (b, s, n_token), then the fields "
-    "of TransfoXLModelOutput. With labels or targets (type "
-    "TransfoXLLMHeadModelOutputWithLoss): loss, scalar mean NLL (float32 at least); losses: "
-    "(b, s-1) NLL of labels[:, 1:], or (b, s) of targets (0 where ignored); "
-    "prediction_scores is not computed (None).",
+    "of TransfoXLModelOutput. With labels (type TransfoXLLMHeadModelOutputWithLoss), 1.0's "
+    "tuple: losses, per-token NLL (b, s) in token order (0 where ignored; (b, s-1) with "
+    "shift_labels=True), float32 at least; prediction_scores: None, in the tuple (not "
+    "computed); then mems, hidden_states, attentions. loss (by name only, not in the "
+    "tuple): scalar mean of the nonzero losses; None without labels.",
     loss_name="TransfoXLLMHeadModelOutputWithLoss",
+    loss_fields=("losses",),
+    computed={"loss": _mean_nll},
 )
 TransfoXLLMHeadModelOutputWithLoss = TransfoXLLMHeadModelOutput  # one family, two names
 
@@ -146,16 +173,18 @@ def init_transformer(key: Key, c: TransfoXLConfig) -> Params:
     return params
 
 
-def _check_mems(c: TransfoXLConfig, mems: Mems | None, batch: int) -> list[Tensor] | None:
-    """Validate time-major mems and return them batch-first (b, m, d_model)."""
-    if mems is None:
-        return None
+def _check_mems(c: TransfoXLConfig, mems: Mems, batch: int) -> list[Tensor] | None:
+    """Validate time-major mems and return them batch-first (b, m, d_model); None for
+    an empty sequence (empty memories)."""
     expected = f"(mem_len, batch={batch}, d_model={c.d_model})"
+    if isinstance(mems, (list, tuple)) and len(mems) == 0:
+        return None
     if not isinstance(mems, (list, tuple)) or len(mems) != c.n_layer:
         got = f"{len(mems)} items" if isinstance(mems, (list, tuple)) else type(mems).__name__
         raise ValueError(
             f"mems must be a list of n_layer={c.n_layer} tensors of shape {expected} "
-            f"(time-major, as pytorch-transformers), got {got}"
+            f"(time-major, as pytorch-transformers), () for empty memories or None for "
+            f"1.0's zero memories; got {got}"
         )
     first = mems[0].shape if isinstance(mems[0], Tensor) else None
     for i, m in enumerate(mems):
@@ -171,6 +200,15 @@ def _check_mems(c: TransfoXLConfig, mems: Mems | None, batch: int) -> list[Tenso
                 f"(time-major, as pytorch-transformers); got {got}"
             )
     return [m.transpose(0, 1) for m in mems]
+
+
+def _first_memories(c: TransfoXLConfig, x: Tensor) -> list[Tensor] | None:
+    """1.0's memories for ``mems=None``: n_layer zeros (b, mem_len, d_model) batch-first
+    (None when mem_len == 0), in the dtype and device of the embeddings ``x``."""
+    if c.mem_len <= 0:
+        return None
+    zeros = torch.zeros((x.shape[0], c.mem_len, c.d_model), dtype=x.dtype, device=x.device)
+    return [zeros] * c.n_layer
 
 
 def _update_mems(
@@ -204,20 +242,24 @@ def transformer(
 ) -> TransfoXLModelOutput:
     """input_ids (b, s) int64 -> TransfoXLModelOutput (see the module docstring for mems).
 
-    ``remat=True`` recomputes each layer's activations in the backward pass.
-    ``validate=False`` skips the value checks of the inputs (:mod:`ptfunc.archs.inputs`);
-    positions are sinusoids, so any length is accepted.
+    ``mems=None``: 1.0's ``mem_len`` zero memories; ``mems=()``: empty memories; else
+    the ``n_layer`` time-major tensors a previous call returned. ``remat=True``
+    recomputes each layer's activations in the backward pass. ``validate=False`` skips
+    the value checks of the inputs (:mod:`ptfunc.archs.inputs`); positions are
+    sinusoids, so any length is accepted.
     """
     dropout.require_key(train, key)
     b, s = inputs.check_input_ids(input_ids, vocab_size=c.vocab_size, validate=validate)
     inputs.check_head_mask(head_mask, c.n_layer, c.n_head)
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
-    memories = _check_mems(c, mems, b)
-    mlen = 0 if memories is None else memories[0].shape[1]
+    memories = None if mems is None else _check_mems(c, mems, b)
     keys = split_for_dropout(key, c.n_layer + 3, train)
 
     x = adaptive_embedding.apply(params["word_emb"], input_ids)
+    if mems is None:
+        memories = _first_memories(c, x)
+    mlen = 0 if memories is None else memories[0].shape[1]
     pos = position_table(c, mlen + s, x.dtype, x.device)
     x = dropout.apply(x, c.dropout, key=keys[0], train=train)
     pos = dropout.apply(pos, c.dropout, key=keys[1], train=train)
@@ -253,7 +295,8 @@ def transformer(
         if want_att:
             probs_all.append(probs)
     x = dropout.apply(x, c.dropout, key=keys[2], train=train)
-    new_mems = _update_mems(c, hids, memories, detach_mems)
+    no_memory = mems is None and memories is None  # 1.0 returns None: mem_len == 0
+    new_mems = None if no_memory else _update_mems(c, hids, memories, detach_mems)
     hidden = tuple(hids) + (x,) if want_hidden else ()
     return TransfoXLModelOutput.make(x, new_mems, hidden, tuple(probs_all))
 
@@ -281,8 +324,9 @@ class _TransfoXLBase(Model):
     ) -> tuple[Tensor, ...]:
         """1.0's first-segment memories: n_layer zero tensors (mem_len, batch_size, d_model).
 
-        Pass them as ``mems`` to reproduce pytorch-transformers (and transformers 4.x)
-        exactly on a first segment; ``mems=None`` starts from empty memories instead.
+        ``mems=None`` uses them already (as pytorch-transformers and transformers 4.x do);
+        ``mems=()`` starts from empty memories instead. With ``mem_len == 0``: length-0
+        tensors, which act as empty memories (1.0 returned None).
         """
         c = self.config
         shape = (c.mem_len, batch_size, c.d_model)
@@ -315,7 +359,9 @@ class TransfoXLModel(_TransfoXLBase):
     ``apply(params, input_ids, *, mems=None, head_mask=None, output_attentions=None,
     output_hidden_states=None, detach_mems=True, train=False, key=None, remat=False,
     validate=True)`` -> ``TransfoXLModelOutput(last_hidden_state, mems, hidden_states,
-    attentions)``. ``remat=True`` recomputes each layer in the backward pass (activation
+    attentions)``, 1.0's tuple. ``mems=None`` attends to 1.0's ``mem_len`` zero
+    memories (``apply(params, ids)`` is 1.0's ``model(ids)``), ``mems=()`` to none (the
+    paper's first segment). ``remat=True`` recomputes each layer in the backward pass (activation
     checkpointing). ``validate=False`` skips the value checks of the inputs (ids in range;
     see :mod:`ptfunc.archs.inputs`); shapes and dtypes are always checked.
 
@@ -330,6 +376,9 @@ class TransfoXLModel(_TransfoXLBase):
         >>> out.last_hidden_state.shape, out.mems[0].shape   # mems: (mem_len, batch, d_model)
         (torch.Size([1, 4, 8]), torch.Size([3, 1, 8]))
         >>> nxt = model.apply(params, torch.tensor([[5, 6]]), mems=out.mems)
+        >>> empty = model.apply(params, torch.tensor([[1, 2]]), mems=())  # no memory at all
+        >>> empty.mems[0].shape                                # the 2 positions it saw
+        torch.Size([2, 1, 8])
     """
 
     is_base_model = True
@@ -407,6 +456,20 @@ def lm_head_tied(c: TransfoXLConfig) -> dict[str, str]:
     return out
 
 
+def _check_labels(c: TransfoXLConfig, labels: Any, input_ids: Tensor, validate: bool) -> Tensor:
+    """labels (b, s) int64 like input_ids, each in [0, vocab_size) or negative (ignored)."""
+    if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
+        got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(
+            f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {got}"
+        )
+    inputs.check_index_tensor("labels", labels)
+    inputs.check_range(
+        "labels", labels.clamp(min=0), c.vocab_size, "the vocabulary size", validate=validate
+    )
+    return labels
+
+
 def init_crit(key: Key, c: TransfoXLConfig) -> Params:
     """The LM head's own params: the adaptive softmax without its tied entries."""
     full = _init_adaptive(adaptive_softmax, key, c)
@@ -418,17 +481,21 @@ def init_crit(key: Key, c: TransfoXLConfig) -> Params:
 class TransfoXLLMHeadModel(_TransfoXLBase):
     """Transformer-XL with the projected adaptive softmax (``TransfoXLLMHeadModel``).
 
-    ``apply(params, input_ids, *, labels=None, mems=None, head_mask=None, ...)``:
+    ``apply(params, input_ids, *, labels=None, shift_labels=False, mems=None,
+    head_mask=None, ...)`` (the options of :class:`TransfoXLModel`) returns 1.0's tuple:
 
     * without labels -> ``TransfoXLLMHeadModelOutput(prediction_scores, mems,
-      hidden_states, attentions)``, prediction_scores the log-probabilities (b, s, n_token);
-    * with ``labels`` (b, s) int64, shifted inside, negative = ignored ->
-      ``TransfoXLLMHeadModelOutputWithLoss(loss, losses (b, s-1), mems, ...)``;
-    * with ``targets`` (b, s) int64 instead, the token each position predicts (no
-      shift: the paper's and 1.0's convention, the ``(data, target)`` pairs of
-      ``ptfunc.tokenize.LMOrderedIterator``), negative = ignored -> the same output
-      with ``losses`` (b, s). Every token of a stream is then predicted once across
-      consecutive segments, which the shifted ``labels`` cannot do.
+      [hidden_states], [attentions])``, prediction_scores the log-probabilities
+      (b, s, n_token);
+    * with ``labels`` (b, s) int64, the token each position predicts (**not shifted**,
+      as 1.0's code; negative = ignored, loss 0) ->
+      ``TransfoXLLMHeadModelOutputWithLoss(losses (b, s), None, mems, ...)``: per-token
+      NLL in token order, ``None`` at index 1 (prediction_scores, not computed), then the
+      memories. ``out.loss`` (by name, not in the tuple) is the mean of the nonzero
+      losses. These are the ``(data, target)`` pairs of ``ptfunc.tokenize.LMOrderedIterator``,
+      so every token of a stream is predicted once across consecutive segments;
+    * with ``shift_labels=True`` as well: transformers 4.46.3's labels, position t
+      predicting ``labels[:, t + 1]`` (``labels=input_ids`` works), ``losses`` (b, s-1).
 
     Example:
         >>> import torch, ptfunc
@@ -441,7 +508,10 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
         >>> out = model.apply(params, ids)
         >>> out.prediction_scores.shape
         torch.Size([1, 4, 20])
-        >>> model.apply(params, ids, labels=ids).losses.shape
+        >>> losses, scores, mems = model.apply(params, ids[:, :-1], labels=ids[:, 1:])
+        >>> losses.shape, scores, len(mems)
+        (torch.Size([1, 3]), None, 2)
+        >>> model.apply(params, ids, labels=ids, shift_labels=True).losses.shape
         torch.Size([1, 3])
     """
 
@@ -472,40 +542,32 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
         input_ids: Tensor,
         *,
         labels: Tensor | None = None,
-        targets: Tensor | None = None,
+        shift_labels: bool = False,
         train: bool = False,
         key: Key | None = None,
         **options: Any,
     ) -> TransfoXLLMHeadModelOutput | TransfoXLLMHeadModelOutputWithLoss:
         c = self.config
+        if "targets" in options:
+            raise TypeError(
+                "TransfoXLLMHeadModel.apply has no targets= any more: labels= now means what "
+                "it meant in pytorch-transformers 1.0, the token each position predicts (not "
+                "shifted), so write labels=targets; shift_labels=True gives transformers "
+                "4.x's shifted labels"
+            )
+        if labels is None and shift_labels:
+            raise ValueError("shift_labels=True needs labels (the tokens to predict)")
         enc = transformer(c, params["transformer"], input_ids, train=train, key=key, **options)
         crit = _resolved_crit(c, params)
         hidden = enc.last_hidden_state
-        if labels is None and targets is None:
+        if labels is None:
             scores = adaptive_softmax.log_probs(crit, hidden, c.cutoffs)
-            return TransfoXLLMHeadModelOutput.make(None, scores, None, *_rest(enc))
-        if labels is not None and targets is not None:
-            raise ValueError("pass labels (shifted inside) or targets (not shifted), not both")
-        name, given = ("labels", labels) if targets is None else ("targets", targets)
-        if not isinstance(given, Tensor) or given.shape != input_ids.shape:
-            got = tuple(given.shape) if isinstance(given, Tensor) else type(given).__name__
-            raise ValueError(
-                f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, got {got}"
-            )
-        if targets is None:
-            hidden, targets = hidden[:, :-1], labels[:, 1:]
-        inputs.check_index_tensor(name, targets)
-        inputs.check_range(
-            name,
-            targets.clamp(min=0),
-            c.vocab_size,
-            "the vocabulary size",
-            validate=options.get("validate", True),
-        )
+            return TransfoXLLMHeadModelOutput.make(None, scores, *_rest(enc))
+        targets = _check_labels(c, labels, input_ids, options.get("validate", True))
+        if shift_labels:
+            hidden, targets = hidden[:, :-1], targets[:, 1:]
         losses = adaptive_softmax.nll(crit, hidden, targets, c.cutoffs)
-        counted = (targets >= 0).sum()
-        loss = losses.sum() / counted.clamp(min=1).to(losses.dtype)
-        return TransfoXLLMHeadModelOutput.make(loss, None, losses, *_rest(enc))
+        return TransfoXLLMHeadModelOutput.make(losses, None, *_rest(enc))
 
     def decode_step(
         self,
@@ -518,10 +580,12 @@ class TransfoXLLMHeadModel(_TransfoXLBase):
     ) -> tuple[Tensor, Mems | None]:
         """``ptfunc.generate``'s step: next-token log-probs (b, n_token) and the new mems.
 
-        With a cache only the last token is fed, attending to the memories (the
-        model sees ``mem_len`` past positions, Transformer-XL's own recurrence);
-        without, the whole sequence is run again from empty memories. There is
-        no attention mask: left-padded batches are refused.
+        The prompt runs with ``mems=None`` (1.0's zero memories). With a cache only the
+        last token is fed, attending to the memories (the model sees ``mem_len`` past
+        positions, Transformer-XL's own recurrence; transformers 4.x's ``generate``);
+        without (``use_cache=False``, or ``mem_len == 0``), the whole sequence is run
+        again from zero memories, the loop of 1.0's ``run_generation.py``. There is no
+        attention mask: left-padded batches are refused.
         """
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             raise ValueError(
