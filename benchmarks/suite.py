@@ -309,7 +309,7 @@ class Suite:
         pair = self.pair(arch)
         ids, mask, labels = self.inputs(pair, b, s, torch.Generator().manual_seed(2))
         peer = reference_train_step(pair, ids, mask, labels)
-        opt = optim.adamw_torch(1e-5, weight_decay=0.01)
+        opt = train_optimizer()
         box = {"params": ptfunc.tree.map(torch.clone, pair.params)}
         box["state"] = opt.init(box["params"])
         grad_fn = ptfunc.func.grad_and_value(pair.loss_ours)
@@ -326,7 +326,7 @@ class Suite:
         )  # first step: same weights, same batch
         shapes = pair.gemm_shapes(b * s)
         self.timed(
-            "train", case, ours, peer, "transformers+AdamW(foreach)",
+            "train", case, ours, peer, "transformers+clip+AdamW(fused)",
             flops=3 * pair.loss_flops(b, s), gemm=shapes, note=f"step-1 loss |d|={d:.1e}",
         )  # fmt: skip
 
@@ -417,7 +417,7 @@ class Suite:
         pair = self.pair(arch)
         ids, mask, labels = self.inputs(pair, b, s, torch.Generator().manual_seed(2))
         peer = reference_train_step(pair, ids, mask, labels)
-        opt = optim.adamw_torch(1e-5, weight_decay=0.01)
+        opt = train_optimizer()
         grad_fn = ptfunc.func.grad_and_value(pair.loss_ours)
 
         def step(params: Any, state: Any) -> tuple[Any, Any, torch.Tensor]:
@@ -436,7 +436,7 @@ class Suite:
 
         d = abs(float(ours().detach()) - float(peer().detach()))
         self.timed(
-            "compile", case, ours, peer, "transformers+AdamW(foreach) eager", warmup=2,
+            "compile", case, ours, peer, "transformers+clip+AdamW(fused) eager", warmup=2,
             flops=3 * pair.loss_flops(b, s), gemm=pair.gemm_shapes(b * s),
             note=f"step-1 loss |d|={d:.1e}; {mode_name(options)}",
         )  # fmt: skip
@@ -517,18 +517,18 @@ class Suite:
 
     def optim_rows(self) -> None:
         cases = {
-            "optim.step(adamw_torch) inplace / AdamW(foreach)": optim.adamw_torch(
+            "optim.step(adamw_torch) inplace / AdamW(fused)": optim.adamw_torch(
                 lr=1e-4, weight_decay=0.01
             ),
-            "optim.step(adamw, 1.0) inplace / AdamW(foreach)": optim.adamw(
-                lr=1e-4, weight_decay=0.01
+            "optim.step(adamw, 1.0, fused=True) inplace / AdamW(fused)": optim.adamw(
+                lr=1e-4, weight_decay=0.01, fused=True
             ),
         }
         if not self.any_wanted(f"optim: {c}" for c in cases):
             return
-        params = optim_bench.bert_params(self.args.quick)
+        params = optim_bench.make_tree("bert", self.args.quick, torch.float32)
         grads = optim_bench.random_grads(params)
-        peer = optim_bench.torch_step(params, grads, foreach=True, copy_grads=True)
+        peer = optim_bench.torch_step(params, grads)
         for case, opt in cases.items():
             if self.wanted(f"optim: {case}"):
                 ours = optim_bench.ptfunc_step(opt, params, grads, inplace=True)
@@ -615,16 +615,23 @@ def format_rows(rows: list[SuiteRow]) -> str:
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *map(fmt, cells)])
 
 
+def train_optimizer() -> optim.GradientTransformation:
+    """The step the train rows time: global-norm clipping at 1.0, then ``adamw_torch``."""
+    return optim.chain(optim.clip_by_global_norm(1.0), optim.adamw_torch(1e-5, weight_decay=0.01))
+
+
 def reference_train_step(pair: _models.Pair, ids, mask, labels) -> Callable[[], torch.Tensor]:  # noqa: ANN001
     """transformers' step on a copy of the pair's module (the step changes its weights):
-    zero_grad, forward, backward, ``torch.optim.AdamW(foreach=True).step()``; returns the loss."""
+    zero_grad, forward, backward, ``clip_grad_norm_(1.0)``,
+    ``torch.optim.AdamW(fused=True).step()``; returns the loss."""
     ref = copy.deepcopy(pair.ref)
-    ref_opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=0.01, foreach=True)
+    ref_opt = torch.optim.AdamW(ref.parameters(), lr=1e-5, weight_decay=0.01, fused=True)
 
     def peer() -> torch.Tensor:
         ref_opt.zero_grad(set_to_none=True)
         loss = ref(ids, labels=labels, **pair._kw(mask)).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
         ref_opt.step()
         return loss
 
@@ -649,8 +656,8 @@ def all_labels(args: argparse.Namespace) -> list[str]:
     labels.append(f"compile: generate gpt2 greedy 1x{p}+{n}")
     labels += [f"memory: {a} fwd+bwd {b}x{s} peak tensor bytes" for a in ARCHS]
     labels += [f"tokenize: {t} {k}" for t in _TOKENIZERS for k in _TOK_KINDS]
-    labels += ["optim: optim.step(adamw_torch) inplace / AdamW(foreach)"]
-    labels += ["optim: optim.step(adamw, 1.0) inplace / AdamW(foreach)"]
+    labels += ["optim: optim.step(adamw_torch) inplace / AdamW(fused)"]
+    labels += ["optim: optim.step(adamw, 1.0, fused=True) inplace / AdamW(fused)"]
     vmap = ("ensemble forward", "ensemble forward+grad", "ensemble train step", "per-example grads")
     labels += [f"vmap: {n}" for n in vmap]
     return labels

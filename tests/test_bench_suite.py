@@ -57,7 +57,7 @@ def test_suite_quick_rows_and_json(tmp_path, capsys):
         "train: bert 2x16 adamw",
         "memory: bert fwd+bwd 2x16 peak tensor bytes",
         "tokenize: gpt2 per-text / Rust per-text",
-        "optim: optim.step(adamw_torch) inplace / AdamW(foreach)",
+        "optim: optim.step(adamw_torch) inplace / AdamW(fused)",
         "vmap: per-example grads (batch 32)",
     ]
     corpus = suite._models.FIXTURES / "corpora" / "tinyshakespeare.txt"

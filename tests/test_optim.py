@@ -286,13 +286,21 @@ RULES = {
 }
 
 
+ADAM_RULES = [name for name in RULES if name != "sgd"]
+
+
+def _foreach(name, **kw):
+    """The rule on the foreach path (the Adam family's fused kernel off)."""
+    return RULES[name](**kw) if name == "sgd" else RULES[name](fused=False, **kw)
+
+
 @pytest.mark.parametrize("name", list(RULES))
 def test_foreach_path_equals_per_leaf_reference_and_inplace(name):
-    fast, _ = _run_ours(RULES[name]())
+    fast, _ = _run_ours(_foreach(name))
     slow, _ = _run_ours(RULES[name](reference=True))
-    donated, _ = _run_ours(RULES[name](), inplace=True)
-    fused, _ = _run_ours(RULES[name](), inplace=True, fused=True)
-    fused_functional, _ = _run_ours(RULES[name](), fused=True)
+    donated, _ = _run_ours(_foreach(name), inplace=True)
+    fused, _ = _run_ours(_foreach(name), inplace=True, fused=True)
+    fused_functional, _ = _run_ours(_foreach(name), fused=True)
     for a, b, c in zip(fast, slow, donated, strict=True):
         for x, y, z in zip(a, b, c, strict=True):
             assert torch.equal(x, y) and torch.equal(x, z)
@@ -310,6 +318,60 @@ def test_no_decay_mask_is_the_bert_recipe():
         "layer": [{"bias": False, "LayerNorm": {"weight": False}}],
         "v": True,
     }
+
+
+@pytest.mark.parametrize("name", ADAM_RULES)
+def test_fused_kernel_path_follows_the_foreach_path(name):
+    """torch's fused kernel (fused=True) in every form: the same trajectory as the foreach
+    path up to float32 rounding (the kernel's lerp and folded constants round in another
+    order: about 1e-6 relative after 50 steps), every form of it bit-identical, and the
+    inputs of the functional forms left untouched."""
+    exact, _ = _run_ours(_foreach(name))
+    forms = [
+        _run_ours(RULES[name](fused=True), inplace=inplace, fused=direct)[0]
+        for inplace in (False, True)
+        for direct in (False, True)
+    ]
+    for got in forms:
+        for step, (a, b) in enumerate(zip(got, exact, strict=True)):
+            for x, y in zip(a, b, strict=True):
+                torch.testing.assert_close(x, y, rtol=2e-5, atol=2e-5,
+                                           msg=lambda m, s=step: f"step {s}: {m}")  # fmt: skip
+    direct_functional, direct_inplace = forms[1], forms[3]
+    for a, b in zip(direct_functional, direct_inplace, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    # The functional forms copy what the kernel writes: params, grads and state survive.
+    opt = RULES[name](fused=True)
+    params = _params()
+    grads = tree.map(lambda g: g * 1e3, _grads(0, params))  # large: per-tensor clipping runs
+    state = opt.init(params)
+    before = [x.clone() for x in tree.leaves((params, grads, state))]
+    for fn in (opt.update, lambda g, s, p: optim.step(opt, g, s, p)):
+        fn(grads, state, params)
+        assert all(torch.equal(x, y) for x, y in zip(tree.leaves((params, grads, state)), before))
+
+
+def test_fused_kernel_is_used_in_eager_and_skipped_under_transforms(monkeypatch):
+    calls = []
+    real = optim.kernels.run
+    monkeypatch.setattr(optim.kernels, "run", lambda *a: calls.append(1) or real(*a))
+    opt = optim.adamw_torch(lr=0.01)
+    params = _params()
+    state = opt.init(params)
+    optim.step(opt, _grads(0, params), state, params, inplace=True)
+    assert len(calls) == 1
+    vmap(lambda p, g, s: optim.step(opt, g, s, p))(
+        tree.stack([params, params]), tree.stack([_grads(0, params)] * 2), tree.stack([state] * 2)
+    )
+    loss = lambda p: tree.leaves(optim.step(opt, _grads(0, p), opt.init(p), p)[0])[0].sum()  # noqa: E731
+    torch.func.grad(loss)(params)
+    compiled = torch.compile(lambda g, s, p: optim.step(opt, g, s, p), fullgraph=True,
+                             backend="aot_eager")  # fmt: skip
+    p_c, s_c = params, state
+    for t in range(2):  # the count and lr are tensors: the second step must not recompile
+        with torch.compiler.set_stance("fail_on_recompile" if t else "default"):
+            p_c, s_c = compiled(_grads(t, p_c), s_c, p_c)
+    assert len(calls) == 1  # vmap, grad and torch.compile took the foreach path
 
 
 @pytest.mark.parametrize("name", list(RULES))
@@ -452,3 +514,46 @@ def test_identity_and_chain_state_checks():
     assert torch.equal(updates["w"], -grads["w"])
     with pytest.raises(TypeError, match="chain of 2 transformations"):
         opt.update(grads, (), params)
+
+
+class _Clipped:
+    """A torch optimizer whose step clips the grads by global norm first (the recipe)."""
+
+    def __init__(self, opt: torch.optim.Optimizer, max_norm: float) -> None:
+        self.opt, self.max_norm = opt, max_norm
+        self.param_groups = opt.param_groups
+
+    def step(self) -> None:
+        torch.nn.utils.clip_grad_norm_(self.param_groups[0]["params"], self.max_norm)
+        self.opt.step()
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_chain_of_clipping_and_a_rule_steps_in_one_kernel(inplace, monkeypatch):
+    """step(chain(clip_by_global_norm, adamw_torch)) folds the clipping coefficient into
+    the fused kernel (one kernel call, the grads' norms the only extra pass) and follows
+    torch's clip_grad_norm_ + AdamW(fused=True); the functional form leaves grads alone."""
+    calls = []
+    real = optim.kernels.run
+    monkeypatch.setattr(optim.kernels, "run", lambda *a: calls.append(a[-1]) or real(*a))
+    theirs, _ = _run_torch(
+        lambda p: _Clipped(torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, fused=True), 1.0)
+    )
+    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.adamw_torch(lr=0.01, weight_decay=0.1))
+    ours, _ = _run_ours(opt, inplace=inplace, fused=True)
+    _assert_trajectories(ours, theirs)
+    assert len(calls) == STEPS
+    assert all(f is not None for f in calls) == inplace  # functional: the grads scaled first
+    params = _params()
+    grads = _grads(0, params)
+    before = [g.clone() for g in tree.leaves(grads)]
+    optim.step(opt, grads, opt.init(params), params)
+    assert all(torch.equal(a, b) for a, b in zip(tree.leaves(grads), before, strict=True))
+
+
+def test_chain_without_a_direct_step_still_updates():
+    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.scale(-0.1))
+    assert opt.fused is None
+    params = _params()
+    new, _ = optim.step(opt, _grads(0, params), opt.init(params), params)
+    assert tree.structure(new) == tree.structure(params)

@@ -49,12 +49,17 @@ class GradientTransformation(NamedTuple):
     """A pair of pure functions: ``init(params) -> state`` and
     ``update(updates, state, params=None, *, inplace=False) -> (updates, state)``.
 
-    Rules may also give ``fused(grads, state, params, *, inplace=False) -> (params, state)``,
-    which writes the new params directly (what :func:`step` uses)."""
+    Rules may also give ``fused(grads, state, params, *, inplace=False, grad_factor=None)
+    -> (params, state)``, which writes the new params directly (what :func:`step` uses;
+    ``grad_factor``, a 0-d tensor, multiplies the grads first, folded into the rule's
+    kernel where it has one). A transformation that only multiplies every update by one
+    factor may give ``factor(updates, state, params) -> (factor, state)``, so a
+    :func:`chain` of it and a rule steps in one pass (gradient clipping by global norm)."""
 
     init: InitFn
     update: UpdateFn
     fused: Callable[..., tuple[Any, Any]] | None = None
+    factor: Callable[..., tuple[Tensor, Any]] | None = None
 
 
 class EmptyState(NamedTuple):
@@ -74,24 +79,47 @@ def identity() -> GradientTransformation:
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
-    """Apply transformations in order; the state is the tuple of their states."""
+    """Apply transformations in order; the state is the tuple of their states.
+
+    When the last one is a rule with a direct step (``fused``), :func:`step` of the chain
+    runs the others' ``update`` and then that step; a single scaling transformation
+    before it (``clip_by_global_norm``) is folded into the rule's kernel as a gradient
+    factor, so clipping costs one pass over the gradients (their norms)."""
 
     def init(params: Any) -> tuple[Any, ...]:
         return tuple(t.init(params) for t in transforms)
 
-    def update(updates: Any, state: Any, params: Any = None, *, inplace: bool = False):
+    def check(state: Any) -> None:
         if not isinstance(state, tuple) or len(state) != len(transforms):
             raise TypeError(
                 f"chain of {len(transforms)} transformations got a state that is not a "
                 f"{len(transforms)}-tuple; was it made by another optimizer?"
             )
+
+    def update(updates: Any, state: Any, params: Any = None, *, inplace: bool = False):
+        check(state)
         new_states = []
         for t, s in zip(transforms, state):
             updates, s = t.update(updates, s, params, inplace=inplace)
             new_states.append(s)
         return updates, tuple(new_states)
 
-    return GradientTransformation(init, update)
+    def fused(grads: Any, state: Any, params: Any, *, inplace: bool = False):
+        check(state)
+        *first, last = transforms
+        if len(first) == 1 and first[0].factor is not None:
+            factor, s0 = first[0].factor(grads, state[0], params)
+            params, s1 = last.fused(grads, state[1], params, inplace=inplace, grad_factor=factor)
+            return params, (s0, s1)
+        new_states = []
+        for t, s in zip(first, state[:-1]):
+            grads, s = t.update(grads, s, params, inplace=inplace)
+            new_states.append(s)
+        params, s = last.fused(grads, state[-1], params, inplace=inplace)
+        return params, (*new_states, s)
+
+    has_step = bool(transforms) and transforms[-1].fused is not None
+    return GradientTransformation(init, update, fused if has_step else None)
 
 
 def flatten_matching(tree: Any, like: Any, what: str) -> list[Tensor]:

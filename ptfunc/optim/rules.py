@@ -20,12 +20,21 @@ params returning one) selects the leaves that get weight decay, e.g.
 ``mask=ptfunc.optim.no_decay_mask`` for BERT's recipe.
 
 Every rule is written once against :class:`~ptfunc.optim.lists.ListOps`, so the
-fast ``torch._foreach_*`` path and the per-leaf reference (``reference=True``)
-are the same math.
+``torch._foreach_*`` path and the per-leaf reference (``reference=True``) are the same
+math. The Adam-family rules also state their math as a :class:`~ptfunc.optim.kernels.KernelPlan`
+for torch's fused Adam kernels (one pass per tensor, ``AdamW(fused=True)``'s speed):
+``fused=True`` runs the kernel in eager mode whenever it can
+(:func:`ptfunc.optim.kernels.usable`; vmap, torch.compile and differentiating a step take
+the foreach path). It is the default of ``adamw_torch`` and ``adam``, whose reference is
+torch's own fused kernel. The 1.0 / 0.6.2 rules default to ``fused=False``: the kernel
+rounds in another order (its ``lerp`` moment update, eps and decay folded into its
+constants), so its trajectories leave the originals' by float32 rounding (about 1e-6
+relative after tens of steps); the foreach path is their exact op order.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -34,7 +43,9 @@ from torch import Tensor
 
 from ..tree import flatten, map_with_names, unflatten
 from ..tree import map as tree_map
+from . import kernels
 from .base import GradientTransformation, check_state, flatten_matching
+from .kernels import KernelCall, KernelPlan
 from .lists import Arith, backend
 from .schedules import Schedule, legacy
 
@@ -174,11 +185,31 @@ def _adam_family(
     mask: Mask,
     reference: bool,
     lr_after_increment: bool = False,
+    plan: KernelPlan | None = None,
 ) -> GradientTransformation:
     """Wrap a list-level step ``(arith, new_params, g, m, v, count, lr, decay) -> (new, m, v)``
-    into ``update`` (returns updates) and ``step`` (returns new params)."""
+    into ``update`` (returns updates) and ``step`` (returns new params); ``plan`` runs the
+    same math on torch's fused kernel when it can (see :mod:`ptfunc.optim.kernels`)."""
 
-    def run(grads: Any, state: AdamState, params: Any, inplace: bool, fused: bool):
+    def on_kernel(p, g, m, v, count, lr, decay, inplace: bool, direct: bool, factor):
+        """(new or updates, m, v) from the fused kernel, or None to take the foreach path."""
+        if plan is None or reference or not kernels.usable(p, g, m, v):
+            return None
+        work = p if (direct and inplace) else [x.clone() for x in p]
+        if not inplace:  # the kernel writes its inputs: copy what the caller keeps
+            m, v = [x.clone() for x in m], [x.clone() for x in v]
+            if factor is not None:
+                g, factor = torch._foreach_mul(g, factor), None
+            elif plan.clip > 0:
+                g = [x.clone() for x in g]
+        with torch.no_grad():
+            if not kernels.run(plan, work, g, m, v, count, lr, decay, factor):
+                return None
+            if not direct:  # the update is new - p, written over our copy
+                torch._foreach_sub_(work, p)
+        return work, m, v
+
+    def run(grads: Any, state: AdamState, params: Any, inplace: bool, direct: bool, factor=None):
         check_state(state, AdamState, name)
         if params is None:
             raise ValueError(f"{name}.update needs params (for weight decay and the update)")
@@ -189,22 +220,58 @@ def _adam_family(
         count = state.count + 1
         lr = lr_at(count if lr_after_increment else state.count)
         decay = _mask_leaves(mask, params, len(p))
-        ops = backend(reference)
-        a = Arith(ops, inplace)
-        start = p if (fused or not inplace) else ops.mul(p, 1.0)  # a private copy to mutate
-        new, m, v = step(a, start, g, m, v, count, lr, decay)
-        if not fused:  # the update is new - p, written over ``new`` when it is ours
-            new = a.add(new, p, alpha=-1.0)
+        done = on_kernel(p, g, m, v, count, lr, decay, inplace, direct, factor)
+        if done is not None:
+            new, m, v = done
+        else:
+            ops = backend(reference)
+            a = Arith(ops, inplace)
+            if factor is not None:  # the grads are ours to scale when donated
+                g = a.mul(g, factor.to(g[0].dtype)) if g else g
+            start = p if (direct or not inplace) else ops.mul(p, 1.0)  # a private copy to mutate
+            new, m, v = step(a, start, g, m, v, count, lr, decay)
+            if not direct:  # the update is new - p, written over ``new`` when it is ours
+                new = a.add(new, p, alpha=-1.0)
         state = AdamState(count, lr, unflatten(spec, m), unflatten(spec, v))
         return unflatten(spec, new), state
 
     def update(grads: Any, state: AdamState, params: Any = None, *, inplace: bool = False):
-        return run(grads, state, params, inplace, fused=False)
+        return run(grads, state, params, inplace, direct=False)
 
-    def fused_step(grads: Any, state: AdamState, params: Any, *, inplace: bool = False):
-        return run(grads, state, params, inplace, fused=True)
+    def fused_step(
+        grads: Any,
+        state: AdamState,
+        params: Any,
+        *,
+        inplace: bool = False,
+        grad_factor: Tensor | None = None,
+    ):
+        return run(grads, state, params, inplace, direct=True, factor=grad_factor)
 
     return GradientTransformation(_init_adam, update, fused_step)
+
+
+def _eps_inside_plan(
+    b1: float, b2: float, eps: float, weight_decay: float, correct_bias: bool, **kw: Any
+) -> KernelPlan:
+    """1.0's AdamW and OpenAIAdam on the AdamW kernel: ``eps`` added to ``sqrt(v)`` before
+    the bias correction, decay applied to the updated weights (module docstring of
+    :mod:`ptfunc.optim.kernels`)."""
+
+    def call(count: Tensor, lr: Tensor, decay: bool) -> KernelCall | None:
+        lr_f, t = float(lr), float(count)
+        if correct_bias:
+            eps_k, step = eps / math.sqrt(1.0 - b2**t), t
+        else:
+            eps_k, step = eps, kernels.NO_BIAS_CORRECTION_STEP
+        if not (decay and weight_decay > 0.0):
+            return KernelCall(lr_f, 0.0, eps_k, step)
+        keep = 1.0 - lr_f * weight_decay
+        if keep <= 0.0:
+            return None
+        return KernelCall(lr_f * keep, weight_decay / keep, eps_k, step)
+
+    return KernelPlan(True, b1, b2, call, **kw)
 
 
 # -- the rules -------------------------------------------------------------------------------
@@ -220,12 +287,15 @@ def adamw(
     schedule: Schedule | None = None,
     mask: Mask = None,
     reference: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     """pytorch-transformers 1.0 ``AdamW``.
 
     Per step ``t``: moments; ``p -= lr_t * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)``
     (no bias factor when ``correct_bias=False``); then ``p -= lr_t * weight_decay * p``
     on the updated weights. ``lr_t = lr * schedule(t - 1)`` as ``LambdaLR`` steps it.
+    ``fused=True``: torch's fused AdamW kernel with constants giving this math (1.0's
+    trajectory up to float32 rounding; see the module docstring).
     """
     b1, b2 = betas
     _check_hyper(lr, b1, b2, eps, weight_decay)
@@ -243,7 +313,8 @@ def adamw(
             new = _decay_subset(a, new, decay, lr_t * weight_decay)
         return new, m, v
 
-    return _adam_family("adamw", step, lr_at, mask, reference)
+    plan = _eps_inside_plan(b1, b2, eps, weight_decay, correct_bias) if fused else None
+    return _adam_family("adamw", step, lr_at, mask, reference, plan=plan)
 
 
 def adamw_torch(
@@ -255,10 +326,14 @@ def adamw_torch(
     schedule: Schedule | None = None,
     mask: Mask = None,
     reference: bool = False,
+    fused: bool = True,
 ) -> GradientTransformation:
     """``torch.optim.AdamW``: ``p *= 1 - lr*wd`` first, then the bias-corrected Adam step
-    with ``eps`` added to ``sqrt(v_hat)``."""
-    return _torch_adam("adamw_torch", lr, betas, eps, weight_decay, True, schedule, mask, reference)
+    with ``eps`` added to ``sqrt(v_hat)``. ``fused`` (default): torch's fused kernel, as
+    ``AdamW(fused=True)``, in eager mode where it can run; else the foreach path."""
+    return _torch_adam(
+        "adamw_torch", lr, betas, eps, weight_decay, True, schedule, mask, reference, fused
+    )
 
 
 def adam(
@@ -270,12 +345,16 @@ def adam(
     schedule: Schedule | None = None,
     mask: Mask = None,
     reference: bool = False,
+    fused: bool = True,
 ) -> GradientTransformation:
-    """``torch.optim.Adam``: L2 ``weight_decay * p`` added to the gradient."""
-    return _torch_adam("adam", lr, betas, eps, weight_decay, False, schedule, mask, reference)
+    """``torch.optim.Adam``: L2 ``weight_decay * p`` added to the gradient. ``fused``
+    (default): torch's fused kernel, as ``Adam(fused=True)``, where it can run."""
+    return _torch_adam(
+        "adam", lr, betas, eps, weight_decay, False, schedule, mask, reference, fused
+    )
 
 
-def _torch_adam(name, lr, betas, eps, weight_decay, decoupled, schedule, mask, reference):
+def _torch_adam(name, lr, betas, eps, weight_decay, decoupled, schedule, mask, reference, fused):
     b1, b2 = betas
     _check_hyper(lr, b1, b2, eps, weight_decay)
     lr_at = _lr_fn(lr, schedule)
@@ -292,7 +371,11 @@ def _torch_adam(name, lr, betas, eps, weight_decay, decoupled, schedule, mask, r
         denom = a.add_scalar(a.div_scalar(a.sqrt_into(g, v), _scalar(bc2_sqrt, new[0])), eps)
         return a.addcdiv_scaled(new, m, denom, -lr_t / bc1), m, v
 
-    return _adam_family(name, step, lr_at, mask, reference)
+    def call(count: Tensor, lr: Tensor, decay: bool) -> KernelCall:
+        return KernelCall(float(lr), weight_decay if decay else 0.0, eps, float(count))
+
+    plan = KernelPlan(decoupled, b1, b2, call) if fused else None
+    return _adam_family(name, step, lr_at, mask, reference, plan=plan)
 
 
 def _legacy_setup(lr, schedule, warmup, t_total, b1, b2, e, weight_decay):
@@ -322,6 +405,7 @@ def bert_adam(
     *,
     mask: Mask = None,
     reference: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     """pytorch-pretrained-bert 0.6.2 ``BertAdam``.
 
@@ -329,7 +413,8 @@ def bert_adam(
     ``update = m / (sqrt(v) + e) + weight_decay * p``; ``p -= lr * schedule(step) * update``
     with the schedule read *before* the step count increments (so warmup starts at 0).
     ``schedule`` is a 0.6.2 name (``warmup``/``t_total`` as fractions/steps) or a
-    schedule function.
+    schedule function. ``fused=True``: torch's AdamW kernel without bias correction, the
+    clipping through its ``grad_scale`` (0.6.2's trajectory up to float32 rounding).
     """
     lr_at = _legacy_setup(lr, schedule, warmup, t_total, b1, b2, e, weight_decay)
 
@@ -343,7 +428,13 @@ def bert_adam(
                 upd[i] = dec[j]
         return a.add(new, a.mul(upd, _scalar(-lr_t, new[0]))), m, v
 
-    return _adam_family("bert_adam", step, lr_at, mask, reference)
+    # p - lr (m / (sqrt(v) + e) + wd p) is the AdamW kernel without bias correction.
+    def call(count: Tensor, lr: Tensor, decay: bool) -> KernelCall:
+        wd = weight_decay if decay else 0.0
+        return KernelCall(float(lr), wd, e, kernels.NO_BIAS_CORRECTION_STEP)
+
+    plan = KernelPlan(True, b1, b2, call, clip=max_grad_norm) if fused else None
+    return _adam_family("bert_adam", step, lr_at, mask, reference, plan=plan)
 
 
 def openai_adam(
@@ -360,13 +451,15 @@ def openai_adam(
     *,
     mask: Mask = None,
     reference: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     """pytorch-pretrained-bert 0.6.2 ``OpenAIAdam``.
 
     The step count increments first; per-tensor clipping; bias-corrected Adam
     (``step = lr_t * sqrt(1-b2^t)/(1-b1^t)``, ``eps`` outside); then
     ``p -= lr_t * weight_decay * p`` on the updated weights, only for tensors of
-    rank > 1 unless ``vector_l2``.
+    rank > 1 unless ``vector_l2``. ``fused=True``: torch's AdamW kernel (0.6.2's trajectory
+    up to float32 rounding).
     """
     lr_at = _legacy_setup(lr, schedule, warmup, t_total, b1, b2, e, weight_decay)
 
@@ -381,7 +474,15 @@ def openai_adam(
             new = _decay_subset(a, new, keep, lr_t * weight_decay)
         return new, m, v
 
-    return _adam_family("openai_adam", step, lr_at, mask, reference, lr_after_increment=True)
+    plan = None
+    if fused:
+        plan = _eps_inside_plan(
+            b1, b2, e, weight_decay, True, clip=max_grad_norm,
+            decays=lambda leaf, masked: masked and (leaf.dim() > 1 or vector_l2),
+        )  # fmt: skip
+    return _adam_family(
+        "openai_adam", step, lr_at, mask, reference, lr_after_increment=True, plan=plan
+    )
 
 
 def sgd(
