@@ -80,6 +80,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "write_eval_results",
+    "fine_tune",
     "LossScale",
     "set_threads",
     "Batches",
@@ -771,6 +772,30 @@ def train_from_args(
         accumulation_steps=args.gradient_accumulation_steps, fp16=getattr(args, "amp", False),
         loss_scale=getattr(args, "loss_scale", 0.0),
     )  # fmt: skip
+
+
+def fine_tune(
+    args: argparse.Namespace,
+    loss_fn: Callable[[Any, Any, Key], Tensor],
+    params: Any,
+    batches: Batches,
+    *,
+    key: Key,
+    model: Any,
+    tokenizer: Any,
+) -> TrainResult | None:
+    """The examples' ``--do_train``: :func:`train_from_args` over ``batches`` for
+    :func:`num_train_steps`, then (rank 0) the model and tokenizer saved to
+    ``--output-dir``, as 1.0's scripts save them. None when the run stopped early
+    (``--stop-at-step``: nothing saved, no evaluation)."""
+    total = num_train_steps(args, batches.steps_per_epoch)
+    result = train_from_args(args, loss_fn, params, batches.indices, total_steps=total, key=key)
+    if result.step < total:
+        return None
+    if getattr(args, "is_main", True):
+        ptfunc.io.save_pretrained(args.output_dir, model, result.params)
+        tokenizer.save_pretrained(args.output_dir)
+    return result
 
 
 def set_threads(args: argparse.Namespace) -> None:

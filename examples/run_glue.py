@@ -112,7 +112,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.do_train:
         train_f = _loop.to_device(args, featurize(args, tokenizer, "train"))
         batches = _loop.batches(args, len(train_f.labels))
-        total = _loop.num_train_steps(args, batches.steps_per_epoch)
 
         def loss_fn(params, idx, key):
             inputs = model_inputs(args.model_type, train_f, idx)
@@ -120,16 +119,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                               train=True, key=key, **inputs)  # fmt: skip
             return out.loss
 
-        result = _loop.train_from_args(
-            args, loss_fn, params, batches.indices, total_steps=total, key=run_key
-        )
-        if result.step < total:  # stopped early (--stop-at-step): no evaluation
+        result = _loop.fine_tune(args, loss_fn, params, batches, key=run_key, model=model,
+                                 tokenizer=tokenizer)  # fmt: skip
+        if result is None:  # stopped early (--stop-at-step): no evaluation
             return {}
-        params = result.params
-        metrics["step"] = result.step
-        if args.is_main:
-            ptfunc.io.save_pretrained(args.output_dir, model, params)
-            tokenizer.save_pretrained(args.output_dir)
+        params, metrics["step"] = result.params, result.step
     if args.do_eval and args.is_main:
         dev_f = _loop.to_device(args, featurize(args, tokenizer, "dev"))
         metrics.update(evaluate(args, model, params, dev_f))

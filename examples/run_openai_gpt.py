@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.do_train:
         train_f = splits[0]
         batches = _loop.batches(args, train_f.mc_labels.shape[0])
-        total = _loop.num_train_steps(args, batches.steps_per_epoch)
+        total = _loop.num_train_steps(args, batches.steps_per_epoch)  # for the last epoch
 
         def loss_fn(params, idx, key):
             out = model.apply(
@@ -218,10 +218,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )  # fmt: skip
             return args.lm_coef * out[0] + out[1]
 
-        result = _loop.train_from_args(
-            args, loss_fn, params, batches.indices, total_steps=total, key=run_key
-        )
-        if result.step < total:  # stopped early (--stop-at-step): no evaluation
+        result = _loop.fine_tune(args, loss_fn, params, batches, key=run_key, model=model,
+                                 tokenizer=tokenizer)  # fmt: skip
+        if result is None:  # stopped early (--stop-at-step): no evaluation
             return {}
         params = result.params
         steps_per_epoch = max(1, batches.steps_per_epoch // args.gradient_accumulation_steps)
@@ -230,9 +229,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       * steps_per_epoch]  # fmt: skip
         metrics["train_loss"] = sum(last_epoch) / len(last_epoch) if last_epoch else math.nan
         metrics["step"] = result.step
-        if args.is_main:
-            ptfunc.io.save_pretrained(args.output_dir, model, params)
-            tokenizer.save_pretrained(args.output_dir)
     else:
         metrics["train_loss"] = None  # as 1.0 writes it without --do_train
     if args.do_eval and args.is_main:

@@ -101,7 +101,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         n_train = train_f["input_ids"].shape[0]
         print(f"{len(train_ex)} questions -> {n_train} windows", file=sys.stderr)
         batches = _loop.batches(args, n_train)
-        total = _loop.num_train_steps(args, batches.steps_per_epoch)
 
         def loss_fn(params, idx, key):
             out = model.apply(
@@ -112,16 +111,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             )  # fmt: skip
             return out.loss
 
-        result = _loop.train_from_args(
-            args, loss_fn, params, batches.indices, total_steps=total, key=run_key
-        )
-        if result.step < total:  # stopped early (--stop-at-step): no prediction
+        result = _loop.fine_tune(args, loss_fn, params, batches, key=run_key, model=model,
+                                 tokenizer=tokenizer)  # fmt: skip
+        if result is None:  # stopped early (--stop-at-step): no prediction
             return {}
-        params = result.params
-        metrics["step"] = result.step
-        if args.is_main:
-            ptfunc.io.save_pretrained(args.output_dir, model, params)
-            tokenizer.save_pretrained(args.output_dir)
+        params, metrics["step"] = result.params, result.step
     if args.do_eval and args.is_main:
         metrics.update(predict_and_score(args, model, params, tokenizer, windows))
         _loop.write_eval_results(args, metrics)

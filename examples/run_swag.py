@@ -175,7 +175,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             read_swag_examples(args.train_file), tokenizer, args.max_seq_length
         ))  # fmt: skip
         batches = _loop.batches(args, len(train_f["labels"]))
-        total = _loop.num_train_steps(args, batches.steps_per_epoch)
 
         def loss_fn(params, idx, key):
             inputs = {k: train_f[k][idx] for k in INPUTS}
@@ -183,18 +182,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                               train=True, key=key, **inputs)  # fmt: skip
             return out.loss
 
-        result = _loop.train_from_args(
-            args, loss_fn, params, batches.indices, total_steps=total, key=run_key
-        )
-        if result.step < total:  # stopped early (--stop-at-step): no evaluation
+        result = _loop.fine_tune(args, loss_fn, params, batches, key=run_key, model=model,
+                                 tokenizer=tokenizer)  # fmt: skip
+        if result is None:  # stopped early (--stop-at-step): no evaluation
             return {}
         params = result.params
         metrics["step"] = metrics["global_step"] = result.step
         run_losses = [r["loss"] for r in _loop.read_log(args.output_dir)] or [math.nan]
         metrics["loss"] = sum(run_losses) / len(run_losses)  # the whole run's, resumed or not
-        if args.is_main:
-            ptfunc.io.save_pretrained(args.output_dir, model, params)
-            tokenizer.save_pretrained(args.output_dir)
     if args.do_eval and args.is_main:
         metrics.update(evaluate(args, model, params, tokenizer))
         _loop.write_eval_results(args, metrics)
