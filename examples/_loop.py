@@ -44,6 +44,7 @@ Example (a loss of the params and a batch, no model)::
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import json
 import math
@@ -402,6 +403,9 @@ def setup(args: argparse.Namespace) -> None:
         if cuda:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if cuda else "gloo")
+        # Close the group before the interpreter tears down: a gloo group left to the C++
+        # destructors aborts the process ("terminate called without an active exception").
+        atexit.register(_close_process_group)
     args.local_rank = local_rank
     args.device = torch.device("cuda", max(local_rank, 0)) if cuda else torch.device("cpu")
     args.rank = dist.get_rank() if dist.is_initialized() else 0
@@ -416,6 +420,11 @@ def setup(args: argparse.Namespace) -> None:
             f"error: output directory {out} already exists and is not empty; use "
             "--overwrite_output_dir to train into it anyway or --resume to continue its run"
         )
+
+
+def _close_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def to_device(args: argparse.Namespace, tree: Any) -> Any:

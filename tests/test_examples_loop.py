@@ -7,6 +7,7 @@ processes equals one process on the same global batch."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -132,8 +133,11 @@ def test_distributed_launch_equals_one_process(env, tmp_path):
                         "--max_steps", "3"))  # fmt: skip
     # The README's multi-process line: python -m torch.distributed.launch --nproc_per_node N
     # run_glue.py ... (launch passes --local-rank=<r> to each process).
+    with socket.socket() as free:  # a port nobody else holds
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
     cmd = [sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node", "2",
-           "--master_port", "29517", str(EXAMPLES / "run_glue.py"),
+           "--master_addr", "127.0.0.1", "--master_port", port, str(EXAMPLES / "run_glue.py"),
            *_argv(env, two, "--do_train", "--do_eval", "--per_gpu_train_batch_size", "2",
                   "--max_steps", "3")]  # fmt: skip
     environ = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
