@@ -82,6 +82,7 @@ __all__ = [
     "load_tokenizer",
     "write_eval_results",
     "fine_tune",
+    "default_device",
     "LossScale",
     "set_threads",
     "Batches",
@@ -398,7 +399,7 @@ def setup(args: argparse.Namespace) -> None:
     local_rank = args.local_rank
     if local_rank == -1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available() and not args.no_cuda
+    cuda = default_device(args).type == "cuda"
     if local_rank != -1 and not dist.is_initialized():
         if cuda:
             torch.cuda.set_device(local_rank)
@@ -420,6 +421,12 @@ def setup(args: argparse.Namespace) -> None:
             f"error: output directory {out} already exists and is not empty; use "
             "--overwrite_output_dir to train into it anyway or --resume to continue its run"
         )
+
+
+def default_device(args: argparse.Namespace) -> torch.device:
+    """1.0's rule: CUDA when there is one, unless ``--no-cuda``."""
+    use_cuda = torch.cuda.is_available() and not getattr(args, "no_cuda", False)
+    return torch.device("cuda" if use_cuda else "cpu")
 
 
 def _close_process_group() -> None:
@@ -710,10 +717,11 @@ def train(
         kept = [r for r in read_log(out) if r["step"] <= step]
         (out / LOG_NAME).write_text("".join(json.dumps(r) + "\n" for r in kept))
 
+    device_type = next(iter(ptfunc.tree.leaves(params)), torch.empty(())).device.type
+
     def scaled_loss(p: Any, batch: Any, k: Key, scale: float) -> Tensor:
         if scaler is None:
             return loss_fn(p, batch, k)
-        device_type = next(iter(ptfunc.tree.leaves(p))).device.type
         with torch.autocast(device_type, dtype=torch.float16):
             loss = loss_fn(p, batch, k)
         return loss.float() * scale

@@ -257,7 +257,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             break
     args = parser.parse_args(argv)
     if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() and not args.no_cuda else "cpu"
+        args.device = _loop.default_device(args)
     return args
 
 

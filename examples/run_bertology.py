@@ -120,7 +120,7 @@ def score(task: str, stats: bertology.HeadStats) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     _loop.set_threads(args)
-    args.device = torch.device("cuda" if torch.cuda.is_available() and not args.no_cuda else "cpu")
+    args.device = _loop.default_device(args)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = _loop.load_tokenizer(args)
     examples = utils_glue.read_examples(args.data_dir, args.task, args.split)

@@ -234,7 +234,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.length < 0 or args.num_samples < 1 or args.batch_size < 1:
         parser.error("--length must be >= 0, --num-samples and --batch-size >= 1")
     if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() and not args.no_cuda else "cpu"
+        args.device = _loop.default_device(args)
     return args
 
 

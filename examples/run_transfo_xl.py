@@ -69,6 +69,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,11 +78,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-import ptfunc
-from ptfunc import optim
-from ptfunc.archs import transfo_xl
-from ptfunc.func import grad_and_value
-from ptfunc.tokenize import LMOrderedIterator, TransfoXLTokenizer
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling _loop
+import _loop  # noqa: E402
+
+import ptfunc  # noqa: E402
+from ptfunc import optim  # noqa: E402
+from ptfunc.archs import transfo_xl  # noqa: E402
+from ptfunc.func import grad_and_value  # noqa: E402
+from ptfunc.tokenize import LMOrderedIterator, TransfoXLTokenizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "fixtures" / "corpora" / "wikitext-2.test.txt"
@@ -323,10 +327,6 @@ def configured_model(
     return type(model)(model.config.replace(**changes)) if changes else model
 
 
-def _device(args: argparse.Namespace) -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() and not args.no_cuda else "cpu")
-
-
 def format_log(loss: float, split: str) -> str:
     """1.0's result line for one split."""
     return f"| {split} loss {loss:5.2f} | {split} ppl {math.exp(loss):9.3f} "
@@ -340,7 +340,7 @@ def evaluate_pretrained(args: argparse.Namespace) -> dict[str, float]:
         print(line, flush=True)
         lines.append(line)
 
-    device = _device(args)
+    device = _loop.default_device(args)
     log(f"device: {device}")
     name = args.model_name or DEFAULT_MODEL
     splits = load_splits(args, name)  # first: a missing corpus fails before a download
@@ -393,54 +393,44 @@ def write_results(
 # -- command line ------------------------------------------------------------------------------
 
 
-def _flag(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -> None:
-    """``--a_b`` and ``--a-b`` for each name (1.0's examples spell flags with underscores)."""
-    spellings = []
-    for name in names:
-        for form in (f"--{name}", f"--{name.replace('_', '-')}"):
-            if form not in spellings:
-                spellings.append(form)
-    parser.add_argument(*spellings, dest=names[0], **kwargs)
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Both modes' flags; ``None`` defaults are filled in by mode (1.0's or the demo's)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    _flag(
-        parser,
-        "model_name",
-        "model_name_or_path",
+    parser = _loop.ExampleParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model-name",
+        "--model-name-or-path",
+        dest="model_name",
         default=None,
         help=f"evaluate this pretrained model (directory, {DEFAULT_MODEL} or a repo id)",
     )
-    _flag(parser, "split", default="test", choices=sorted(SPLITS), help="1.0: which split")
-    _flag(parser, "corpus", type=Path, default=None, help="a word-level text to read")
-    _flag(parser, "data_dir", type=Path, default=None, help="corpus.bin or split texts")
-    _flag(parser, "work_dir", default=None, help="1.0's: where log.txt and results go")
-    _flag(parser, "batch_size", type=int, default=None, help="rows (1.0: 10; demo: 16)")
-    _flag(parser, "tgt_len", type=int, default=None, help="targets per segment (128 / 32)")
-    _flag(parser, "ext_len", type=int, default=None, help="extra context columns (0)")
-    _flag(parser, "mem_len", type=int, default=None, help="memory per layer (1600 / 64)")
-    _flag(parser, "clamp_len", type=int, default=None, help="max relative distance (1000)")
-    _flag(parser, "same_length", action="store_true", help="same attention length")
-    _flag(parser, "no_cuda", action="store_true", help="stay on the CPU")
-    _flag(parser, "no_log", action="store_true", help="write nothing to --work_dir")
-    _flag(parser, "server_ip", default="", help="1.0's remote debugging: ignored")
-    _flag(parser, "server_port", default="", help="1.0's remote debugging: ignored")
-    _flag(parser, "max_steps", type=int, default=400)
-    _flag(parser, "eval_batch_size", type=int, default=8)
-    _flag(parser, "eval_fraction", type=float, default=0.1)
-    _flag(parser, "min_freq", type=int, default=3)
-    _flag(parser, "d_model", type=int, default=128)
-    _flag(parser, "n_head", type=int, default=4)
-    _flag(parser, "d_inner", type=int, default=512)
-    _flag(parser, "n_layer", type=int, default=3)
-    _flag(parser, "dropout", type=float, default=0.1)
-    _flag(parser, "lr", type=float, default=1e-3)
-    _flag(parser, "warmup", type=int, default=50)
-    _flag(parser, "log_every", type=int, default=50)
-    _flag(parser, "seed", type=int, default=0)
-    _flag(parser, "threads", type=int, default=None)
+    parser.add_argument("--split", default="test", choices=sorted(SPLITS), help="1.0: which split")
+    parser.add_argument("--corpus", type=Path, default=None, help="a word-level text to read")
+    parser.add_argument("--data-dir", type=Path, default=None, help="corpus.bin or split texts")
+    parser.add_argument("--work-dir", default=None, help="1.0's: where log.txt and results go")
+    parser.add_argument("--batch-size", type=int, default=None, help="rows (1.0: 10; demo: 16)")
+    parser.add_argument("--tgt-len", type=int, default=None, help="targets per segment (128 / 32)")
+    parser.add_argument("--ext-len", type=int, default=None, help="extra context columns (0)")
+    parser.add_argument("--mem-len", type=int, default=None, help="memory per layer (1600 / 64)")
+    parser.add_argument("--clamp-len", type=int, default=None, help="max relative distance (1000)")
+    parser.add_argument("--same-length", action="store_true", help="same attention length")
+    parser.add_argument("--no-cuda", action="store_true", help="stay on the CPU")
+    parser.add_argument("--no-log", action="store_true", help="write nothing to --work_dir")
+    parser.add_argument("--server-ip", default="", help="1.0's remote debugging: ignored")
+    parser.add_argument("--server-port", default="", help="1.0's remote debugging: ignored")
+    parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument("--eval-batch-size", type=int, default=8)
+    parser.add_argument("--eval-fraction", type=float, default=0.1)
+    parser.add_argument("--min-freq", type=int, default=3)
+    parser.add_argument("--d-model", type=int, default=128)
+    parser.add_argument("--n-head", type=int, default=4)
+    parser.add_argument("--d-inner", type=int, default=512)
+    parser.add_argument("--n-layer", type=int, default=3)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     args.evaluate_only = args.model_name is not None or args.work_dir is not None
     for field, value in (EVAL_DEFAULTS if args.evaluate_only else TRAIN_DEFAULTS).items():
