@@ -81,7 +81,7 @@ def usable(*lists: Sequence[Tensor]) -> bool:
     if not first:
         return False
     kinds = [(x.dtype, x.device, x.shape, x.layout) for x in first]
-    for dtype, device, _, layout in set((k[0], k[1], None, k[3]) for k in kinds):
+    for dtype, device, layout in {(d, dev, lay) for d, dev, _, lay in kinds}:
         if not dtype.is_floating_point or device.type not in ("cpu", "cuda"):
             return False
         if layout != torch.strided:

@@ -170,15 +170,17 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     if max_norm <= 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
 
-    def coefficient(u: list[Tensor]) -> Tensor:
-        total = torch.linalg.vector_norm(torch.stack(backend().norms(u)))
+    def coefficient(total: Tensor) -> Tensor:
         return (max_norm / (total + 1e-6)).clamp(max=1.0)
+
+    def global_norm(u: list[Tensor]) -> Tensor:
+        return torch.linalg.vector_norm(torch.stack(backend().norms(u)))
 
     def fn(u, p, inplace):
         if not u:
             return u
         ops = backend()
-        coef = coefficient(u)
+        coef = coefficient(global_norm(u))
         if inplace:
             ops.mul_(u, coef)
             return u
@@ -191,10 +193,9 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         if not leaves:
             return torch.ones(()), state
         if under_transform() or torch.compiler.is_compiling():
-            return coefficient(leaves), state
+            return coefficient(global_norm(leaves)), state
         total = math.sqrt(sum(n * n for n in fast_norms(leaves)))
-        coef = min(1.0, max_norm / (total + 1e-6))
-        return torch.tensor(coef, dtype=torch.float32), state
+        return coefficient(torch.tensor(total, dtype=torch.float64)).float(), state
 
     return _stateless(fn)._replace(factor=factor)
 
