@@ -468,6 +468,51 @@ class Suite:
         pair.ref.zero_grad(set_to_none=True)
         self.add(SuiteRow("memory", case, "MiB", *peaks, "transformers", note="PeakTracker"))
 
+    def train_memory_rows(self) -> None:
+        b, s = self._middle_point()
+        for arch in ARCHS:
+            case = f"{arch} train step {b}x{s} peak tensor bytes"
+            if self.wanted(f"memory: {case}"):
+                self._train_memory_case(arch, case, b, s)
+
+    def _train_memory_case(self, arch: str, case: str, b: int, s: int) -> None:
+        """Peak bytes of one whole step (forward, backward, clip, AdamW) after a warm-up
+        step: the params and optimizer state held before it, plus the peak of what the
+        step allocates.  The peer's ``.grad`` of the warm-up step is freed first (its
+        ``zero_grad(set_to_none=True)``), so neither side is charged for last step's grads."""
+        pair = self.pair(arch)
+        ids, mask, labels = self.inputs(pair, b, s, torch.Generator().manual_seed(4))
+        peer = reference_train_step(pair, ids, mask, labels)
+        opt = train_optimizer()
+        box = {"params": ptfunc.tree.map(torch.clone, pair.params)}
+        box["state"] = opt.init(box["params"])
+        grad_fn = ptfunc.func.grad_and_value(pair.loss_ours)
+
+        def ours() -> torch.Tensor:
+            grads, loss = grad_fn(box["params"], ids, mask, labels)
+            box["params"], box["state"] = optim.step(
+                opt, grads, box["state"], box["params"], inplace=True
+            )
+            return loss
+
+        ours(), peer()  # warm-up: the optimizer state exists on both sides
+        module, ref_opt = peer.module, peer.optimizer  # type: ignore[attr-defined]
+        ref_opt.zero_grad(set_to_none=True)
+        held_ours = _tree_bytes((box["params"], box["state"]))
+        held_peer = _tree_bytes((list(module.parameters()), ref_opt.state_dict()["state"]))
+        peaks = []
+        for fn, held in ((ours, held_ours), (peer, held_peer)):
+            with PeakTracker() as tracker:
+                out = fn()
+            del out
+            peaks.append((held + tracker.peak) / 2**20)
+        self.add(
+            SuiteRow(
+                "memory", case, "MiB", *peaks, "transformers+clip+AdamW(fused)",
+                note="params + state held + PeakTracker peak of the step",
+            )
+        )  # fmt: skip
+
     def tokenizer_rows(self) -> None:
         labels = [f"tokenize: {t} {k}" for t in ("bert", "gpt2", "xlnet") for k in _TOK_KINDS]
         if not self.any_wanted(labels):
@@ -635,7 +680,18 @@ def reference_train_step(pair: _models.Pair, ids, mask, labels) -> Callable[[], 
         ref_opt.step()
         return loss
 
+    peer.module, peer.optimizer = ref, ref_opt  # type: ignore[attr-defined]
     return peer
+
+
+def _tree_bytes(tree_: Any) -> int:
+    """Bytes of the distinct tensor storages among a tree's leaves."""
+    storages = {}
+    for t in ptfunc.tree.leaves(tree_):
+        if isinstance(t, torch.Tensor):
+            st = t.untyped_storage()
+            storages[st.data_ptr()] = st.nbytes()
+    return sum(storages.values())
 
 
 def mode_name(options: dict) -> str:
@@ -655,6 +711,7 @@ def all_labels(args: argparse.Namespace) -> list[str]:
     labels += [f"compile: train {a} {b}x{s} adamw" for a in ("bert", "gpt2")]
     labels.append(f"compile: generate gpt2 greedy 1x{p}+{n}")
     labels += [f"memory: {a} fwd+bwd {b}x{s} peak tensor bytes" for a in ARCHS]
+    labels += [f"memory: {a} train step {b}x{s} peak tensor bytes" for a in ARCHS]
     labels += [f"tokenize: {t} {k}" for t in _TOKENIZERS for k in _TOK_KINDS]
     labels += ["optim: optim.step(adamw_torch) inplace / AdamW(fused)"]
     labels += ["optim: optim.step(adamw, 1.0, fused=True) inplace / AdamW(fused)"]
@@ -695,6 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     suite.generate_rows()
     suite.compile_rows()
     suite.memory_rows()
+    suite.train_memory_rows()
     suite.tokenizer_rows()
     suite.optim_rows()
     suite.vmap_rows()

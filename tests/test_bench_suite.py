@@ -56,6 +56,7 @@ def test_suite_quick_rows_and_json(tmp_path, capsys):
         "gpt2: fwd+bwd 2x16",
         "train: bert 2x16 adamw",
         "memory: bert fwd+bwd 2x16 peak tensor bytes",
+        "memory: bert train step 2x16 peak tensor bytes",
         "tokenize: gpt2 per-text / Rust per-text",
         "optim: optim.step(adamw_torch) inplace / AdamW(fused)",
         "vmap: per-example grads (batch 32)",
