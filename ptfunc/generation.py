@@ -59,6 +59,10 @@ LANGUAGE_MODELS: dict[str, tuple[str, str | None]] = {
     "transfo-xl": ("TransfoXLLMHeadModel", None),
     "xlnet": ("XLNetLMHeadModel", None),
     "xlm": ("XLMWithLMHeadModel", "max_position_embeddings"),
+    "llama": ("LlamaForCausalLM", None),
+    "mistral": ("MistralForCausalLM", None),
+    "qwen2": ("Qwen2ForCausalLM", None),
+    "qwen3": ("Qwen3ForCausalLM", None),
 }
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["gelu", "gelu_new", "relu", "swish", "get"]
+__all__ = ["gelu", "gelu_new", "relu", "swish", "silu", "get"]
 
 
 def gelu(x: Tensor) -> Tensor:
@@ -27,8 +27,13 @@ def relu(x: Tensor) -> Tensor:
 
 
 def swish(x: Tensor) -> Tensor:
-    """x * sigmoid(x)."""
+    """x * sigmoid(x) (pytorch-transformers 1.0's formula, two kernels)."""
     return x * torch.sigmoid(x)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) as one fused kernel (``F.silu``: today's models, whose reference uses it)."""
+    return F.silu(x)
 
 
 _BY_NAME: dict[str, Callable[[Tensor], Tensor]] = {
@@ -37,7 +42,7 @@ _BY_NAME: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu_pytorch_tanh": gelu_new,
     "relu": relu,
     "swish": swish,
-    "silu": swish,
+    "silu": silu,
     "tanh": torch.tanh,
 }
 

@@ -26,6 +26,7 @@ __all__ = [
     "per_layer_head_masks",
     "split_heads",
     "merge_heads",
+    "repeat_kv",
     "dot_product_attention",
     "init_self_attention",
     "apply_self_attention",
@@ -76,6 +77,24 @@ def merge_heads(x: Tensor) -> Tensor:
     return x.transpose(1, 2).reshape(b, s, h * d)
 
 
+def repeat_kv(x: Tensor, heads: int) -> Tensor:
+    """(..., kv_heads, seq, head_dim) -> (..., heads, seq, head_dim), each key/value head
+    repeated for the ``heads // kv_heads`` query heads of its group (x itself when equal).
+
+    Raises:
+        ValueError: ``heads`` is not a multiple of the key/value head count.
+    """
+    kv_heads = x.shape[-3]
+    if kv_heads == heads:
+        return x
+    if kv_heads == 0 or heads % kv_heads:
+        raise ValueError(
+            f"grouped-query attention needs the query heads ({heads}) to be a multiple of the "
+            f"key/value heads ({kv_heads})"
+        )
+    return x.repeat_interleave(heads // kv_heads, dim=-3)
+
+
 def _fused_kernel_ok() -> bool:
     """False inside eager ``vmap``/``jvp``, where the fused CPU kernels lack batching
     and forward-mode rules and would fall back to a slow per-example loop or fail."""
@@ -109,9 +128,14 @@ def dot_product_attention(
             probabilities after dropout (1 = keep), as in the seed.
         need_weights: also return the probabilities.
 
+    Grouped-query attention: ``k`` and ``v`` may have fewer heads than ``q`` (a divisor of
+    its head count, ``num_key_value_heads``); each key/value head then serves
+    ``heads // kv_heads`` consecutive query heads, as in Llama and Mistral.
+
     Returns:
         ``(context (batch, heads, q_len, head_dim), probs or None)``.
     """
+    k, v = repeat_kv(k, q.shape[-3]), repeat_kv(v, q.shape[-3])
     drop = train and dropout_rate > 0.0
     if not need_weights and head_mask is None and not drop and _fused_kernel_ok():
         out = F.scaled_dot_product_attention(

@@ -23,7 +23,7 @@ from ..random import Key, split, split_for_dropout
 from ..tree import Params
 from . import attention, dropout, linear
 
-__all__ = ["init", "apply", "causal_bias", "static_cache_bias"]
+__all__ = ["init", "apply", "causal_bias", "static_cache_bias", "update_cache"]
 
 
 def init(key: Key, dim: int, *, std: float = 0.02) -> Params:
@@ -41,16 +41,24 @@ def causal_bias(
     attention_mask: Tensor | None,
     dtype: torch.dtype,
     device: torch.device,
+    *,
+    window: int | None = None,
 ) -> Tensor | None:
     """Additive causal (and padding) bias (b or 1, 1, q_len, past_len + q_len).
 
-    None when the fused kernel's ``is_causal`` alone is right (no past, no mask).
-    ``attention_mask`` (b, past_len + q_len): 1 = attend.
+    None when the fused kernel's ``is_causal`` alone is right (no past, no mask, no window
+    shorter than the sequence). ``attention_mask`` (b, past_len + q_len): 1 = attend.
+    ``window`` (sliding-window attention, Mistral): a query at index i sees the keys at
+    indices j with ``i - window < j <= i``.
     """
-    if past_len == 0 and attention_mask is None:
+    sliding = window is not None and past_len + q_len > window
+    if past_len == 0 and attention_mask is None and not sliding:
         return None
     k_len = past_len + q_len
-    keep = torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(past_len)[None, None]
+    keep = torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(past_len)
+    if sliding:
+        keep = keep & ~torch.ones_like(keep).tril(past_len - window)
+    keep = keep[None, None]
     if attention_mask is not None:
         if attention_mask.dim() != 2 or attention_mask.shape[1] != k_len:
             raise ValueError(
@@ -71,10 +79,13 @@ def static_cache_bias(
     attention_mask: Tensor | None,
     dtype: torch.dtype,
     device: torch.device,
+    *,
+    window: int | None = None,
 ) -> Tensor:
     """Additive bias (b or 1, 1, s, cache_len) for queries at ``cache_position`` (s,) over a
     static cache: slot j is visible to the query at position p when j <= p and
-    ``attention_mask[:, j]`` (b, cache_len) is 1 (slots not written yet may hold anything)."""
+    ``attention_mask[:, j]`` (b, cache_len) is 1 (slots not written yet may hold anything);
+    with a sliding ``window``, also ``p - window < j``."""
     if attention_mask is not None and (
         attention_mask.dim() != 2 or attention_mask.shape[1] != cache_len
     ):
@@ -83,7 +94,10 @@ def static_cache_bias(
             f"(batch, {cache_len}), got {tuple(attention_mask.shape)}"
         )
     slots = torch.arange(cache_len, device=device)
-    keep = (slots[None, :] <= cache_position[:, None])[None, None]
+    keep = slots[None, :] <= cache_position[:, None]
+    if window is not None:
+        keep = keep & (slots[None, :] > cache_position[:, None] - window)
+    keep = keep[None, None]
     if attention_mask is not None:
         keep = keep & (attention_mask[:, None, None, :] != 0)
     return torch.where(
@@ -91,6 +105,27 @@ def static_cache_bias(
         torch.zeros((), dtype=dtype, device=device),
         torch.full((), torch.finfo(dtype).min, dtype=dtype, device=device),
     )
+
+
+def update_cache(
+    k: Tensor, v: Tensor, past: Tensor | None, cache_position: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """New keys and values (b, heads, s, head_dim) into a layer's cache -> ``(keys, values,
+    present)``, the keys and values to attend over and the cache to return.
+
+    Growing cache: ``past`` (2, b, heads, P, head_dim) or None, the new entries appended
+    (P + s keys). Static cache: with ``cache_position`` (s,), ``past`` (2, b, heads, L,
+    head_dim) gets them at those slots, out of place (L keys).
+    """
+    if cache_position is not None:
+        if past is None:
+            raise ValueError("cache_position needs past: the static cache to write into")
+        present = past.index_copy(-2, cache_position, torch.stack([k, v]))
+        return present[0], present[1], present
+    if past is not None:
+        k = torch.cat([past[0], k], dim=-2)
+        v = torch.cat([past[1], v], dim=-2)
+    return k, v, torch.stack([k, v])
 
 
 def apply(
@@ -119,16 +154,7 @@ def apply(
     k_attn, k_out = split_for_dropout(key, 2, train)
     q, k, v = linear.apply_conv1d(params["c_attn"], x).chunk(3, dim=-1)
     q, k, v = (attention.split_heads(t, head_dim) for t in (q, k, v))
-    if cache_position is not None:
-        if past is None:
-            raise ValueError("cache_position needs past: the static cache to write into")
-        present = past.index_copy(-2, cache_position, torch.stack([k, v]))
-        k, v = present[0], present[1]
-    else:
-        if past is not None:
-            k = torch.cat([past[0], k], dim=-2)
-            v = torch.cat([past[1], v], dim=-2)
-        present = torch.stack([k, v])
+    k, v, present = update_cache(k, v, past, cache_position)
     context, probs = attention.dot_product_attention(
         q,
         k,
