@@ -63,6 +63,7 @@ LANGUAGE_MODELS: dict[str, tuple[str, str | None]] = {
     "mistral": ("MistralForCausalLM", None),
     "qwen2": ("Qwen2ForCausalLM", None),
     "qwen3": ("Qwen3ForCausalLM", None),
+    "gpt_neox": ("GPTNeoXForCausalLM", None),
 }
 
 

@@ -1,4 +1,4 @@
-"""Llama, Mistral, Qwen2 and Qwen3 against transformers 5 on tiny random configs.
+"""Llama, Mistral, Qwen2, Qwen3 and GPT-NeoX against transformers 5 on tiny random configs.
 
 Reference: ``transformers`` 5 (eager attention unless a test says sdpa), loaded from the same
 weights (ptfunc reads the reference's state dict; its config from the reference config's
@@ -16,7 +16,7 @@ import torch
 
 import ptfunc
 from ptfunc import io
-from ptfunc.archs import llama, mistral, qwen2, qwen3
+from ptfunc.archs import gpt_neox, llama, mistral, qwen2, qwen3
 from ptfunc.errors import ConfigError
 
 transformers = pytest.importorskip("transformers")
@@ -37,6 +37,7 @@ ARCHS = {
     "mistral": ("Mistral", mistral, dict(sliding_window=4)),
     "qwen2": ("Qwen2", qwen2, dict(use_sliding_window=True, sliding_window=4, max_window_layers=1)),
     "qwen3": ("Qwen3", qwen3, dict(head_dim=16)),
+    "gpt_neox": ("GPTNeoX", gpt_neox, dict(rotary_pct=0.5)),
 }
 HEADS = ("Model", "ForCausalLM", "ForSequenceClassification")
 IDS = torch.randint(1, V, (2, 9), generator=torch.Generator().manual_seed(0))
@@ -48,6 +49,8 @@ def pair(arch, head="ForCausalLM", attn="eager", **overrides):
     """(reference module, ptfunc model, params) on the same random weights."""
     name, module, extra = ARCHS[arch]
     kw = {**BASE, **extra, **overrides}
+    if arch == "gpt_neox":  # multi-head attention only
+        del kw["num_key_value_heads"]
     hf_config = getattr(transformers, name + "Config")(**kw, attn_implementation=attn)
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -296,3 +299,24 @@ def test_qwen_layer_types_are_checked():
     with torch.no_grad():
         ref = reference(IDS).logits
     close(model.apply(params, IDS).logits, ref, "logits with layer_types")
+
+
+def test_gpt_neox_sequential_residual_and_pythia_names(tmp_path):
+    reference, model, params = pair("gpt_neox", use_parallel_residual=False)
+    with torch.no_grad():
+        ref = reference(IDS, attention_mask=LEFT_PAD).logits
+    close(
+        model.apply(params, IDS, attention_mask=LEFT_PAD).logits,
+        ref,
+        "logits",
+        where=kept(LEFT_PAD),
+    )
+    # Pythia's hub files (and transformers 4.x) name the LM head embed_out
+    state = {("embed_out.weight" if k == "lm_head.weight" else k): v
+             for k, v in reference.state_dict().items()}  # fmt: skip
+    assert ptfunc.tree.map(torch.equal, io.from_torch_state_dict(model, state), params)
+    model.save_pretrained(tmp_path, params)
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "model.safetensors", "pt") as f:
+        assert "embed_out.weight" in f.keys() and "lm_head.weight" not in f.keys()

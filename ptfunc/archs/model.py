@@ -52,6 +52,8 @@ class Model:
         token_embedding_path: the token-embedding leaf, relative to the base
             model's params (used by :meth:`resize_token_embeddings`).
         vocab_biases: paths of vocabulary-sized biases in the whole params.
+        checkpoint_aliases: ``{name in other files: param name}`` read on load (GPT-NeoX's
+            ``lm_head.weight``, transformers 5's name for Pythia's ``embed_out.weight``).
     """
 
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
@@ -61,6 +63,7 @@ class Model:
     token_embedding_path: ClassVar[Sequence[str]] = ()
     vocab_biases: ClassVar[Sequence[Sequence[str]]] = ()
     ignored_checkpoint_keys: ClassVar[Sequence[str]] = ()
+    checkpoint_aliases: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, config: PretrainedConfig) -> None:
         if not isinstance(config, self.config_class):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import bert, gpt2, llama, mistral, openai_gpt, qwen2, qwen3, transfo_xl, xlm, xlnet
+from . import bert, gpt2, gpt_neox, llama, mistral, openai_gpt, qwen2, qwen3, transfo_xl, xlm, xlnet
 
 __all__ = [
     "MODEL_CLASSES",
@@ -22,7 +22,7 @@ __all__ = [
     "model_type_of",
 ]
 
-_MODULES = (bert, gpt2, openai_gpt, transfo_xl, xlnet, xlm, llama, mistral, qwen2, qwen3)
+_MODULES = (bert, gpt2, openai_gpt, transfo_xl, xlnet, xlm, llama, mistral, qwen2, qwen3, gpt_neox)
 
 MODEL_CLASSES: dict[str, Any] = {
     name: getattr(module, name)
@@ -48,6 +48,7 @@ BASE_CLASS: Mapping[str, str] = {
     "mistral": "MistralModel",
     "qwen2": "Qwen2Model",
     "qwen3": "Qwen3Model",
+    "gpt_neox": "GPTNeoXModel",
 }
 """Head-less class per model type: what a directory without ``architectures`` loads as."""
 

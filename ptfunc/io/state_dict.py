@@ -66,6 +66,14 @@ def _rename_old(name: str) -> str:
     return ".".join(parts[:-1] + [_OLD_NAMES.get(parts[-1], parts[-1])])
 
 
+def _rename(model: Any, name: str) -> str:
+    """A checkpoint name as ``model`` calls it: old LayerNorm names renamed, then the
+    model's ``checkpoint_aliases`` (another library's name for one of its params: GPT-NeoX's
+    ``lm_head.weight`` in transformers 5 files is ``embed_out.weight`` in Pythia's)."""
+    name = _rename_old(name)
+    return getattr(model, "checkpoint_aliases", {}).get(name, name)
+
+
 def _is_ignored(model: Any, name: str) -> bool:
     return any(name == s or name.endswith("." + s) for s in model.ignored_checkpoint_keys)
 
@@ -90,7 +98,7 @@ def param_names(model: Any, names: list[str]) -> dict[str, str]:
     """``{checkpoint name: the param name it loads into}`` for ``model``: old LayerNorm names
     renamed, the base-model prefix added or stripped (as :func:`load_into` maps them; a name
     that is no param of ``model`` maps to itself, renamed)."""
-    renamed = {name: _rename_old(name) for name in names}
+    renamed = {name: _rename(model, name) for name in names}
     aligned = _align_prefix(model, list(renamed.values()), set(_expected(model)))
     return {name: aligned[new] for name, new in renamed.items()}
 
@@ -200,8 +208,8 @@ def load_into(
     for name, value in state_dict.items():
         if not isinstance(value, Tensor):
             raise TypeError(f"state_dict[{name!r}] is a {type(value).__name__}, expected a tensor")
-        renamed[_rename_old(name)] = value
-        original[_rename_old(name)] = name
+        renamed[_rename(model, name)] = value
+        original[_rename(model, name)] = name
     if consume and isinstance(state_dict, dict):
         state_dict.clear()
     mapping = _align_prefix(model, list(renamed), set(expected))

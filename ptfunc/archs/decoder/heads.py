@@ -10,8 +10,8 @@ one leaf, written under both names in checkpoints), or ``score.weight`` (num_lab
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -22,7 +22,7 @@ from ...tree import Params
 from ..double_heads import lm_loss
 from ..model import Model, make_output, output_types
 from .config import DecoderConfig
-from .model import decoder, init_decoder
+from .model import LLAMA, DecoderStack, StackSpec, decoder, init_decoder
 
 __all__ = [
     "DecoderModel",
@@ -52,12 +52,22 @@ SequenceClassifierOutputWithPast = output_types(
 
 
 class _Decoder(Model):
-    """What the three classes share: the config type, the names, the cache support."""
+    """What the three classes share: the config type, the names, the stack.
+
+    An architecture with other names or blocks (GPT-NeoX) sets ``stack`` (its
+    :class:`~.model.StackSpec`), ``init_stack`` and the names below.
+    """
 
     config_class = DecoderConfig
     base_model_prefix = "model"
     token_embedding_path = ("embed_tokens", "weight")
     ignored_checkpoint_keys = ("rotary_emb.inv_freq",)
+    stack: ClassVar[StackSpec] = LLAMA
+    init_stack: ClassVar[Callable[[Key, Any], Params]] = staticmethod(init_decoder)
+    lm_head_name: ClassVar[str] = "lm_head"
+
+    def _run(self, params: Params, input_ids: Tensor | None, **options: Any) -> DecoderStack:
+        return decoder(self.config, params, input_ids, spec=self.stack, **options)
 
 
 class DecoderModel(_Decoder):
@@ -70,7 +80,7 @@ class DecoderModel(_Decoder):
     is_base_model = True
 
     def init(self, key: Key) -> Params:
-        return init_decoder(key, self.config)
+        return self.init_stack(key, self.config)
 
     def apply(
         self,
@@ -81,7 +91,7 @@ class DecoderModel(_Decoder):
         key: Key | None = None,
         **options: Any,
     ) -> Any:
-        enc = decoder(self.config, params, input_ids, train=train, key=key, **options)
+        enc = self._run(params, input_ids, train=train, key=key, **options)
         return make_output(BaseModelOutputWithPast, None, *enc)
 
 
@@ -100,15 +110,16 @@ class DecoderForCausalLM(_Decoder):
     @property
     def tied(self) -> Mapping[str, str]:  # type: ignore[override]
         if self.config.tie_word_embeddings:
-            return {"lm_head.weight": "model.embed_tokens.weight"}
+            embed = ".".join((self.base_model_prefix, *self.token_embedding_path))
+            return {f"{self.lm_head_name}.weight": embed}
         return {}
 
     def init(self, key: Key) -> Params:
         km, kh = split(key)
-        params = {"model": init_decoder(km, self.config)}
-        if not self.config.tie_word_embeddings:
-            c = self.config
-            params["lm_head"] = linear.init(
+        c = self.config
+        params = {self.base_model_prefix: self.init_stack(km, c)}
+        if not c.tie_word_embeddings:
+            params[self.lm_head_name] = linear.init(
                 kh, c.hidden_size, c.vocab_size, bias=False, std=c.initializer_range
             )
         return params
@@ -124,16 +135,17 @@ class DecoderForCausalLM(_Decoder):
         key: Key | None = None,
         **options: Any,
     ) -> Any:
-        enc = decoder(self.config, params["model"], input_ids, train=train, key=key, **options)
+        base = params[self.base_model_prefix]
+        enc = self._run(base, input_ids, train=train, key=key, **options)
         h = enc.last_hidden_state
         if logits_to_keep:
             if labels is not None:
                 raise ValueError("labels need every position's logits: leave logits_to_keep=0")
             h = h[:, -logits_to_keep:]
         if self.config.tie_word_embeddings:
-            logits = embedding.attend(params["model"]["embed_tokens"], h)
+            logits = embedding.attend(base[self.token_embedding_path[0]], h)
         else:
-            logits = linear.apply(params["lm_head"], h)
+            logits = linear.apply(params[self.lm_head_name], h)
         loss = None if labels is None else lm_loss(logits, labels)
         return make_output(CausalLMOutputWithPast, loss, logits, *enc[1:])
 
@@ -165,12 +177,8 @@ class DecoderForSequenceClassification(_Decoder):
     def init(self, key: Key) -> Params:
         km, ks = split(key)
         c = self.config
-        return {
-            "model": init_decoder(km, c),
-            "score": linear.init(
-                ks, c.hidden_size, c.num_labels, bias=False, std=c.initializer_range
-            ),
-        }
+        score = linear.init(ks, c.hidden_size, c.num_labels, bias=False, std=c.initializer_range)
+        return {self.base_model_prefix: self.init_stack(km, c), "score": score}
 
     def apply(
         self,
@@ -182,7 +190,7 @@ class DecoderForSequenceClassification(_Decoder):
         key: Key | None = None,
         **options: Any,
     ) -> Any:
-        enc = decoder(self.config, params["model"], input_ids, train=train, key=key, **options)
+        enc = self._run(params[self.base_model_prefix], input_ids, train=train, key=key, **options)
         logits = linear.apply(params["score"], enc.last_hidden_state)
         b = logits.shape[0]
         index = last_token_index(input_ids, self.config.pad_token_id, b).to(logits.device)

@@ -24,6 +24,7 @@ batches (``ptfunc.generate`` does).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -48,6 +49,8 @@ from .. import inputs
 from .config import DecoderConfig
 
 __all__ = [
+    "LLAMA",
+    "StackSpec",
     "init_attention",
     "init_layer",
     "init_decoder",
@@ -105,6 +108,22 @@ def init_decoder(key: Key, c: DecoderConfig) -> Params:
         "layers": [init_layer(k, c) for k in split(kl, c.num_hidden_layers)],
         "norm": rms_norm.init(c.hidden_size),
     }
+
+
+class StackSpec(NamedTuple):
+    """How an architecture's stack differs from Llama's around the shared loop of
+    :func:`decoder`: the names of its embedding table and final norm, the norm itself, one
+    layer's function, and the config field of the dropout on the embeddings (None: none).
+
+    ``layer(c, p, x, cos, sin, layer_past, cache_position, bias, want_att, key, train)`` ->
+    ``(x, present, probs)``; ``norm(c, p, x)`` -> x.
+    """
+
+    embed_name: str
+    norm_name: str
+    norm: Callable[..., Tensor]
+    layer: Callable[..., tuple[Tensor, Tensor, Tensor | None]]
+    embed_dropout: str | None = None
 
 
 class DecoderStack(NamedTuple):
@@ -169,6 +188,7 @@ def decoder(
     key: Key | None = None,
     remat: bool = False,
     validate: bool = True,
+    spec: StackSpec | None = None,
 ) -> DecoderStack:
     """input_ids (b, s) int64, or inputs_embeds (b, s, d) -> states (b, s, d) after ``norm``.
 
@@ -176,8 +196,10 @@ def decoder(
     ``position_ids`` (b or 1, s) override the default positions (see the module doc).
     ``remat=True`` recomputes each block's activations in the backward pass; ``train=True``
     applies the attention dropout with ``key``; ``validate=False`` skips the value checks of
-    the inputs (:mod:`ptfunc.archs.inputs`).
+    the inputs (:mod:`ptfunc.archs.inputs`). ``spec``: another architecture's names, norm
+    and layer around the same loop (default: Llama's, :data:`LLAMA`).
     """
+    spec = LLAMA if spec is None else spec
     dropout.require_key(train, key)
     check_past(past, c.num_hidden_layers, cache_position)
     static = cache_position is not None
@@ -188,7 +210,7 @@ def decoder(
         b, s = inputs.check_input_ids(
             input_ids, vocab_size=c.vocab_size, past_len=past_len, validate=validate
         )
-        x = embedding.apply(params["embed_tokens"], input_ids)
+        x = embedding.apply(params[spec.embed_name], input_ids)
     else:
         if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != c.hidden_size:
             raise ValueError(
@@ -220,13 +242,15 @@ def decoder(
         dtype=x.dtype,
         device=x.device,
     )
-    keys = split_for_dropout(key, c.num_hidden_layers, train)
+    keys = split_for_dropout(key, c.num_hidden_layers + 1, train)
+    if spec.embed_dropout is not None:
+        x = dropout.apply(x, getattr(c, spec.embed_dropout), key=keys[0], train=train)
     presents, hidden, probs_all = [], [], []
 
     def run_layer(p, x, layer_past, bias, cos, sin, k):
-        return _layer(c, p, x, cos, sin, layer_past, cache_position, bias, want_att, k, train)
+        return spec.layer(c, p, x, cos, sin, layer_past, cache_position, bias, want_att, k, train)
 
-    for i, (layer, k) in enumerate(zip(params["layers"], keys)):
+    for i, (layer, k) in enumerate(zip(params["layers"], keys[1:])):
         if want_hidden:
             hidden.append(x)
         layer_past = None if past is None else past[i]
@@ -236,7 +260,7 @@ def decoder(
         presents.append(present)
         if want_att:
             probs_all.append(probs)
-    x = rms_norm.apply(params["norm"], x, eps=c.rms_norm_eps)
+    x = spec.norm(c, params[spec.norm_name], x)
     if want_hidden:
         hidden.append(x)
     return DecoderStack(x, tuple(presents), tuple(hidden), tuple(probs_all))
@@ -278,3 +302,11 @@ def _self_attention(c, p, x, cos, sin, layer_past, cache_position, bias, want_at
         train=train,
     )
     return linear.apply(p["o_proj"], context), present, probs
+
+
+def _final_norm(c: DecoderConfig, p: Params, x: Tensor) -> Tensor:
+    return rms_norm.apply(p, x, eps=c.rms_norm_eps)
+
+
+LLAMA = StackSpec("embed_tokens", "norm", _final_norm, _layer)
+"""Llama's stack: ``embed_tokens``, pre-norm blocks of :func:`_layer`, RMSNorm ``norm``."""
