@@ -92,7 +92,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_hub_arguments(parser)
     parser.add_argument(
         "--kind",
-        choices=["bert", "gpt2", "openai-gpt", "transfo-xl", "xlnet", "xlm"],
+        choices=["bert", "gpt2", "openai-gpt", "transfo-xl", "xlnet", "xlm", "tokenizer-json"],
         help="tokenizer family, when the directory does not say",
     )
     parser.add_argument(

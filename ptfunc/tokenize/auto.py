@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from .base import PreTrainedTokenizer
 from .bert import BertTokenizer
 from .gpt2 import GPT2Tokenizer
 from .openai import OpenAIGPTTokenizer
+from .tokenizer_json import TOKENIZER_FILE, PreTrainedTokenizerFast
 from .transfo_xl import TransfoXLTokenizer
 from .xlm import XLMTokenizer
 from .xlnet import XLNetTokenizer
@@ -33,10 +35,13 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizer]] = {
     "transfo-xl": TransfoXLTokenizer,
     "xlnet": XLNetTokenizer,
     "xlm": XLMTokenizer,
+    "tokenizer-json": PreTrainedTokenizerFast,
 }
-"""``{model type: tokenizer class}``; also the values ``kind`` accepts."""
+"""``{model type: tokenizer class}``; also the values ``kind`` accepts (``"tokenizer-json"``:
+any ``tokenizer.json``)."""
 
 _BY_CLASS_NAME = {cls.__name__: kind for kind, cls in TOKENIZER_CLASSES.items()}
+_BY_CLASS_NAME["TokenizersBackend"] = "tokenizer-json"  # transformers 5's name of the class
 
 
 def _from_tokenizer_config(directory: Path) -> str | None:
@@ -49,7 +54,7 @@ def _from_tokenizer_config(directory: Path) -> str | None:
         return None
     if not isinstance(name, str):
         return None
-    return _BY_CLASS_NAME.get(name.removesuffix("Fast"))
+    return _BY_CLASS_NAME.get(name, _BY_CLASS_NAME.get(name.removesuffix("Fast")))
 
 
 def _from_model_config(directory: Path) -> str | None:
@@ -91,7 +96,25 @@ def _from_files(directory: Path) -> str | None:
             return "gpt2"
         vocab = (directory / "vocab.json").read_text(encoding="utf-8", errors="replace")
         return "xlm" if "<special1>" in vocab else "openai-gpt"
+    if (directory / TOKENIZER_FILE).is_file():
+        return "tokenizer-json"
     return None
+
+
+def _choose(directory: Path, has: Callable[[str], bool]) -> str | None:
+    """The kind for ``directory``; ``has(name)``: whether the directory (or repo) has a file."""
+    for find in (_from_tokenizer_config, _from_model_config, _from_files):
+        found = find(directory)
+        if found is not None and found not in TOKENIZER_CLASSES:
+            continue  # a model type of today's (llama, qwen2, ...): its tokenizer.json says
+        if found is not None:
+            cls = TOKENIZER_CLASSES[found]
+            optional = cls.optional_vocab_files
+            needed = [name for name in cls.vocab_files_names.values() if name not in optional]
+            if has(TOKENIZER_FILE) and not all(has(name) for name in needed):
+                return "tokenizer-json"  # only tokenizer.json: it holds the family's vocabulary
+            return found
+    return "tokenizer-json" if has(TOKENIZER_FILE) else None
 
 
 def tokenizer_class_for(
@@ -102,7 +125,7 @@ def tokenizer_class_for(
     Args:
         path: a tokenizer or model directory.
         kind: force a model type (``"bert"``, ``"gpt2"``, ``"openai-gpt"``,
-            ``"transfo-xl"``, ``"xlnet"``, ``"xlm"``).
+            ``"transfo-xl"``, ``"xlnet"``, ``"xlm"``), or ``"tokenizer-json"``.
 
     Raises:
         FileNotFoundError: ``path`` is not a directory.
@@ -117,14 +140,13 @@ def tokenizer_class_for(
     directory = Path(path)
     if not directory.is_dir():
         raise FileNotFoundError(f"expected a tokenizer directory at {directory}")
-    for find in (_from_tokenizer_config, _from_model_config, _from_files):
-        found = find(directory)
-        if found is not None:
-            return TOKENIZER_CLASSES[found]
+    found = _choose(directory, lambda name: (directory / name).is_file())
+    if found is not None:
+        return TOKENIZER_CLASSES[found]
     raise ValueError(
         f"cannot tell which tokenizer {directory} holds: expected a tokenizer_config.json, a "
-        "config.json, or vocabulary files (vocab.txt, vocab.json + merges.txt, spiece.model, "
-        "vocab.bin); name the kind explicitly"
+        "config.json, or vocabulary files (tokenizer.json, vocab.txt, vocab.json + merges.txt, "
+        "spiece.model, vocab.bin); name the kind explicitly"
     )
 
 
@@ -148,6 +170,13 @@ def load_tokenizer(
         else:  # a repo id: its tokenizer_config.json or config.json says which
             options = hub.HubOptions.pop_from(dict(kwargs))
             names = ("tokenizer_config.json", "config.json")
-            found = hub.fetch(path, [names], list(names), options=options)
-            return tokenizer_class_for(found).from_pretrained(path, **kwargs)
+            chosen: list[str | None] = []
+
+            def choose(repo: Any, directory: Path) -> tuple[str, ...]:
+                chosen.append(_choose(directory, repo.has))  # the repo's files, not fetched
+                return ()
+
+            found = hub.fetch(path, [names], list(names), options=options, then=choose)
+            cls = TOKENIZER_CLASSES[chosen[0]] if chosen[0] else tokenizer_class_for(found)
+            return cls.from_pretrained(path, **kwargs)
     return tokenizer_class_for(path, kind).from_pretrained(path, **kwargs)
