@@ -42,8 +42,9 @@ from ..errors import CheckpointError
 from ..random import Key
 from ..tree import Params
 from ._torch_load import load_torch_object
-from .safetensors_io import load_flat, to_safetensors_bytes
+from .safetensors_io import HeaderEntry, load_flat, read_header, to_safetensors_bytes
 from .state_dict import (
+    _expected,
     check_float_dtype,
     expected_shapes,
     load_into,
@@ -182,10 +183,15 @@ def fetch_model_files(
 def _read_weights(
     directory: Path,
     *,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     device: torch.device | str | None = None,
-) -> tuple[dict[str, Tensor], dict[str, Path]]:
-    """``({name: tensor}, {name: the file it came from})`` over all weight files."""
+) -> tuple[dict[str, Tensor], dict[str, Path], torch.dtype | None]:
+    """``({name: tensor}, {name: the file it came from}, dtype)`` over all weight files.
+
+    Floating-point tensors are cast to ``dtype`` one at a time as they are read;
+    ``dtype="auto"`` is the dtype of the first file's first floating-point tensor (the
+    third value returned: the dtype applied, None for none).
+    """
     files = weight_files(directory)
     if files is None:
         raise FileNotFoundError(
@@ -194,20 +200,86 @@ def _read_weights(
         )
     state: dict[str, Tensor] = {}
     origin: dict[str, Path] = {}
+    auto = dtype == "auto"
+    cast = None if isinstance(dtype, str) else dtype
     for file in files:
-        shard = load_state_dict_file(file)
+        if file.suffix == ".safetensors":  # cast or moved as read, views of the file else
+            if auto:
+                cast, auto = _stored_float_dtype(read_header(file)[0]), False
+            shard = load_flat(file, dtype=cast, device=device or "cpu")
+        else:
+            shard = load_state_dict_file(file)
+            if auto:
+                floats = (t.dtype for t in shard.values() if t.is_floating_point())
+                cast, auto = next(floats, None), False
         twice = sorted(set(shard) & set(state))
         if twice:
             raise CheckpointError(
                 f"{file} holds {twice[:5]}, which {origin[twice[0]].name} holds too"
             )
         origin.update(dict.fromkeys(shard, file))
-        if dtype is None and device is None:
-            state.update(shard)
-            continue
         for name in list(shard):  # cast one tensor at a time: no whole-model copy
-            state[name] = _cast(shard.pop(name), dtype, device)
-    return state, origin
+            state[name] = _cast(shard.pop(name), cast, device)
+    return state, origin, cast
+
+
+def _stored_float_dtype(entries: list[HeaderEntry]) -> torch.dtype | None:
+    """The dtype of the first floating-point tensor (by offset) of a safetensors header."""
+    for entry in entries:
+        if entry.torch_dtype is not None and entry.torch_dtype.is_floating_point:
+            return entry.torch_dtype
+    return None
+
+
+_DTYPE_NAMES = ("float32", "float16", "bfloat16", "float64")
+
+
+def _dtype_argument(dtype: Any) -> torch.dtype | str | None:
+    """``dtype=`` of :func:`from_pretrained` checked: a float torch dtype, None, ``"auto"``,
+    or a float dtype's name (``"bfloat16"``, ``"torch.bfloat16"``) as the dtype."""
+    if isinstance(dtype, str) and dtype != "auto":
+        name = dtype.removeprefix("torch.")
+        if name not in _DTYPE_NAMES:
+            raise TypeError(
+                f"dtype must be a floating-point torch dtype, one of {list(_DTYPE_NAMES)}, "
+                f"'auto' or None, got {dtype!r}"
+            )
+        return getattr(torch, name)
+    if dtype != "auto":
+        check_float_dtype(dtype)
+    return dtype
+
+
+def _config_dtype(directory: Path, config: Any) -> torch.dtype | None:
+    """The dtype config.json records (``torch_dtype``, or ``dtype`` as ``transformers`` 5
+    writes it), None when it records none.
+
+    Raises:
+        CheckpointError: the recorded dtype is not a floating-point dtype's name.
+    """
+    recorded = getattr(config, "torch_dtype", None)
+    if recorded is None:
+        try:
+            raw = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raw = None  # the config was read already: this cannot fail but by a race
+        if isinstance(raw, dict):
+            recorded = raw.get("dtype", raw.get("torch_dtype"))
+    if recorded is None:
+        return None
+    name = recorded.removeprefix("torch.") if isinstance(recorded, str) else recorded
+    if name not in _DTYPE_NAMES:
+        raise CheckpointError(
+            f"{directory / CONFIG_NAME}: dtype {recorded!r:.40} is not one of "
+            f"{list(_DTYPE_NAMES)}, so dtype='auto' cannot use it"
+        )
+    return getattr(torch, name)
+
+
+def _model_float_dtype(model: Any) -> torch.dtype | None:
+    """The dtype of ``model``'s float params when they share one (float32 as a rule)."""
+    kinds = {t.dtype for t in _expected(model).values() if t.is_floating_point()}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def from_pretrained(
@@ -217,7 +289,7 @@ def from_pretrained(
     key: Key | None = None,
     strict: bool = False,
     output_loading_info: bool = False,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     device: torch.device | str | None = None,
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -235,10 +307,31 @@ def from_pretrained(
         key: initialises head params the checkpoint lacks (reported by name).
         strict: missing or unexpected names raise instead of warning.
         output_loading_info: also return the :class:`~ptfunc.io.state_dict.LoadingInfo`.
-        dtype: floating-point dtype of the params (e.g. ``torch.bfloat16``); each tensor is
-            cast as it is read, so no float32 copy of the whole model is ever held.
-            Integer and bool tensors keep their dtype. Default: the model's (float32),
-            as in ``transformers``: float16/bfloat16/float64 weights are cast to it.
+        dtype: floating-point dtype of the params: a torch dtype (``torch.bfloat16``) or
+            its name (``"bfloat16"``), or ``"auto"``: the dtype config.json records
+            (``torch_dtype``, or ``dtype`` as ``transformers`` 5 writes it), else that of
+            the first file's first floating-point tensor, as ``transformers`` 5's
+            ``dtype="auto"`` picks it. Each tensor is cast as it is read, so no copy of
+            the whole model in another dtype is ever held: a bfloat16 checkpoint loaded
+            as bfloat16 is never float32, and a float32 safetensors one loaded as
+            bfloat16 holds at most 16 MiB of float32 at a time
+            (:data:`ptfunc.io.safetensors_io.CHUNK_BYTES`; a ``.bin`` shard is read
+            whole, then cast tensor by tensor). Integer and bool tensors keep their dtype.
+            Default (None): the model's (float32), as ptfunc always did and as
+            pytorch-transformers 1.0 and ``transformers`` 4 do: float16/bfloat16/float64
+            weights are cast to it. (``transformers`` 5's default is ``"auto"``; pass
+            ``dtype="auto"`` for its behaviour.)
+
+            Memory: safetensors tensors kept in their stored dtype on the CPU are
+            copy-on-write views of the files (:func:`ptfunc.io.load_flat`): the load
+            reads nothing, a page costs memory once it is first read, so the params of
+            a model take the checkpoint's size (the peak RSS of loading a sharded
+            bfloat16 Llama stays below 1.1x the checkpoint, ``benchmarks/
+            load_llm_memory.py``), and an in-place update writes a private copy of the
+            page, never the file. Saving over the loaded directory with
+            :func:`save_pretrained` is safe (files are replaced, not rewritten); never
+            truncate or rewrite a loaded file in place while its params are in use.
+
             Weights that are not floats where the model has float params, or of
             another shape, are refused, all of them in one
             :class:`~ptfunc.errors.CheckpointError` naming each file, name and both
@@ -254,7 +347,7 @@ def from_pretrained(
     Example:
         >>> model, params = from_pretrained("gpt2", gpt2.GPT2LMHeadModel)  # doctest: +SKIP
     """
-    check_float_dtype(dtype)
+    dtype = _dtype_argument(dtype)
     options = hub.HubOptions(revision, cache_dir, force_download, local_files_only, token)
     directory = fetch_model_files(name_or_path, options)
     if not directory.is_dir():
@@ -265,7 +358,13 @@ def from_pretrained(
     check_save_complete(directory, CONFIG_NAME)  # a save killed mid-commit: CheckpointError
     config = constructor.config_class.from_json_file(directory / CONFIG_NAME, **config_overrides)
     model = constructor(config)
-    state, origin = _read_weights(directory, dtype=dtype, device=device)
+    if dtype == "auto":  # transformers 5: config.json's dtype, else the weights'
+        dtype = _config_dtype(directory, config) or "auto"
+    # With no dtype, float tensors are read straight into the model's float dtype too:
+    # a bfloat16 file is never held beside its float32 params.
+    read_as = dtype if dtype is not None else _model_float_dtype(model)
+    state, origin, read_as = _read_weights(directory, dtype=read_as, device=device)
+    dtype = read_as if dtype is not None else None
     full = _full_size_model(model, state, origin)
     params, info = load_into(
         model if full is None else full,
@@ -359,8 +458,13 @@ def pretrained_files(model: Any, params: Params) -> dict[str, str | bytes]:
     written full-size (:func:`full_size`), config.json recording its ``pruned_heads``.
     """
     flat = to_torch_state_dict(*full_size(model, params), include_tied=False)
+    config = model_config_dict(model)
+    if "torch_dtype" in config:  # configs with that field record the dtype saved
+        kinds = {t.dtype for t in flat.values() if t.is_floating_point()}
+        if len(kinds) == 1:
+            config["torch_dtype"] = str(kinds.pop()).removeprefix("torch.")
     return {
-        CONFIG_NAME: config_text(model_config_dict(model)),
+        CONFIG_NAME: config_text(config),
         SAFE_WEIGHTS_NAME: to_safetensors_bytes(flat),
     }
 

@@ -159,7 +159,9 @@ def dot_product_attention(
         scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)
     if bias is not None:
         scores = scores + bias
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    probs = torch.softmax(
+        scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)
+    ).to(q.dtype)
     probs = dropout.apply(probs, dropout_rate, key=key, train=train)
     if head_mask is not None:
         probs = probs * head_mask

@@ -48,6 +48,10 @@ def causal_bias(
 
     None when the fused kernel's ``is_causal`` alone is right (no past, no mask, no window
     shorter than the sequence). ``attention_mask`` (b, past_len + q_len): 1 = attend.
+    A query whose own slot is masked (left padding) sees no key: its output is the uniform
+    average of the values, as in ``transformers`` (whose losses read it when a padding
+    position's label is the first token). Gradients through such a row depend on the kernel
+    (the fused one and the explicit path of vmap/jvp differ), in ``transformers`` too.
     ``window`` (sliding-window attention, Mistral): a query at index i sees the keys at
     indices j with ``i - window < j <= i``.
     """

@@ -25,9 +25,10 @@ def init(dim: int) -> Params:
 def apply(params: Params, x: Tensor, *, eps: float = 1e-6) -> Tensor:
     """x (..., dim) -> (..., dim): ``weight * (x / sqrt(mean(x**2) + eps))``.
 
-    The statistics run in float32; the normalised value is cast to x's dtype before the scale,
-    and the result has the dtype of ``weight * x`` (x's dtype when both agree).
+    The statistics run in float32 (float64 for float64 inputs); the normalised value is cast
+    to x's dtype before the scale, and the result has the dtype of ``weight * x`` (x's dtype
+    when both agree).
     """
-    h = x.float()
+    h = x.to(torch.promote_types(x.dtype, torch.float32))  # float64 stays float64
     h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
     return params["weight"] * h.to(x.dtype)
