@@ -309,17 +309,7 @@ class Suite:
         pair = self.pair(arch)
         ids, mask, labels = self.inputs(pair, b, s, torch.Generator().manual_seed(2))
         peer = reference_train_step(pair, ids, mask, labels)
-        opt = train_optimizer()
-        box = {"params": ptfunc.tree.map(torch.clone, pair.params)}
-        box["state"] = opt.init(box["params"])
-        grad_fn = ptfunc.func.grad_and_value(pair.loss_ours)
-
-        def ours() -> torch.Tensor:
-            grads, loss = grad_fn(box["params"], ids, mask, labels)
-            box["params"], box["state"] = optim.step(
-                opt, grads, box["state"], box["params"], inplace=True
-            )
-            return loss
+        ours, box = ptfunc_train_step(pair, ids, mask, labels)
 
         d = abs(
             float(ours().detach()) - float(peer().detach())
@@ -483,17 +473,7 @@ class Suite:
         pair = self.pair(arch)
         ids, mask, labels = self.inputs(pair, b, s, torch.Generator().manual_seed(4))
         peer = reference_train_step(pair, ids, mask, labels)
-        opt = train_optimizer()
-        box = {"params": ptfunc.tree.map(torch.clone, pair.params)}
-        box["state"] = opt.init(box["params"])
-        grad_fn = ptfunc.func.grad_and_value(pair.loss_ours)
-
-        def ours() -> torch.Tensor:
-            grads, loss = grad_fn(box["params"], ids, mask, labels)
-            box["params"], box["state"] = optim.step(
-                opt, grads, box["state"], box["params"], inplace=True
-            )
-            return loss
+        ours, box = ptfunc_train_step(pair, ids, mask, labels)
 
         ours(), peer()  # warm-up: the optimizer state exists on both sides
         module, ref_opt = peer.module, peer.optimizer  # type: ignore[attr-defined]
@@ -663,6 +643,27 @@ def format_rows(rows: list[SuiteRow]) -> str:
 def train_optimizer() -> optim.GradientTransformation:
     """The step the train rows time: global-norm clipping at 1.0, then ``adamw_torch``."""
     return optim.chain(optim.clip_by_global_norm(1.0), optim.adamw_torch(1e-5, weight_decay=0.01))
+
+
+def ptfunc_train_step(
+    pair: _models.Pair, ids, mask, labels
+) -> tuple[Callable[[], torch.Tensor], dict]:  # noqa: ANN001, E501
+    """ptfunc's step on a copy of the pair's params: grad of the loss, then
+    :func:`train_optimizer` in place; returns ``(step, box)``, ``box`` holding the current
+    ``params`` and optimizer ``state``."""
+    opt = train_optimizer()
+    box = {"params": ptfunc.tree.map(torch.clone, pair.params)}
+    box["state"] = opt.init(box["params"])
+    grad_fn = ptfunc.func.grad_and_value(pair.loss_ours)
+
+    def ours() -> torch.Tensor:
+        grads, loss = grad_fn(box["params"], ids, mask, labels)
+        box["params"], box["state"] = optim.step(
+            opt, grads, box["state"], box["params"], inplace=True
+        )
+        return loss
+
+    return ours, box
 
 
 def reference_train_step(pair: _models.Pair, ids, mask, labels) -> Callable[[], torch.Tensor]:  # noqa: ANN001

@@ -32,6 +32,7 @@ __all__ = [
     "CausalLMOutputWithPast",
     "SequenceClassifierOutputWithPast",
     "last_token_index",
+    "family",
 ]
 
 BaseModelOutputWithPast = output_types(
@@ -199,3 +200,21 @@ class DecoderForSequenceClassification(_Decoder):
         if labels is not None:
             loss = losses.sequence_classification(pooled, labels, self.config.num_labels)
         return make_output(SequenceClassifierOutputWithPast, loss, pooled, *enc[1:])
+
+
+def family(prefix: str, config_class: type, module: str) -> tuple[type, type, type]:
+    """An architecture's three classes on the shared decoder, named as in ``transformers``:
+    ``{prefix}Model``, ``{prefix}ForCausalLM``, ``{prefix}ForSequenceClassification``, taking
+    ``config_class`` and defined in ``module`` (for pickling and their repr).
+
+    Example:
+        >>> from ptfunc.archs.llama import LlamaConfig
+        >>> [c.__name__ for c in family("Llama", LlamaConfig, __name__)]
+        ['LlamaModel', 'LlamaForCausalLM', 'LlamaForSequenceClassification']
+    """
+    made = []
+    for base in (DecoderModel, DecoderForCausalLM, DecoderForSequenceClassification):
+        name = prefix + base.__name__.removeprefix("Decoder")
+        attrs = {"config_class": config_class, "__doc__": base.__doc__, "__module__": module}
+        made.append(type(name, (base,), {**attrs, "__qualname__": name}))
+    return made[0], made[1], made[2]

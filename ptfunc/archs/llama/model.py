@@ -3,22 +3,11 @@
 
 from __future__ import annotations
 
-from ..decoder.heads import DecoderForCausalLM, DecoderForSequenceClassification, DecoderModel
+from ..decoder.heads import family
 from .config import LlamaConfig
 
 __all__ = ["LlamaModel", "LlamaForCausalLM", "LlamaForSequenceClassification"]
 
-
-class LlamaModel(DecoderModel):
-    __doc__ = DecoderModel.__doc__
-    config_class = LlamaConfig
-
-
-class LlamaForCausalLM(DecoderForCausalLM):
-    __doc__ = DecoderForCausalLM.__doc__
-    config_class = LlamaConfig
-
-
-class LlamaForSequenceClassification(DecoderForSequenceClassification):
-    __doc__ = DecoderForSequenceClassification.__doc__
-    config_class = LlamaConfig
+LlamaModel, LlamaForCausalLM, LlamaForSequenceClassification = family(
+    "Llama", LlamaConfig, __name__
+)
