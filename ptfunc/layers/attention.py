@@ -91,7 +91,10 @@ def repeat_kv(x: Tensor, heads: int) -> Tensor:
 
 
 def _groups(kv_heads: int, heads: int) -> int:
-    """Query heads per key/value head; ValueError unless ``kv_heads`` divides ``heads``."""
+    """Query heads per key/value head; ValueError unless ``kv_heads`` divides ``heads``
+    (equal counts, zero included for a layer whose heads are all pruned, are one group)."""
+    if kv_heads == heads:
+        return 1
     if kv_heads == 0 or heads % kv_heads:
         raise ValueError(
             f"grouped-query attention needs the query heads ({heads}) to be a multiple of the "
