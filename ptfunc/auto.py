@@ -26,8 +26,19 @@ __all__ = ["TASKS", "model_class_for", "from_pretrained", "config_from_pretraine
 
 TASKS: Mapping[str, Mapping[str, str]] = {
     "base": BASE_CLASS,
-    "pretraining": {"bert": "BertForPreTraining"},
-    "masked-lm": {"bert": "BertForMaskedLM", "xlm": "XLMWithLMHeadModel"},
+    "pretraining": {
+        "bert": "BertForPreTraining",
+        "electra": "ElectraForPreTraining",
+        "albert": "AlbertForPreTraining",
+    },
+    "masked-lm": {
+        "bert": "BertForMaskedLM",
+        "xlm": "XLMWithLMHeadModel",
+        "roberta": "RobertaForMaskedLM",
+        "distilbert": "DistilBertForMaskedLM",
+        "electra": "ElectraForMaskedLM",
+        "albert": "AlbertForMaskedLM",
+    },
     "causal-lm": {
         "gpt2": "GPT2LMHeadModel",
         "openai-gpt": "OpenAIGPTLMHeadModel",
@@ -50,14 +61,34 @@ TASKS: Mapping[str, Mapping[str, str]] = {
         "qwen2": "Qwen2ForSequenceClassification",
         "qwen3": "Qwen3ForSequenceClassification",
         "gpt_neox": "GPTNeoXForSequenceClassification",
+        "roberta": "RobertaForSequenceClassification",
+        "distilbert": "DistilBertForSequenceClassification",
+        "electra": "ElectraForSequenceClassification",
+        "albert": "AlbertForSequenceClassification",
     },
-    "token-classification": {"bert": "BertForTokenClassification"},
+    "token-classification": {
+        "bert": "BertForTokenClassification",
+        "roberta": "RobertaForTokenClassification",
+        "distilbert": "DistilBertForTokenClassification",
+        "electra": "ElectraForTokenClassification",
+        "albert": "AlbertForTokenClassification",
+    },
     "question-answering": {
         "bert": "BertForQuestionAnswering",
         "xlnet": "XLNetForQuestionAnswering",
         "xlm": "XLMForQuestionAnswering",
+        "roberta": "RobertaForQuestionAnswering",
+        "distilbert": "DistilBertForQuestionAnswering",
+        "electra": "ElectraForQuestionAnswering",
+        "albert": "AlbertForQuestionAnswering",
     },
-    "multiple-choice": {"bert": "BertForMultipleChoice"},
+    "multiple-choice": {
+        "bert": "BertForMultipleChoice",
+        "roberta": "RobertaForMultipleChoice",
+        "distilbert": "DistilBertForMultipleChoice",
+        "electra": "ElectraForMultipleChoice",
+        "albert": "AlbertForMultipleChoice",
+    },
     "double-heads": {"gpt2": "GPT2DoubleHeadsModel", "openai-gpt": "OpenAIGPTDoubleHeadsModel"},
 }
 """``{task: {model type: class name}}``; the tasks :func:`from_pretrained` accepts."""

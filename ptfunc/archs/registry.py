@@ -11,7 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import bert, gpt2, gpt_neox, llama, mistral, openai_gpt, qwen2, qwen3, transfo_xl, xlm, xlnet
+from . import (
+    albert,
+    bert,
+    distilbert,
+    electra,
+    gpt2,
+    gpt_neox,
+    llama,
+    mistral,
+    openai_gpt,
+    qwen2,
+    qwen3,
+    roberta,
+    transfo_xl,
+    xlm,
+    xlnet,
+)
 
 __all__ = [
     "MODEL_CLASSES",
@@ -22,7 +38,23 @@ __all__ = [
     "model_type_of",
 ]
 
-_MODULES = (bert, gpt2, openai_gpt, transfo_xl, xlnet, xlm, llama, mistral, qwen2, qwen3, gpt_neox)
+_MODULES = (
+    bert,
+    gpt2,
+    openai_gpt,
+    transfo_xl,
+    xlnet,
+    xlm,
+    llama,
+    mistral,
+    qwen2,
+    qwen3,
+    gpt_neox,
+    roberta,
+    distilbert,
+    electra,
+    albert,
+)
 
 MODEL_CLASSES: dict[str, Any] = {
     name: getattr(module, name)
@@ -49,6 +81,10 @@ BASE_CLASS: Mapping[str, str] = {
     "qwen2": "Qwen2Model",
     "qwen3": "Qwen3Model",
     "gpt_neox": "GPTNeoXModel",
+    "roberta": "RobertaModel",
+    "distilbert": "DistilBertModel",
+    "electra": "ElectraModel",
+    "albert": "AlbertModel",
 }
 """Head-less class per model type: what a directory without ``architectures`` loads as."""
 

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import hub
+from .albert import AlbertTokenizer
 from .base import PreTrainedTokenizer
 from .bert import BertTokenizer
 from .gpt2 import GPT2Tokenizer
 from .openai import OpenAIGPTTokenizer
+from .roberta import RobertaTokenizer
 from .tokenizer_json import TOKENIZER_FILE, PreTrainedTokenizerFast
 from .transfo_xl import TransfoXLTokenizer
 from .xlm import XLMTokenizer
@@ -35,6 +37,10 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizer]] = {
     "transfo-xl": TransfoXLTokenizer,
     "xlnet": XLNetTokenizer,
     "xlm": XLMTokenizer,
+    "roberta": RobertaTokenizer,
+    "distilbert": BertTokenizer,
+    "electra": BertTokenizer,
+    "albert": AlbertTokenizer,
     "tokenizer-json": PreTrainedTokenizerFast,
 }
 """``{model type: tokenizer class}``; also the values ``kind`` accepts (``"tokenizer-json"``:

@@ -1,0 +1,168 @@
+"""RoBERTa's task heads, named after the transformers classes.
+
+Token classification, question answering and multiple choice are BERT's heads
+(:mod:`ptfunc.archs.bert.heads`) over RoBERTa's encoder; the masked LM
+(``lm_head``) and sequence classification (``classifier.dense/out_proj``) heads
+are RoBERTa's own. Every head takes the encoder options of :class:`RobertaModel` and
+returns the NamedTuples of :mod:`ptfunc.archs.outputs` (the ``WithLoss`` twin given
+labels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...layers import activations, dropout, embedding, layer_norm, linear, losses
+from ...random import Key, split, split_for_dropout
+from ...tree import Params
+from .. import outputs
+from ..bert import heads as bert_heads
+from ..model import make_output
+from .config import RobertaConfig
+from .model import RobertaModel, prepare, zero_padding_rows
+
+__all__ = [
+    "RobertaForMaskedLM",
+    "RobertaForSequenceClassification",
+    "RobertaForMultipleChoice",
+    "RobertaForTokenClassification",
+    "RobertaForQuestionAnswering",
+]
+
+_WORD_EMBEDDINGS = "roberta.embeddings.word_embeddings.weight"
+
+
+class _RobertaHead(bert_heads._BertHead):
+    """A RoBERTa encoder under ``params["roberta"]``, with padding-aware positions."""
+
+    config_class = RobertaConfig
+    base_model_prefix = "roberta"
+    ignored_checkpoint_keys = RobertaModel.ignored_checkpoint_keys
+    vocab_biases = ()
+    has_pooler = False
+
+    def init(self, key: Key) -> Params:
+        params = super().init(key)
+        base = params.pop("bert")
+        return {"roberta": zero_padding_rows(base, self.config), **params}
+
+    def run_base(
+        self, params: Params, input_ids: Tensor, *, key: Key | None, train: bool, **options: Any
+    ) -> Any:
+        params, options = prepare(self.config, params, input_ids, options)
+        return super().run_base(params, input_ids, key=key, train=train, **options)
+
+    def _classifier_dropout(self) -> float:
+        c = self.config
+        return c.hidden_dropout_prob if c.classifier_dropout is None else c.classifier_dropout
+
+
+class RobertaForMaskedLM(_RobertaHead):
+    """Masked language model: ``lm_head`` (dense, gelu, layer_norm, decoder tied to the word
+    embeddings, plus ``bias``).
+
+    Labels: ``labels`` (b, s); negative = not predicted.
+    Returns ``MaskedLMOutput(logits (b, s, V), ...)``.
+    """
+
+    tied = {"lm_head.decoder.weight": _WORD_EMBEDDINGS}
+    ignored_checkpoint_keys = (*_RobertaHead.ignored_checkpoint_keys, "lm_head.decoder.bias")
+    vocab_biases = (("lm_head", "bias"),)
+
+    def init_head(self, key: Key) -> Params:
+        c = self.config
+        return {
+            "lm_head": {
+                "dense": linear.init(key, c.hidden_size, c.hidden_size, std=c.initializer_range),
+                "layer_norm": layer_norm.init(c.hidden_size),
+                "bias": torch.zeros(c.vocab_size),
+            }
+        }
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        enc, _ = self._encode(params, input_ids, options, key, train)
+        p = params["lm_head"]
+        h = activations.get("gelu")(linear.apply(p["dense"], enc.sequence_output))
+        h = layer_norm.apply(p["layer_norm"], h, eps=self.config.layer_norm_eps)
+        logits = embedding.attend(params["roberta"]["embeddings"]["word_embeddings"], h, p["bias"])
+        loss = None if labels is None else losses.cross_entropy(logits, labels)
+        return make_output(outputs.MaskedLMOutput, loss, logits, enc.hidden_states, enc.attentions)
+
+
+class RobertaForSequenceClassification(_RobertaHead):
+    """``classifier``: dropout, dense, tanh, dropout, out_proj on the first token (``<s>``).
+
+    Labels: ``labels`` (b,) class ids, or floats for regression when ``num_labels == 1``.
+    Returns ``SequenceClassifierOutput(logits (b, num_labels), ...)``.
+    """
+
+    def init_head(self, key: Key) -> Params:
+        kd, ko = split(key)
+        return {
+            "classifier": {
+                "dense": self._linear(kd, self.config.hidden_size),
+                "out_proj": self._linear(ko, self.config.num_labels),
+            }
+        }
+
+    def apply(
+        self,
+        params: Params,
+        input_ids: Tensor,
+        *,
+        labels: Tensor | None = None,
+        train: bool = False,
+        key: Key | None = None,
+        **options: Any,
+    ) -> Any:
+        enc, k_head = self._encode(params, input_ids, options, key, train)
+        k1, k2 = split_for_dropout(k_head, 2, train)
+        rate, p = self._classifier_dropout(), params["classifier"]
+        x = dropout.apply(enc.sequence_output[:, 0], rate, key=k1, train=train)
+        x = torch.tanh(linear.apply(p["dense"], x))
+        logits = linear.apply(p["out_proj"], dropout.apply(x, rate, key=k2, train=train))
+        loss = (
+            None
+            if labels is None
+            else losses.sequence_classification(logits, labels, self.config.num_labels)
+        )
+        return make_output(
+            outputs.SequenceClassifierOutput, loss, logits, enc.hidden_states, enc.attentions
+        )
+
+
+class RobertaForTokenClassification(_RobertaHead, bert_heads.BertForTokenClassification):
+    """BERT's per-token classifier (dropout, ``classifier``) over RoBERTa.
+
+    As :class:`~ptfunc.archs.bert.BertForTokenClassification`, the loss counts only the
+    positions where ``attention_mask == 1`` (transformers counts every position whose
+    label is not -100: the same when padding carries -100), and the dropout rate is
+    ``hidden_dropout_prob`` (``classifier_dropout`` is not read).
+    """
+
+
+class RobertaForQuestionAnswering(_RobertaHead, bert_heads.BertForQuestionAnswering):
+    """BERT's span head (``qa_outputs``: start and end logits (b, s)) over RoBERTa."""
+
+
+class RobertaForMultipleChoice(_RobertaHead, bert_heads.BertForMultipleChoice):
+    """BERT's multiple-choice head (pooler, dropout, ``classifier``) over RoBERTa:
+    inputs (b, num_choices, s) -> logits (b, num_choices)."""
+
+    has_pooler = True
+
+    def apply(self, params: Params, input_ids: Tensor, **kwargs: Any) -> Any:
+        # BERT's head reads its pooler at params["bert"]; give it RoBERTa's under that name.
+        return super().apply({**params, "bert": params["roberta"]}, input_ids, **kwargs)

@@ -1,0 +1,102 @@
+"""ALBERT's SentencePiece tokenizer: XLNet's machinery with ALBERT's special tokens.
+
+The text goes through :class:`~ptfunc.tokenize.xlnet.XLNetTokenizer`'s preparation
+(``remove_space``, LaTeX quotes to ``"``, accents removed unless ``keep_accents``,
+lower-cased by default) and the ``sentencepiece`` library, with the original ALBERT rule
+that a piece ending in a comma after a digit (``"▁14,"``) is re-encoded and the comma kept
+apart. Model inputs are BERT's: ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, token
+types 0 for ``[CLS] A [SEP]`` and 1 for ``B [SEP]``; batches are padded on the right.
+
+Ids equal those of today's ``transformers`` ``AlbertTokenizer`` built from the same
+``spiece.model`` (its vocabulary and normalisation map), except on the digit-comma pieces,
+which transformers 5 keeps whole (``▁14,``) and the original ALBERT code (and ptfunc's
+XLNet tokenizer) split.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from .bert import BertTokenizer
+from .xlnet import XLNetTokenizer
+
+__all__ = ["AlbertTokenizer"]
+
+
+class AlbertTokenizer(XLNetTokenizer):
+    """ALBERT's SentencePiece tokenizer (see the module docstring).
+
+    Args:
+        vocab_file: path of the sentencepiece model (``spiece.model``).
+        do_lower_case: lower-case the text (True, as every released ALBERT).
+        remove_space: collapse whitespace runs and strip the ends.
+        keep_accents: keep accents (by default they are removed).
+        bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token,
+            additional_special_tokens: the special tokens (ALBERT's by default).
+        **kwargs: sampling options and ``max_len`` / ``model_max_length``, as
+            :class:`~ptfunc.tokenize.xlnet.XLNetTokenizer`.
+
+    Example:
+        >>> tok = AlbertTokenizer("albert/spiece.model")  # doctest: +SKIP
+        >>> tok.tokenize("This is a test")  # doctest: +SKIP
+        ['▁this', '▁is', '▁a', '▁test']
+        >>> tok.encode("this is", "a test", add_special_tokens=True)  # doctest: +SKIP
+        [2, 48, 25, 3, 21, 1289, 3]
+    """
+
+    padding_side = "right"
+
+    def __init__(
+        self,
+        vocab_file: str | os.PathLike[str],
+        do_lower_case: bool = True,
+        remove_space: bool = True,
+        keep_accents: bool = False,
+        bos_token: str | None = "[CLS]",
+        eos_token: str | None = "[SEP]",
+        unk_token: str | None = "<unk>",
+        sep_token: str | None = "[SEP]",
+        pad_token: str | None = "<pad>",
+        cls_token: str | None = "[CLS]",
+        mask_token: str | None = "[MASK]",
+        additional_special_tokens: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            vocab_file,
+            do_lower_case=do_lower_case,
+            remove_space=remove_space,
+            keep_accents=keep_accents,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            unk_token=unk_token,
+            sep_token=sep_token,
+            pad_token=pad_token,
+            cls_token=cls_token,
+            mask_token=mask_token,
+            additional_special_tokens=additional_special_tokens,
+            **kwargs,
+        )
+
+    # BERT's layout of the special tokens: [CLS] A [SEP] (B [SEP]).
+    _special_id = BertTokenizer._special_id
+    build_inputs_with_special_tokens = BertTokenizer.build_inputs_with_special_tokens
+    create_token_type_ids = BertTokenizer.create_token_type_ids
+    create_token_type_ids_from_sequences = BertTokenizer.create_token_type_ids
+    num_special_tokens_to_add = BertTokenizer.num_special_tokens_to_add
+
+    def get_special_tokens_mask(
+        self,
+        ids_a: list[int],
+        ids_b: list[int] | None = None,
+        already_has_special_tokens: bool = False,
+    ) -> list[int]:
+        """1 at the positions of ``[CLS]`` and ``[SEP]`` in the built input, else 0."""
+        if already_has_special_tokens:
+            return super().get_special_tokens_mask(ids_a, ids_b, True)
+        special = self.build_inputs_with_special_tokens(
+            [-1] * len(ids_a), ids_b and [-1] * len(ids_b)
+        )
+        return [int(i != -1) for i in special]
