@@ -38,6 +38,7 @@ TASKS: Mapping[str, Mapping[str, str]] = {
         "distilbert": "DistilBertForMaskedLM",
         "electra": "ElectraForMaskedLM",
         "albert": "AlbertForMaskedLM",
+        "deberta-v2": "DebertaV2ForMaskedLM",
     },
     "causal-lm": {
         "gpt2": "GPT2LMHeadModel",
@@ -65,6 +66,7 @@ TASKS: Mapping[str, Mapping[str, str]] = {
         "distilbert": "DistilBertForSequenceClassification",
         "electra": "ElectraForSequenceClassification",
         "albert": "AlbertForSequenceClassification",
+        "deberta-v2": "DebertaV2ForSequenceClassification",
     },
     "token-classification": {
         "bert": "BertForTokenClassification",
@@ -72,6 +74,7 @@ TASKS: Mapping[str, Mapping[str, str]] = {
         "distilbert": "DistilBertForTokenClassification",
         "electra": "ElectraForTokenClassification",
         "albert": "AlbertForTokenClassification",
+        "deberta-v2": "DebertaV2ForTokenClassification",
     },
     "question-answering": {
         "bert": "BertForQuestionAnswering",
@@ -81,6 +84,7 @@ TASKS: Mapping[str, Mapping[str, str]] = {
         "distilbert": "DistilBertForQuestionAnswering",
         "electra": "ElectraForQuestionAnswering",
         "albert": "AlbertForQuestionAnswering",
+        "deberta-v2": "DebertaV2ForQuestionAnswering",
     },
     "multiple-choice": {
         "bert": "BertForMultipleChoice",
@@ -88,6 +92,7 @@ TASKS: Mapping[str, Mapping[str, str]] = {
         "distilbert": "DistilBertForMultipleChoice",
         "electra": "ElectraForMultipleChoice",
         "albert": "AlbertForMultipleChoice",
+        "deberta-v2": "DebertaV2ForMultipleChoice",
     },
     "double-heads": {"gpt2": "GPT2DoubleHeadsModel", "openai-gpt": "OpenAIGPTDoubleHeadsModel"},
 }

@@ -14,6 +14,7 @@ from typing import Any
 from . import (
     albert,
     bert,
+    deberta_v2,
     distilbert,
     electra,
     gpt2,
@@ -54,6 +55,7 @@ _MODULES = (
     distilbert,
     electra,
     albert,
+    deberta_v2,
 )
 
 MODEL_CLASSES: dict[str, Any] = {
@@ -85,6 +87,7 @@ BASE_CLASS: Mapping[str, str] = {
     "distilbert": "DistilBertModel",
     "electra": "ElectraModel",
     "albert": "AlbertModel",
+    "deberta-v2": "DebertaV2Model",
 }
 """Head-less class per model type: what a directory without ``architectures`` loads as."""
 

@@ -20,6 +20,7 @@ from .. import hub
 from .albert import AlbertTokenizer
 from .base import PreTrainedTokenizer
 from .bert import BertTokenizer
+from .deberta_v2 import DebertaV2Tokenizer
 from .gpt2 import GPT2Tokenizer
 from .openai import OpenAIGPTTokenizer
 from .roberta import RobertaTokenizer
@@ -41,6 +42,7 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizer]] = {
     "distilbert": BertTokenizer,
     "electra": BertTokenizer,
     "albert": AlbertTokenizer,
+    "deberta-v2": DebertaV2Tokenizer,
     "tokenizer-json": PreTrainedTokenizerFast,
 }
 """``{model type: tokenizer class}``; also the values ``kind`` accepts (``"tokenizer-json"``:

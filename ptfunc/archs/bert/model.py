@@ -10,6 +10,7 @@ Params tree (names of the pytorch-transformers state dict)::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -27,7 +28,16 @@ from ..prune import layer_head_masks
 from .config import BertConfig
 from .transforms import ParamTransforms, prune_layer_heads
 
-__all__ = ["BertModel", "init_embeddings", "init_encoder", "init_pooler", "encode", "Encoded"]
+__all__ = [
+    "BertModel",
+    "init_embeddings",
+    "init_encoder",
+    "init_pooler",
+    "encode",
+    "Encoded",
+    "LayerFn",
+    "run_layers",
+]
 
 
 def init_embeddings(key: Key, c: BertConfig) -> Params:
@@ -177,8 +187,6 @@ def encode(
     x = _embed(c, params["embeddings"], input_ids, token_type_ids, position_ids, keys[0], train)
     bias = None if attention_mask is None else attention.additive_mask(attention_mask, dtype)
     act = activations.get(c.hidden_act)
-    hidden: list[Tensor] = []
-    probs_all: list[Tensor] = []
 
     def run_layer(layer: Params, x: Tensor, bias: Tensor | None, head: Tensor | None, k: Key):
         return block.apply(
@@ -196,14 +204,48 @@ def encode(
             train=train,
         )
 
-    for layer, head, k in zip(
+    return run_layers(
         params["encoder"]["layer"],
-        layer_head_masks(head_mask, c, dtype),
-        keys[1:],
-    ):
+        x,
+        run_layer,
+        bias=bias,
+        head_masks=layer_head_masks(head_mask, c, dtype),
+        keys=keys[1:],
+        want_hidden=want_hidden,
+        want_att=want_att,
+        remat=remat,
+    )
+
+
+LayerFn = Callable[[Params, Tensor, "Tensor | None", "Tensor | None", "Key | None"], tuple]
+"""``layer_fn(layer_params, x, bias, head_mask, key) -> (x, probs)``: one encoder layer."""
+
+
+def run_layers(
+    layers: Sequence[Params],
+    x: Tensor,
+    layer_fn: LayerFn,
+    *,
+    bias: Tensor | None,
+    head_masks: Sequence[Tensor | None],
+    keys: Sequence[Key | None],
+    want_hidden: bool,
+    want_att: bool,
+    remat: bool,
+) -> Encoded:
+    """``x = layer_fn(layer, x, bias, head_mask, key)[0]`` for each layer, collecting the
+    hidden states (the input of every layer, then the last output) and attention probs.
+
+    ``remat=True`` wraps every call in :func:`ptfunc.layers.remat.checkpoint`. A layer's
+    params may appear several times in ``layers`` (ALBERT's sharing): its gradient is then
+    the sum over its uses.
+    """
+    hidden: list[Tensor] = []
+    probs_all: list[Tensor] = []
+    for layer, head, k in zip(layers, head_masks, keys, strict=True):
         if want_hidden:
             hidden.append(x)
-        x, probs = checkpoint(run_layer, layer, x, bias, head, k, enabled=remat)
+        x, probs = checkpoint(layer_fn, layer, x, bias, head, k, enabled=remat)
         if want_att:
             probs_all.append(probs)
     if want_hidden:

@@ -7,8 +7,8 @@ Params tree (names of the transformers state dict)::
     embeddings_project                  (only when embedding_size != hidden_size)
     encoder.layer[i]                    (BERT's block: attention.self.{query,key,value}, ...)
 
-The layer loop, :func:`run_layers`, takes the layer function as an argument, so that
-ALBERT runs its shared layers through it too.
+The layer loop, BERT's :func:`ptfunc.archs.bert.model.run_layers`, takes the layer function
+as an argument, so that ALBERT runs its shared layers through it too.
 """
 
 from __future__ import annotations
@@ -21,11 +21,18 @@ from torch import Tensor
 
 from ...layers import activations, attention, dropout, linear
 from ...layers import transformer_block as block
-from ...layers.remat import checkpoint
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
 from ..bert.heads import _ENCODER_OPTIONS as ENCODER_OPTIONS
-from ..bert.model import Encoded, _embed, check_inputs, init_embeddings, init_encoder
+from ..bert.model import (
+    Encoded,
+    LayerFn,
+    _embed,
+    check_inputs,
+    init_embeddings,
+    init_encoder,
+    run_layers,
+)
 from ..bert.transforms import ParamTransforms
 from ..model import Model, check_options, make_output, output_types
 from ..prune import layer_head_masks
@@ -44,8 +51,6 @@ __all__ = [
 BaseModelOutput = output_types(
     "BaseModelOutput", "last_hidden_state hidden_states attentions", "last_hidden_state (b, s, d)."
 )
-
-LayerFn = Callable[[Params, Tensor, "Tensor | None", "Tensor | None", "Key | None"], tuple]
 
 
 def init_narrow_embeddings(key: Key, c: Any) -> Params:
@@ -70,38 +75,6 @@ def init_base(key: Key, c: ElectraConfig) -> Params:
         params["embeddings_project"] = linear.init(kp, c.embedding_size, c.hidden_size, std=std)
     params["encoder"] = init_encoder(kl, c)
     return params
-
-
-def run_layers(
-    layers: Sequence[Params],
-    x: Tensor,
-    layer_fn: LayerFn,
-    *,
-    bias: Tensor | None,
-    head_masks: Sequence[Tensor | None],
-    keys: Sequence[Key | None],
-    want_hidden: bool,
-    want_att: bool,
-    remat: bool,
-) -> Encoded:
-    """``x = layer_fn(layer, x, bias, head_mask, key)[0]`` for each layer, collecting the
-    hidden states (the input of every layer, then the last output) and attention probs.
-
-    ``remat=True`` wraps every call in :func:`ptfunc.layers.remat.checkpoint`. A layer's
-    params may appear several times in ``layers`` (ALBERT's sharing): its gradient is then
-    the sum over its uses.
-    """
-    hidden: list[Tensor] = []
-    probs_all: list[Tensor] = []
-    for layer, head, k in zip(layers, head_masks, keys, strict=True):
-        if want_hidden:
-            hidden.append(x)
-        x, probs = checkpoint(layer_fn, layer, x, bias, head, k, enabled=remat)
-        if want_att:
-            probs_all.append(probs)
-    if want_hidden:
-        hidden.append(x)
-    return Encoded(x, tuple(hidden), tuple(probs_all))
 
 
 def embed_and_run(
