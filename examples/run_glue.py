@@ -15,8 +15,10 @@ defaults; ptfunc adds ``--save-steps N`` / ``--resume`` (bit-exact) and ``--conf
 1. Data: ``train.tsv`` and ``dev.tsv`` of ``--data-dir`` in GLUE's layout
    (``utils_glue.read_examples``), tokenised by the tokenizer of ``--tokenizer-dir``
    (default ``--model-dir``) into padded (n, max_seq_length) int64 tensors; XLNet puts
-   ``<cls>`` last and pads on the left, as the seed's script does.
-2. Model: ``BertForSequenceClassification`` (or the XLNet / XLM one) from ``--model-dir``
+   ``<cls>`` last and pads on the left, as the seed's script does; RoBERTa builds
+   ``<s> A </s></s> B </s>`` (``utils_glue.LAYOUTS``).
+2. Model: ``BertForSequenceClassification`` (or the XLNet / XLM / RoBERTa / DistilBERT /
+   ALBERT / ELECTRA / DeBERTa-v2 one: ``--model-type``) from ``--model-dir``
    (the classifier is freshly initialised), or a random model from ``--config-json``.
 3. Training: the shared loop of ``_loop.py``: ``ptfunc.func.grad_and_value`` of the pure
    loss ``model.apply(params, ..., labels=..., train=True, key=k)``, global-norm clipping and
@@ -43,12 +45,26 @@ import _loop  # noqa: E402
 import utils_glue  # noqa: E402
 
 import ptfunc  # noqa: E402
-from ptfunc.archs import bert, xlm, xlnet  # noqa: E402
+from ptfunc.archs import (  # noqa: E402
+    albert,
+    bert,
+    deberta_v2,
+    distilbert,
+    electra,
+    roberta,
+    xlm,
+    xlnet,
+)
 
 MODELS = {
     "bert": bert.BertForSequenceClassification,
     "xlnet": xlnet.XLNetForSequenceClassification,
     "xlm": xlm.XLMForSequenceClassification,
+    "roberta": roberta.RobertaForSequenceClassification,
+    "distilbert": distilbert.DistilBertForSequenceClassification,
+    "albert": albert.AlbertForSequenceClassification,
+    "electra": electra.ElectraForSequenceClassification,
+    "deberta-v2": deberta_v2.DebertaV2ForSequenceClassification,
 }
 
 
@@ -64,19 +80,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def featurize(args: argparse.Namespace, tokenizer: Any, split: str) -> utils_glue.Features:
+    """Features of ``split`` in the layout of ``--model-type`` (:data:`utils_glue.LAYOUTS`)."""
     examples = utils_glue.read_examples(args.data_dir, args.task, split)
-    xl = args.model_type == "xlnet"
+    lay = utils_glue.layout(args.model_type)
     return utils_glue.convert_examples_to_features(
         examples, tokenizer, args.task, args.max_seq_length,
-        cls_at_end=xl, pad_on_left=xl,
-        cls_token_segment_id=2 if xl else 0, pad_token_segment_id=4 if xl else 0,
+        cls_at_end=lay.cls_at_end, pad_on_left=lay.pad_on_left,
+        cls_token_segment_id=lay.cls_token_segment_id,
+        pad_token_segment_id=lay.pad_token_segment_id,
+        sep_token_extra=lay.sep_token_extra, token_types=lay.token_types,
     )  # fmt: skip
 
 
-def model_inputs(model_type: str, f: utils_glue.Features, idx: torch.Tensor) -> dict[str, Any]:
-    """Keyword inputs of the rows ``idx``; XLM reads no segment ids (as the seed's script)."""
+def model_inputs(
+    model_type: str, f: utils_glue.Features, idx: torch.Tensor, config: Any = None
+) -> dict[str, Any]:
+    """Keyword inputs of the rows ``idx``; XLM (as the seed's script), RoBERTa, DistilBERT
+    and a DeBERTa-v2 without token types read no segment ids."""
     inputs = {"attention_mask": f.attention_mask[idx]}
-    if model_type != "xlm":
+    if utils_glue.takes_token_types(model_type, config):
         inputs["token_type_ids"] = f.token_type_ids[idx]
     return inputs
 
@@ -89,7 +111,7 @@ def evaluate(
     with torch.no_grad():
         for start in range(0, features.input_ids.shape[0], args.eval_batch_size):
             idx = torch.arange(start, min(start + args.eval_batch_size, len(features.labels)))
-            inputs = model_inputs(args.model_type, features, idx)
+            inputs = model_inputs(args.model_type, features, idx, model.config)
             outputs.append(model.apply(params, features.input_ids[idx], **inputs).logits)
     logits = torch.cat(outputs)
     if utils_glue.num_labels(args.task) == 1:
@@ -114,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         batches = _loop.batches(args, len(train_f.labels))
 
         def loss_fn(params, idx, key):
-            inputs = model_inputs(args.model_type, train_f, idx)
+            inputs = model_inputs(args.model_type, train_f, idx, model.config)
             out = model.apply(params, train_f.input_ids[idx], labels=train_f.labels[idx],
                               train=True, key=key, **inputs)  # fmt: skip
             return out.loss

@@ -14,7 +14,9 @@ with 1.0's other flags and defaults (``--version_2_with_negative``,
 ``--null_score_diff_threshold``, ``--n_best_size``, ``--max_answer_length``,
 ``--max_query_length``, ``--gradient_accumulation_steps``, ``--fp16``, ``--local_rank``,
 ...); ptfunc adds ``--save-steps N`` / ``--resume`` (bit-exact) and ``--config-json``.
-``--model_type`` is ``bert`` (1.0's xlnet / xlm beam-search heads are not wired here).
+``--model_type`` is ``bert``, ``roberta``, ``distilbert``, ``albert``, ``electra`` or
+``deberta-v2`` (1.0's xlnet / xlm beam-search heads are not wired here); RoBERTa's windows
+are ``<s> question </s></s> window </s>`` and it reads no segment ids, nor DistilBERT.
 
 1. Data (``utils_squad``): paragraphs split on whitespace with a character -> word map;
    words WordPiece-tokenised; long documents cut into ``--doc-stride`` windows of
@@ -44,14 +46,47 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _loop  # noqa: E402
+import utils_glue  # noqa: E402  (the model types' input layouts)
 import utils_squad  # noqa: E402
 import utils_squad_evaluate  # noqa: E402
 
 import ptfunc  # noqa: E402
-from ptfunc.archs import bert  # noqa: E402
+from ptfunc.archs import albert, bert, deberta_v2, distilbert, electra, roberta  # noqa: E402
+from ptfunc.tokenize import BertTokenizer  # noqa: E402
 
-MODELS = {"bert": bert.BertForQuestionAnswering}
-INPUTS = ("attention_mask", "token_type_ids")
+MODELS = {
+    "bert": bert.BertForQuestionAnswering,
+    "roberta": roberta.RobertaForQuestionAnswering,
+    "distilbert": distilbert.DistilBertForQuestionAnswering,
+    "albert": albert.AlbertForQuestionAnswering,
+    "electra": electra.ElectraForQuestionAnswering,
+    "deberta-v2": deberta_v2.DebertaV2ForQuestionAnswering,
+}
+
+
+def input_names(model_type: str, config: Any) -> tuple[str, ...]:
+    """The feature names the model reads besides ``input_ids`` (no segment ids for
+    RoBERTa, DistilBERT, or a DeBERTa-v2 without token types)."""
+    if utils_glue.takes_token_types(model_type, config):
+        return ("attention_mask", "token_type_ids")
+    return ("attention_mask",)
+
+
+def window_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``convert_examples_to_features``'s window and layout options for ``args``."""
+    lay = utils_glue.layout(args.model_type)
+    return dict(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
+                max_query_length=args.max_query_length, sep_token_extra=lay.sep_token_extra,
+                token_types=lay.token_types)  # fmt: skip
+
+
+def load_tokenizer(args: argparse.Namespace) -> Any:
+    """``--tokenizer-dir``'s tokenizer; RoBERTa's with ``add_prefix_space`` (each document
+    word is tokenised alone, so it is encoded as inside a sentence, as transformers'
+    SQuAD features do)."""
+    if args.model_type == "roberta":
+        return _loop.load_tokenizer(args, add_prefix_space=True)
+    return _loop.load_tokenizer(args)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,10 +116,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     _loop.setup(args)
-    tokenizer = _loop.load_tokenizer(args)
+    tokenizer = load_tokenizer(args)
     v2 = args.version_2_with_negative
-    windows = dict(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-                   max_query_length=args.max_query_length)  # fmt: skip
+    windows = window_options(args)
     init_key, run_key = ptfunc.random.split(ptfunc.random.key(args.seed))
     model, params = _loop.load_model(args, MODELS[args.model_type], init_key, num_labels=2)
     print(f"{type(model).__name__}: {ptfunc.tree.size(params):,} params", file=sys.stderr)
@@ -102,12 +136,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(f"{len(train_ex)} questions -> {n_train} windows", file=sys.stderr)
         batches = _loop.batches(args, n_train)
 
+        names = input_names(args.model_type, model.config)
+
         def loss_fn(params, idx, key):
             out = model.apply(
                 params, train_f["input_ids"][idx],
                 start_positions=train_f["start_positions"][idx],
                 end_positions=train_f["end_positions"][idx],
-                train=True, key=key, **{k: train_f[k][idx] for k in INPUTS},
+                train=True, key=key, **{k: train_f[k][idx] for k in names},
             )  # fmt: skip
             return out.loss
 
@@ -123,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 def predict_and_score(
-    args: argparse.Namespace, model: Any, params: Any, tokenizer: Any, windows: dict[str, int]
+    args: argparse.Namespace, model: Any, params: Any, tokenizer: Any, windows: dict[str, Any]
 ) -> dict[str, float]:
     """Predict every window of ``--predict-file`` without dropout, write predictions.json,
     nbest_predictions.json (and null_odds.json for v2.0), and score them."""
@@ -135,12 +171,13 @@ def predict_and_score(
         eval_ex, tokenizer, is_training=False, **windows
     )
     eval_f = _loop.to_device(args, utils_squad.stack_features(eval_feats))
+    names = input_names(args.model_type, model.config)
     starts, ends = [], []
     with torch.no_grad():
         for first in range(0, len(eval_feats), args.eval_batch_size):
             sl = slice(first, first + args.eval_batch_size)
             out = model.apply(params, eval_f["input_ids"][sl],
-                              **{k: eval_f[k][sl] for k in INPUTS})  # fmt: skip
+                              **{k: eval_f[k][sl] for k in names})  # fmt: skip
             starts.append(out.start_logits.cpu())
             ends.append(out.end_logits.cpu())
     predictions, nbest, null_odds = utils_squad.postprocess(
@@ -148,6 +185,8 @@ def predict_and_score(
         n_best_size=args.n_best_size, max_answer_length=args.max_answer_length,
         do_lower_case=args.do_lower_case, version_2_with_negative=v2,
         null_score_diff_threshold=args.null_score_diff_threshold,
+        tokens_to_text=None if isinstance(tokenizer, BertTokenizer)
+        else tokenizer.convert_tokens_to_string,
     )  # fmt: skip
     _loop.write_json(args.output_dir / "predictions.json", predictions)
     _loop.write_json(args.output_dir / "nbest_predictions.json", nbest)

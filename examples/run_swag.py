@@ -18,8 +18,10 @@ defaults are 1.0's; ptfunc adds ``--save-steps N`` / ``--resume`` and ``--config
    [SEP]`` (the longer part loses its tail tokens until the pair fits), padded to
    ``--max-seq-length``: inputs (n, 4, max_seq_length) int64.
 2. Training: ``BertForMultipleChoice`` (one score per choice from the pooled ``[CLS]``,
-   cross-entropy over the 4) with the shared loop of ``_loop.py`` (clipping, AdamW,
-   warmup-linear, checkpoints, bit-exact ``--resume``).
+   cross-entropy over the 4; ``--model-type`` roberta / distilbert / albert / electra /
+   deberta-v2 pick theirs, RoBERTa's choices read ``<s> sent1 </s></s> sent2 ending </s>``)
+   with the shared loop of ``_loop.py`` (clipping, AdamW, warmup-linear, checkpoints,
+   bit-exact ``--resume``).
 3. Evaluation on the validation file without dropout: ``eval_accuracy``, ``eval_loss``,
    ``global_step`` and ``loss`` (mean training loss), printed and written to
    ``--output-dir/eval_results.txt`` (1.0's lines) and ``eval_results.json``.
@@ -40,11 +42,19 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _loop  # noqa: E402
+import utils_glue  # noqa: E402  (the model types' input layouts)
 
 import ptfunc  # noqa: E402
-from ptfunc.archs import bert  # noqa: E402
+from ptfunc.archs import albert, bert, deberta_v2, distilbert, electra, roberta  # noqa: E402
 
-MODELS = {"bert": bert.BertForMultipleChoice}
+MODELS = {
+    "bert": bert.BertForMultipleChoice,
+    "roberta": roberta.RobertaForMultipleChoice,
+    "distilbert": distilbert.DistilBertForMultipleChoice,
+    "albert": albert.AlbertForMultipleChoice,
+    "electra": electra.ElectraForMultipleChoice,
+    "deberta-v2": deberta_v2.DebertaV2ForMultipleChoice,
+}
 NUM_CHOICES = 4
 COLUMNS = ("video-id", "fold-ind", "startphrase", "sent1", "sent2", "gold-source",
            "ending0", "ending1", "ending2", "ending3", "label")  # fmt: skip
@@ -87,11 +97,18 @@ def read_swag_examples(path: Path) -> list[SwagExample]:
 
 
 def convert_examples_to_features(
-    examples: list[SwagExample], tokenizer: Any, max_seq_length: int
+    examples: list[SwagExample],
+    tokenizer: Any,
+    max_seq_length: int,
+    *,
+    sep_token_extra: bool = False,
+    token_types: bool = True,
 ) -> dict[str, Tensor]:
     """int64 ``input_ids``, ``attention_mask``, ``token_type_ids`` (n, 4, max_seq_length) and
-    ``labels`` (n,)."""
+    ``labels`` (n,); ``sep_token_extra=True``: RoBERTa's ``<s> a </s></s> b </s>``;
+    ``token_types=False``: segment ids all 0."""
     cls, sep = tokenizer.cls_token, tokenizer.sep_token
+    extra = int(sep_token_extra)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids, masks, segments = [], [], []
     for ex in examples:
@@ -100,13 +117,14 @@ def convert_examples_to_features(
         for ending in ex.endings:
             a = list(context)
             b = tokenizer.tokenize(ex.start_ending) + tokenizer.tokenize(ending)
-            while len(a) + len(b) > max_seq_length - 3:
+            while len(a) + len(b) > max_seq_length - 3 - extra:
                 (a if len(a) > len(b) else b).pop()
-            tokens = [cls] + a + [sep] + b + [sep]
+            tokens = [cls] + a + [sep] * (1 + extra) + b + [sep]
             pad = max_seq_length - len(tokens)
             per_choice[0].append(tokenizer.convert_tokens_to_ids(tokens) + [pad_id] * pad)
             per_choice[1].append([1] * len(tokens) + [0] * pad)
-            per_choice[2].append([0] * (len(a) + 2) + [1] * (len(b) + 1) + [0] * pad)
+            second = int(token_types)
+            per_choice[2].append([0] * (len(a) + 2 + extra) + [second] * (len(b) + 1) + [0] * pad)
         for out, rows in zip((ids, masks, segments), per_choice):
             out.append(rows)
 
@@ -141,21 +159,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-INPUTS = ("attention_mask", "token_type_ids")
+def featurize(args: argparse.Namespace, tokenizer: Any, path: Path) -> dict[str, Tensor]:
+    """Features of the CSV ``path`` in the layout of ``--model-type``."""
+    lay = utils_glue.layout(args.model_type)
+    return convert_examples_to_features(
+        read_swag_examples(path), tokenizer, args.max_seq_length,
+        sep_token_extra=lay.sep_token_extra, token_types=lay.token_types,
+    )  # fmt: skip
+
+
+def input_names(model_type: str, config: Any) -> tuple[str, ...]:
+    """The feature names the model reads besides ``input_ids`` (no segment ids for
+    RoBERTa, DistilBERT, or a DeBERTa-v2 without token types)."""
+    if utils_glue.takes_token_types(model_type, config):
+        return ("attention_mask", "token_type_ids")
+    return ("attention_mask",)
 
 
 def evaluate(args: argparse.Namespace, model: Any, params: Any, tokenizer: Any) -> dict:
     """Accuracy and mean loss on the validation file, without dropout."""
-    eval_f = _loop.to_device(args, convert_examples_to_features(
-        read_swag_examples(args.predict_file), tokenizer, args.max_seq_length
-    ))  # fmt: skip
+    eval_f = _loop.to_device(args, featurize(args, tokenizer, args.predict_file))
+    names = input_names(args.model_type, model.config)
     correct, loss_sum, n = 0, 0.0, len(eval_f["labels"])
     with torch.no_grad():
         for first in range(0, n, args.eval_batch_size):
             sl = slice(first, first + args.eval_batch_size)
             labels = eval_f["labels"][sl]
             out = model.apply(params, eval_f["input_ids"][sl], labels=labels,
-                              **{k: eval_f[k][sl] for k in INPUTS})  # fmt: skip
+                              **{k: eval_f[k][sl] for k in names})  # fmt: skip
             correct += int((out.logits.argmax(-1) == labels).sum())
             loss_sum += float(out.loss) * len(labels)
     return {"eval_accuracy": correct / n, "eval_loss": loss_sum / n}
@@ -171,13 +202,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     metrics: dict[str, float] = {}
     if args.do_train:
-        train_f = _loop.to_device(args, convert_examples_to_features(
-            read_swag_examples(args.train_file), tokenizer, args.max_seq_length
-        ))  # fmt: skip
+        train_f = _loop.to_device(args, featurize(args, tokenizer, args.train_file))
         batches = _loop.batches(args, len(train_f["labels"]))
+        names = input_names(args.model_type, model.config)
 
         def loss_fn(params, idx, key):
-            inputs = {k: train_f[k][idx] for k in INPUTS}
+            inputs = {k: train_f[k][idx] for k in names}
             out = model.apply(params, train_f["input_ids"][idx], labels=train_f["labels"][idx],
                               train=True, key=key, **inputs)  # fmt: skip
             return out.loss

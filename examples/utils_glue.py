@@ -27,6 +27,10 @@ from torch import Tensor
 
 __all__ = [
     "InputExample",
+    "Layout",
+    "LAYOUTS",
+    "layout",
+    "takes_token_types",
     "TASKS",
     "read_examples",
     "Features",
@@ -48,6 +52,52 @@ class InputExample:
     text_a: str
     text_b: str | None
     label: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a model type lays out its inputs (transformers' old ``run_glue.py`` flags).
+
+    ``sep_token_extra``: a second separator between two texts (RoBERTa's
+    ``<s> A </s></s> B </s>``; ``<s> A </s>`` alone); ``cls_at_end`` / ``pad_on_left`` and
+    the segment ids of the classification token and of padding: XLNet's
+    ``A <sep> B <sep> <cls>``, padded on the left; ``token_types``: whether the model reads
+    segment ids (DistilBERT has none; RoBERTa's single token type and XLM's languages take
+    none either: the features hold zeros); a DeBERTa-v2 config with ``type_vocab_size`` 0
+    also ignores them (see :func:`takes_token_types`)."""
+
+    sep_token_extra: bool = False
+    cls_at_end: bool = False
+    pad_on_left: bool = False
+    cls_token_segment_id: int = 0
+    pad_token_segment_id: int = 0
+    token_types: bool = True
+
+
+LAYOUTS: dict[str, Layout] = {
+    "bert": Layout(),
+    "xlnet": Layout(cls_at_end=True, pad_on_left=True, cls_token_segment_id=2,
+                    pad_token_segment_id=4),
+    "xlm": Layout(token_types=False),
+    "roberta": Layout(sep_token_extra=True, token_types=False),
+    "distilbert": Layout(token_types=False),
+    "electra": Layout(),
+    "albert": Layout(),
+    "deberta-v2": Layout(),
+}  # fmt: skip
+"""``{--model-type: its input layout}``."""
+
+
+def layout(model_type: str) -> Layout:
+    """The :class:`Layout` of ``model_type`` (BERT's for a type not listed)."""
+    return LAYOUTS.get(model_type, Layout())
+
+
+def takes_token_types(model_type: str, config: Any) -> bool:
+    """Whether to pass ``token_type_ids`` to a ``model_type`` model of ``config``: not for
+    the types whose :class:`Layout` has none, nor for a config with ``type_vocab_size`` 0
+    (DeBERTa-v2's default: no token-type embedding)."""
+    return layout(model_type).token_types and getattr(config, "type_vocab_size", 1) != 0
 
 
 @dataclass(frozen=True)
@@ -133,10 +183,15 @@ def convert_examples_to_features(
     pad_on_left: bool = False,
     cls_token_segment_id: int = 0,
     pad_token_segment_id: int = 0,
+    sep_token_extra: bool = False,
+    token_types: bool = True,
 ) -> Features:
     """Tokenise and pad: ``[CLS] a [SEP] (b [SEP])`` for BERT / XLM, and with
     ``cls_at_end=True, pad_on_left=True`` (segment ids 2 for ``<cls>``, 4 for padding)
-    ``a <sep> (b <sep>) <cls>`` for XLNet, as the seed's examples build them."""
+    ``a <sep> (b <sep>) <cls>`` for XLNet, as the seed's examples build them;
+    ``sep_token_extra=True``: RoBERTa's ``<s> a </s></s> b </s>`` (one more ``</s>`` between
+    the texts; a single text stays ``<s> a </s>``, the tokenizer's template);
+    ``token_types=False``: all segment ids 0."""
     spec = _task(task)
     label_map = None if spec.labels is None else {lab: i for i, lab in enumerate(spec.labels)}
     cls, sep = tokenizer.cls_token, tokenizer.sep_token
@@ -145,11 +200,12 @@ def convert_examples_to_features(
     for ex in examples:
         a = tokenizer.tokenize(ex.text_a)
         b = tokenizer.tokenize(ex.text_b) if ex.text_b is not None else None
+        extra = int(sep_token_extra and b is not None)  # RoBERTa's single text: <s> a </s>
         if b is not None:
-            _truncate_pair(a, b, max_seq_length - 3)
+            _truncate_pair(a, b, max_seq_length - 3 - extra)
         else:
             a = a[: max_seq_length - 2]
-        tokens = a + [sep]
+        tokens = a + [sep] * (1 + extra)
         segments = [0] * len(tokens)
         if b is not None:
             tokens += b + [sep]
@@ -167,6 +223,8 @@ def convert_examples_to_features(
         else:
             ids, mask = ids + [pad_id] * pad, mask + [0] * pad
             segments = segments + [pad_token_segment_id] * pad
+        if not token_types:
+            segments = [0] * len(segments)
         rows.append((ids, mask, segments))
     if label_map is None:
         labels = torch.tensor([float(ex.label) for ex in examples], dtype=torch.float32)

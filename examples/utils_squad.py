@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,9 +160,14 @@ def convert_examples_to_features(
     doc_stride: int,
     max_query_length: int,
     is_training: bool,
+    sep_token_extra: bool = False,
+    token_types: bool = True,
 ) -> list[Feature]:
-    """Windows of every example (see the module docstring), for BERT's input layout."""
+    """Windows of every example (see the module docstring), for BERT's input layout;
+    ``sep_token_extra=True``: RoBERTa's ``<s> question </s></s> window </s>``;
+    ``token_types=False``: segment ids all 0."""
     cls, sep = tokenizer.cls_token, tokenizer.sep_token
+    extra = int(sep_token_extra)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     features = []
     for ex_index, ex in enumerate(examples):
@@ -182,7 +188,7 @@ def convert_examples_to_features(
             tok_start, tok_end = _improve_answer_span(
                 doc, tok_start, tok_end, tokenizer, ex.orig_answer_text
             )
-        room = max_seq_length - len(query) - 3
+        room = max_seq_length - len(query) - 3 - extra
         if room <= 0:
             raise ValueError(
                 f"max_seq_length {max_seq_length} leaves no room for the document after a "
@@ -197,7 +203,7 @@ def convert_examples_to_features(
                 break
             start += min(length, doc_stride)
         for span_index, (start, length) in enumerate(spans):
-            tokens = [cls] + query + [sep]
+            tokens = [cls] + query + [sep] * (1 + extra)
             segments = [0] * len(tokens)
             f = Feature(ex_index, [], [], [], [], doc_start=start)
             for i in range(length):
@@ -205,7 +211,7 @@ def convert_examples_to_features(
                 f.token_is_max_context[len(tokens)] = _is_max_context(spans, span_index, start + i)
                 tokens.append(doc[start + i])
             tokens.append(sep)
-            segments += [1] * (length + 1)
+            segments += [int(token_types)] * (length + 1)
             ids = tokenizer.convert_tokens_to_ids(tokens)
             pad = max_seq_length - len(ids)
             f.tokens = tokens
@@ -214,7 +220,7 @@ def convert_examples_to_features(
             f.token_type_ids = segments + [0] * pad
             inside = start <= tok_start and tok_end < start + length  # -1 when impossible
             if is_training and not ex.is_impossible and inside:
-                offset = len(query) + 2
+                offset = len(query) + 2 + extra
                 f.start_position = tok_start - start + offset
                 f.end_position = tok_end - start + offset
             features.append(f)
@@ -299,12 +305,16 @@ def postprocess(
     do_lower_case: bool,
     version_2_with_negative: bool,
     null_score_diff_threshold: float = 0.0,
+    tokens_to_text: Callable[[list[str]], str] | None = None,
 ) -> tuple[dict[str, str], dict[str, list[dict[str, Any]]], dict[str, float]]:
     """``(predictions, nbest, null_odds)`` from the (n_features, s) logits.
 
     ``predictions``: ``{qas_id: text}`` (``""`` = no answer, v2.0 only); ``nbest``: the
     ``n_best_size`` best ``{"text", "probability", "start_logit", "end_logit"}`` per
     question; ``null_odds``: ``{qas_id: null score - best span score}`` (v2.0).
+    ``tokens_to_text``: how a span's tokens become text (default: WordPiece's, joining
+    ``##`` pieces; the tokenizer's ``convert_tokens_to_string`` for byte-level BPE or
+    SentencePiece).
     """
     by_example: dict[int, list[int]] = collections.defaultdict(list)
     for i, f in enumerate(features):
@@ -337,7 +347,10 @@ def postprocess(
                 break
             f = features[fi]
             pieces = f.tokens[s : e + 1]
-            tok_text = " ".join(pieces).replace(" ##", "").replace("##", "")
+            if tokens_to_text is None:
+                tok_text = " ".join(pieces).replace(" ##", "").replace("##", "")
+            else:
+                tok_text = tokens_to_text(pieces)
             tok_text = " ".join(tok_text.strip().split())
             words = ex.doc_tokens[f.token_to_orig_map[s] : f.token_to_orig_map[e] + 1]
             text = get_final_text(tok_text, " ".join(words), do_lower_case)
