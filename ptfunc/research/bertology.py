@@ -291,7 +291,7 @@ def mask_from_heads(shape: tuple[int, int], heads: Mapping[int, Iterable[int]]) 
 
 def _arch_transforms(model: Any) -> Any:
     """The module with ``prune_heads``/``mask_heads`` for ``model``'s architecture, or None."""
-    from ..archs import bert, gpt2, openai_gpt, xlm
+    from ..archs import albert, bert, gpt2, openai_gpt, xlm
     from ..archs.bert import transforms as bert_t
     from ..archs.gpt2 import prune as gpt2_t
     from ..archs.openai_gpt import prune as openai_gpt_t
@@ -303,6 +303,8 @@ def _arch_transforms(model: Any) -> Any:
         (openai_gpt.OpenAIGPTConfig, openai_gpt_t),
         (xlm.XLMConfig, xlm_t),
     )
+    if isinstance(model.config, albert.AlbertConfig):  # a BertConfig whose layers are shared
+        return None
     return next((t for cls, t in table if isinstance(model.config, cls)), None)
 
 

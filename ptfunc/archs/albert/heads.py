@@ -63,6 +63,18 @@ class _AlbertHead(_BertHead):
     ) -> Encoded:
         return encode(self.config, params, input_ids, key=key, train=train, **options)
 
+    def prune_heads(self, params: Params, heads_to_prune: Any) -> Any:
+        """Refused: each group's attention weights serve several layers, so a head cannot
+        be removed from one layer alone (BERT's ``prune_heads`` would not fit this tree)."""
+        raise NotImplementedError(
+            f"{type(self).__name__}.prune_heads: ALBERT shares each layer group's weights "
+            "across its layers, so heads cannot be pruned per layer"
+        )
+
+    def unprune_heads(self, params: Params) -> tuple[Any, Params]:
+        """ALBERT models are never pruned (its config refuses ``pruned_heads``)."""
+        return self, params
+
     def _classify(self, params: Params, features: Tensor, key: Key | None, train: bool) -> Tensor:
         """dropout(classifier_dropout_prob) -> ``classifier``."""
         h = dropout.apply(features, self.config.classifier_dropout_prob, key=key, train=train)
