@@ -24,8 +24,9 @@ def generate_text(
     seed: int = 0,
     **hub_options: object,
 ) -> str:
-    """Load a language model (GPT, GPT-2, Transformer-XL, XLNet or XLM with its tokenizer
-    files: a directory, a 1.0 shortcut name or a Hub repo id) and continue ``prompt``;
+    """Load a language model (GPT, GPT-2, Transformer-XL, XLNet, XLM or a decoder LLM, with
+    its tokenizer files: a directory, a 1.0 shortcut name or a Hub repo id) and continue
+    ``prompt``;
     returns prompt + continuation as text. ``hub_options``: ``revision=``, ``cache_dir=``,
     ``local_files_only=``, ``token=`` for names."""
     import torch
@@ -65,7 +66,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     gen = commands.add_parser(
         "generate",
         help="continue a prompt with a language model",
-        description="Continue a prompt with a GPT, GPT-2, Transformer-XL, XLNet or XLM model: "
+        description="Continue a prompt with a GPT, GPT-2, Transformer-XL, XLNet, XLM, Llama, "
+        "Mistral, Qwen2, Qwen3 or GPT-NeoX model: "
         "a directory (config.json, weights and tokenizer files), a pytorch-transformers 1.0 "
         "shortcut name (gpt2) or a Hub repo id, fetched into the Hugging Face cache.",
     )
