@@ -8,7 +8,12 @@ empty tuples otherwise.
 
 from __future__ import annotations
 
-from .model import output_types
+from typing import Any
+
+from torch import Tensor
+
+from ..layers import losses
+from .model import make_output, output_types
 
 BaseModelOutputWithPooling = output_types(
     "BaseModelOutputWithPooling",
@@ -40,3 +45,17 @@ QuestionAnsweringModelOutput = output_types(
     "start_logits end_logits hidden_states attentions",
     "start_logits (b, s); end_logits (b, s).",
 )
+
+
+def sequence_classification(
+    logits: Tensor,
+    labels: Tensor | None,
+    num_labels: int,
+    hidden_states: tuple[Tensor, ...],
+    attentions: tuple[Tensor, ...],
+) -> Any:
+    """A sequence-classification head's output: logits (b, num_labels), with the loss of
+    :func:`ptfunc.layers.losses.sequence_classification` (regression when ``num_labels ==
+    1``) first when ``labels`` (b,) are given."""
+    loss = None if labels is None else losses.sequence_classification(logits, labels, num_labels)
+    return make_output(SequenceClassifierOutput, loss, logits, hidden_states, attentions)

@@ -198,10 +198,8 @@ class AlbertForSequenceClassification(_AlbertHead):
         enc, k_head = self._encode(params, input_ids, options, key, train)
         pooled = pool(params["albert"]["pooler"], enc.sequence_output)
         logits = self._classify(params, pooled, k_head, train)
-        n = self.config.num_labels
-        loss = None if labels is None else losses.sequence_classification(logits, labels, n)
-        return make_output(
-            outputs.SequenceClassifierOutput, loss, logits, enc.hidden_states, enc.attentions
+        return outputs.sequence_classification(
+            logits, labels, self.config.num_labels, enc.hidden_states, enc.attentions
         )
 
 

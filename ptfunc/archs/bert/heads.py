@@ -52,7 +52,9 @@ _WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 
 
 class _BertHead(ParamTransforms, HeadModel):
-    """A BERT encoder under ``params["bert"]`` plus head params beside it."""
+    """A BERT encoder under ``params[base_model_prefix]`` (``"bert"``) plus head params beside
+    it. The families built on BERT's encoder (RoBERTa, ELECTRA, ALBERT) reuse the heads with
+    their own prefix and :attr:`classifier_dropout_rate`."""
 
     config_class = BertConfig
     base_model_prefix = "bert"
@@ -68,7 +70,12 @@ class _BertHead(ParamTransforms, HeadModel):
         base = {"embeddings": init_embeddings(ke, c), "encoder": init_encoder(kl, c)}
         if self.has_pooler:
             base["pooler"] = init_pooler(kp, c)
-        return {"bert": base, **self.init_head(kh)}
+        return {self.base_model_prefix: base, **self.init_head(kh)}
+
+    @property
+    def classifier_dropout_rate(self) -> float:
+        """Dropout before the classifiers (BERT: ``hidden_dropout_prob``)."""
+        return self.config.hidden_dropout_prob
 
     def _linear(self, key: Key, d_out: int) -> Params:
         return linear.init(key, self.config.hidden_size, d_out, std=self.config.initializer_range)
@@ -94,12 +101,12 @@ def _lm_head_init(c: BertConfig, key: Key) -> Params:
     }
 
 
-def _lm_logits(c: BertConfig, params: Params, h: Tensor) -> Tensor:
+def _lm_logits(c: BertConfig, params: Params, h: Tensor, prefix: str = "bert") -> Tensor:
     """(b, s, d) -> (b, s, V) through the transform and the tied decoder."""
     p = params["cls"]["predictions"]
     t = activations.get(c.hidden_act)(linear.apply(p["transform"]["dense"], h))
     t = layer_norm.apply(p["transform"]["LayerNorm"], t, eps=c.layer_norm_eps)
-    return embedding.attend(params["bert"]["embeddings"]["word_embeddings"], t, p["bias"])
+    return embedding.attend(params[prefix]["embeddings"]["word_embeddings"], t, p["bias"])
 
 
 def _pick(seed_name: str, seed_value: Tensor | None, labels: Tensor | None) -> Tensor | None:
@@ -140,8 +147,8 @@ class BertForPreTraining(_BertHead):
         **options: Any,
     ) -> Any:
         enc, _ = self._encode(params, input_ids, options, key, train)
-        logits = _lm_logits(self.config, params, enc.sequence_output)
-        pooled = pool(params["bert"]["pooler"], enc.sequence_output)
+        logits = _lm_logits(self.config, params, enc.sequence_output, self.base_model_prefix)
+        pooled = pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
         nsp = linear.apply(params["cls"]["seq_relationship"], pooled)
         mlm_labels = _pick("masked_lm_labels", masked_lm_labels, labels)
         loss = None
@@ -181,7 +188,7 @@ class BertForMaskedLM(_BertHead):
         **options: Any,
     ) -> Any:
         enc, _ = self._encode(params, input_ids, options, key, train)
-        logits = _lm_logits(self.config, params, enc.sequence_output)
+        logits = _lm_logits(self.config, params, enc.sequence_output, self.base_model_prefix)
         mlm_labels = _pick("masked_lm_labels", masked_lm_labels, labels)
         loss = None if mlm_labels is None else losses.cross_entropy(logits, mlm_labels)
         return make_output(outputs.MaskedLMOutput, loss, logits, enc.hidden_states, enc.attentions)
@@ -209,7 +216,7 @@ class BertForNextSentencePrediction(_BertHead):
         **options: Any,
     ) -> Any:
         enc, _ = self._encode(params, input_ids, options, key, train)
-        pooled = pool(params["bert"]["pooler"], enc.sequence_output)
+        pooled = pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
         logits = linear.apply(params["cls"]["seq_relationship"], pooled)
         target = _pick("next_sentence_label", next_sentence_label, labels)
         loss = None if target is None else losses.cross_entropy(logits, target)
@@ -239,16 +246,11 @@ class BertForSequenceClassification(_BertHead):
         **options: Any,
     ) -> Any:
         enc, k_head = self._encode(params, input_ids, options, key, train)
-        pooled = pool(params["bert"]["pooler"], enc.sequence_output)
-        pooled = dropout.apply(pooled, self.config.hidden_dropout_prob, key=k_head, train=train)
+        pooled = pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
+        pooled = dropout.apply(pooled, self.classifier_dropout_rate, key=k_head, train=train)
         logits = linear.apply(params["classifier"], pooled)
-        loss = (
-            None
-            if labels is None
-            else losses.sequence_classification(logits, labels, self.config.num_labels)
-        )
-        return make_output(
-            outputs.SequenceClassifierOutput, loss, logits, enc.hidden_states, enc.attentions
+        return outputs.sequence_classification(
+            logits, labels, self.config.num_labels, enc.hidden_states, enc.attentions
         )
 
 
@@ -288,7 +290,7 @@ class BertForMultipleChoice(_BertHead):
             for k, v in options.items()
         }
         enc, k_head = self._encode(params, input_ids.reshape(b * n, s), flat, key, train)
-        pooled = pool(params["bert"]["pooler"], enc.sequence_output)
+        pooled = pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
         pooled = dropout.apply(pooled, self.config.hidden_dropout_prob, key=k_head, train=train)
         logits = linear.apply(params["classifier"], pooled).reshape(b, n)
         loss = None if labels is None else losses.cross_entropy(logits, labels)
@@ -322,7 +324,7 @@ class BertForTokenClassification(_BertHead):
     ) -> Any:
         enc, k_head = self._encode(params, input_ids, options, key, train)
         h = dropout.apply(
-            enc.sequence_output, self.config.hidden_dropout_prob, key=k_head, train=train
+            enc.sequence_output, self.classifier_dropout_rate, key=k_head, train=train
         )
         logits = linear.apply(params["classifier"], h)
         loss = None
@@ -356,7 +358,7 @@ class BertForQuestionAnswering(_BertHead):
         super().__init__(config)
         if config.num_labels != 2:
             raise ValueError(
-                "BertForQuestionAnswering needs num_labels == 2 (start and end logits), "
+                f"{type(self).__name__} needs num_labels == 2 (start and end logits), "
                 f"got {config.num_labels}"
             )
 

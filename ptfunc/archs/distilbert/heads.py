@@ -152,10 +152,8 @@ class DistilBertForSequenceClassification(_DistilBertHead):
     ) -> Any:
         enc, k_head = self._encode(params, input_ids, options, key, train)
         logits = self._classify_first(params, enc, k_head, train)
-        n = self.config.num_labels
-        loss = None if labels is None else losses.sequence_classification(logits, labels, n)
-        return make_output(
-            outputs.SequenceClassifierOutput, loss, logits, enc.hidden_states, enc.attentions
+        return outputs.sequence_classification(
+            logits, labels, self.config.num_labels, enc.hidden_states, enc.attentions
         )
 
 

@@ -195,11 +195,8 @@ class ElectraForSequenceClassification(_ElectraHead):
         x = activations.gelu(linear.apply(p["dense"], x))
         x = dropout.apply(x, c.classifier_dropout_rate, key=k2, train=train)
         logits = linear.apply(p["out_proj"], x)
-        loss = (
-            None if labels is None else losses.sequence_classification(logits, labels, c.num_labels)
-        )
-        return make_output(
-            outputs.SequenceClassifierOutput, loss, logits, enc.hidden_states, enc.attentions
+        return outputs.sequence_classification(
+            logits, labels, c.num_labels, enc.hidden_states, enc.attentions
         )
 
 

@@ -46,8 +46,7 @@ class _RobertaHead(bert_heads._BertHead):
 
     def init(self, key: Key) -> Params:
         params = super().init(key)
-        base = params.pop("bert")
-        return {"roberta": zero_padding_rows(base, self.config), **params}
+        return {**params, "roberta": zero_padding_rows(params["roberta"], self.config)}
 
     def run_base(
         self, params: Params, input_ids: Tensor, *, key: Key | None, train: bool, **options: Any
@@ -55,7 +54,9 @@ class _RobertaHead(bert_heads._BertHead):
         params, options = prepare(self.config, params, input_ids, options)
         return super().run_base(params, input_ids, key=key, train=train, **options)
 
-    def _classifier_dropout(self) -> float:
+    @property
+    def classifier_dropout_rate(self) -> float:
+        """``classifier_dropout``, or ``hidden_dropout_prob`` when it is None."""
         c = self.config
         return c.hidden_dropout_prob if c.classifier_dropout is None else c.classifier_dropout
 
@@ -129,17 +130,12 @@ class RobertaForSequenceClassification(_RobertaHead):
     ) -> Any:
         enc, k_head = self._encode(params, input_ids, options, key, train)
         k1, k2 = split_for_dropout(k_head, 2, train)
-        rate, p = self._classifier_dropout(), params["classifier"]
+        rate, p = self.classifier_dropout_rate, params["classifier"]
         x = dropout.apply(enc.sequence_output[:, 0], rate, key=k1, train=train)
         x = torch.tanh(linear.apply(p["dense"], x))
         logits = linear.apply(p["out_proj"], dropout.apply(x, rate, key=k2, train=train))
-        loss = (
-            None
-            if labels is None
-            else losses.sequence_classification(logits, labels, self.config.num_labels)
-        )
-        return make_output(
-            outputs.SequenceClassifierOutput, loss, logits, enc.hidden_states, enc.attentions
+        return outputs.sequence_classification(
+            logits, labels, self.config.num_labels, enc.hidden_states, enc.attentions
         )
 
 
@@ -148,8 +144,8 @@ class RobertaForTokenClassification(_RobertaHead, bert_heads.BertForTokenClassif
 
     As :class:`~ptfunc.archs.bert.BertForTokenClassification`, the loss counts only the
     positions where ``attention_mask == 1`` (transformers counts every position whose
-    label is not -100: the same when padding carries -100), and the dropout rate is
-    ``hidden_dropout_prob`` (``classifier_dropout`` is not read).
+    label is not -100: the same when padding carries -100); the dropout rate is
+    ``classifier_dropout`` (``hidden_dropout_prob`` when None), as transformers.
     """
 
 
@@ -162,7 +158,3 @@ class RobertaForMultipleChoice(_RobertaHead, bert_heads.BertForMultipleChoice):
     inputs (b, num_choices, s) -> logits (b, num_choices)."""
 
     has_pooler = True
-
-    def apply(self, params: Params, input_ids: Tensor, **kwargs: Any) -> Any:
-        # BERT's head reads its pooler at params["bert"]; give it RoBERTa's under that name.
-        return super().apply({**params, "bert": params["roberta"]}, input_ids, **kwargs)
