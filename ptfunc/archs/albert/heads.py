@@ -17,7 +17,7 @@ from ...layers import activations, dropout, embedding, layer_norm, linear, losse
 from ...random import Key, split
 from ...tree import Params
 from .. import outputs
-from ..bert.heads import BertForQuestionAnswering, _BertHead
+from ..bert.heads import BertForQuestionAnswering, BertForSequenceClassification, _BertHead
 from ..electra.heads import flatten_choices
 from ..head import HeadModel
 from ..model import make_output, output_types
@@ -74,6 +74,14 @@ class _AlbertHead(_BertHead):
     def unprune_heads(self, params: Params) -> tuple[Any, Params]:
         """ALBERT models are never pruned (its config refuses ``pruned_heads``)."""
         return self, params
+
+    @property
+    def classifier_dropout_rate(self) -> float:
+        """``classifier_dropout_prob``."""
+        return self.config.classifier_dropout_prob
+
+    def pooled(self, params: Params, enc: Encoded) -> Tensor:
+        return pool(params["albert"]["pooler"], enc.sequence_output)
 
     def _classify(self, params: Params, features: Tensor, key: Key | None, train: bool) -> Tensor:
         """dropout(classifier_dropout_prob) -> ``classifier``."""
@@ -175,32 +183,13 @@ class AlbertForMaskedLM(_MaskedLMHead):
         return make_output(outputs.MaskedLMOutput, loss, logits, enc.hidden_states, enc.attentions)
 
 
-class AlbertForSequenceClassification(_AlbertHead):
-    """Pooled output -> dropout(classifier_dropout_prob) -> ``classifier``.
+class AlbertForSequenceClassification(_AlbertHead, BertForSequenceClassification):
+    """BERT's sequence classifier over ALBERT: pooled output -> dropout
+    (``classifier_dropout_prob``) -> ``classifier``.
 
     Labels: ``labels`` (b,) class ids, or floats for regression when ``num_labels == 1``.
     Returns ``SequenceClassifierOutput(logits (b, num_labels), ...)``.
     """
-
-    def init_head(self, key: Key) -> Params:
-        return {"classifier": self._linear(key, self.config.num_labels)}
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, k_head = self._encode(params, input_ids, options, key, train)
-        pooled = pool(params["albert"]["pooler"], enc.sequence_output)
-        logits = self._classify(params, pooled, k_head, train)
-        return outputs.sequence_classification(
-            logits, labels, self.config.num_labels, enc.hidden_states, enc.attentions
-        )
 
 
 class AlbertForMultipleChoice(_AlbertHead):

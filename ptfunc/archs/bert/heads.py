@@ -77,6 +77,10 @@ class _BertHead(ParamTransforms, HeadModel):
         """Dropout before the classifiers (BERT: ``hidden_dropout_prob``)."""
         return self.config.hidden_dropout_prob
 
+    def pooled(self, params: Params, enc: Encoded) -> Tensor:
+        """The pooler's output (b, d) for the heads that read it."""
+        return pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
+
     def _linear(self, key: Key, d_out: int) -> Params:
         return linear.init(key, self.config.hidden_size, d_out, std=self.config.initializer_range)
 
@@ -246,7 +250,7 @@ class BertForSequenceClassification(_BertHead):
         **options: Any,
     ) -> Any:
         enc, k_head = self._encode(params, input_ids, options, key, train)
-        pooled = pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
+        pooled = self.pooled(params, enc)
         pooled = dropout.apply(pooled, self.classifier_dropout_rate, key=k_head, train=train)
         logits = linear.apply(params["classifier"], pooled)
         return outputs.sequence_classification(
@@ -290,7 +294,7 @@ class BertForMultipleChoice(_BertHead):
             for k, v in options.items()
         }
         enc, k_head = self._encode(params, input_ids.reshape(b * n, s), flat, key, train)
-        pooled = pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
+        pooled = self.pooled(params, enc)
         pooled = dropout.apply(pooled, self.config.hidden_dropout_prob, key=k_head, train=train)
         logits = linear.apply(params["classifier"], pooled).reshape(b, n)
         loss = None if labels is None else losses.cross_entropy(logits, labels)
