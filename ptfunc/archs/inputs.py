@@ -43,6 +43,8 @@ __all__ = [
     "check_range",
     "check_head_mask",
     "values_readable",
+    "flatten_choices",
+    "PER_TOKEN_OPTIONS",
 ]
 
 INDEX_DTYPES = (torch.int64, torch.int32)
@@ -226,3 +228,29 @@ def check_head_mask(
             f"{error}: num_heads counts the unpruned model's {num_heads} heads per layer "
             "(pruned heads are dropped from it)"
         ) from None
+
+
+PER_TOKEN_OPTIONS = ("attention_mask", "token_type_ids", "position_ids")
+"""The options with a sequence axis, which multiple-choice inputs carry per choice."""
+
+
+def flatten_choices(
+    input_ids: Any, options: dict[str, Any], per_token: tuple[str, ...] = PER_TOKEN_OPTIONS
+) -> tuple[Tensor, dict[str, Any]]:
+    """Multiple-choice inputs to the encoder's: ``input_ids`` (b, num_choices, s) and the
+    ``per_token`` options given, each checked to be (b, num_choices, s), -> (b * num_choices,
+    s); the other options are passed on unchanged (a new dict).
+
+    Raises:
+        ValueError: ``input_ids`` or a per-token option of another shape.
+    """
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
+        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
+        raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
+    shape = tuple(input_ids.shape)
+    flat = dict(options)
+    for name in per_token:
+        if options.get(name) is not None:
+            check_shape(name, options[name], [shape], ["(batch, num_choices, seq)"])
+            flat[name] = options[name].flatten(0, 1)
+    return input_ids.flatten(0, 1), flat

@@ -16,9 +16,8 @@ from torch import Tensor
 from ...layers import activations, dropout, embedding, layer_norm, linear, losses
 from ...random import Key, split
 from ...tree import Params
-from .. import outputs
+from .. import inputs, outputs
 from ..bert.heads import BertForQuestionAnswering, BertForSequenceClassification, _BertHead
-from ..electra.heads import flatten_choices
 from ..head import HeadModel
 from ..model import make_output, output_types
 from .config import AlbertConfig
@@ -214,7 +213,7 @@ class AlbertForMultipleChoice(_AlbertHead):
         **options: Any,
     ) -> Any:
         n_choices = input_ids.shape[1] if isinstance(input_ids, Tensor) else 0
-        flat_ids, flat = flatten_choices(input_ids, options)
+        flat_ids, flat = inputs.flatten_choices(input_ids, options)
         enc, k_head = self._encode(params, flat_ids, flat, key, train)
         pooled = pool(params["albert"]["pooler"], enc.sequence_output)
         logits = self._classify(params, pooled, k_head, train).reshape(-1, n_choices)

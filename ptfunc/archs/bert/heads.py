@@ -278,22 +278,9 @@ class BertForMultipleChoice(_BertHead):
         key: Key | None = None,
         **options: Any,
     ) -> Any:
-        if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
-            got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
-            raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
-        b, n, s = input_ids.shape
-        for name in ("attention_mask", "token_type_ids", "position_ids"):
-            if options.get(name) is not None:
-                inputs.check_shape(name, options[name], [(b, n, s)], ["(batch, num_choices, seq)"])
-        flat = {
-            k: (
-                v.reshape(b * n, s)
-                if k in ("attention_mask", "token_type_ids", "position_ids") and v is not None
-                else v
-            )
-            for k, v in options.items()
-        }
-        enc, k_head = self._encode(params, input_ids.reshape(b * n, s), flat, key, train)
+        b, n = input_ids.shape[:2] if isinstance(input_ids, Tensor) else (0, 0)
+        flat_ids, flat = inputs.flatten_choices(input_ids, options)
+        enc, k_head = self._encode(params, flat_ids, flat, key, train)
         pooled = self.pooled(params, enc)
         pooled = dropout.apply(pooled, self.config.hidden_dropout_prob, key=k_head, train=train)
         logits = linear.apply(params["classifier"], pooled).reshape(b, n)

@@ -221,9 +221,6 @@ class DebertaV2ForSequenceClassification(_PooledHead):
         return None if labels is None else losses.sequence_classification(logits, labels, n), logits
 
 
-_PER_TOKEN = ("attention_mask", "token_type_ids", "position_ids")
-
-
 class DebertaV2ForMultipleChoice(_PooledHead):
     """Scores each choice: inputs (b, num_choices, s) -> logits (b, num_choices).
 
@@ -244,16 +241,9 @@ class DebertaV2ForMultipleChoice(_PooledHead):
         return None if labels is None else losses.cross_entropy(logits, labels), logits
 
     def prepare(self, input_ids: Tensor, options: dict[str, Any]) -> tuple[Tensor, dict]:
-        axes = "(batch, num_choices, seq)"
-        shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else ()
-        if len(shape) != 3:
-            raise ValueError(f"input_ids must have shape {axes}, got {shape or type(input_ids)}")
-        for name in _PER_TOKEN:
-            if options.get(name) is not None:
-                inputs.check_shape(name, options[name], [shape], [axes])
-                options[name] = options[name].flatten(0, 1)
-        options["num_choices"] = input_ids.shape[1]
-        return input_ids.flatten(0, 1), options
+        flat_ids, flat = inputs.flatten_choices(input_ids, options)
+        flat["num_choices"] = input_ids.shape[1]
+        return flat_ids, flat
 
 
 # -- per-token heads ------------------------------------------------------------------------------

@@ -157,20 +157,6 @@ class DistilBertForSequenceClassification(_DistilBertHead):
         )
 
 
-def _flatten_choices(input_ids: Tensor, options: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-    """(b, num_choices, s) ids and per-token options -> (b * num_choices, s)."""
-    inputs.check_index_tensor("input_ids", input_ids)
-    shape = tuple(input_ids.shape)
-    if len(shape) != 3:
-        raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {shape}")
-    flat = dict(options)
-    for name in _PER_TOKEN:
-        if options.get(name) is not None:
-            inputs.check_shape(name, options[name], [shape], ["(batch, num_choices, seq)"])
-            flat[name] = options[name].flatten(0, 1)
-    return input_ids.flatten(0, 1), flat
-
-
 class DistilBertForMultipleChoice(_DistilBertHead):
     """Scores each choice: inputs (b, num_choices, s) -> logits (b, num_choices), through
     the sequence-classification layers with one output.
@@ -196,7 +182,8 @@ class DistilBertForMultipleChoice(_DistilBertHead):
         key: Key | None = None,
         **options: Any,
     ) -> Any:
-        ids, flat = _flatten_choices(input_ids, options)
+        inputs.check_index_tensor("input_ids", input_ids)
+        ids, flat = inputs.flatten_choices(input_ids, options, _PER_TOKEN)
         enc, k_head = self._encode(params, ids, flat, key, train)
         logits = self._classify_first(params, enc, k_head, train).reshape(input_ids.shape[:2])
         loss = None if labels is None else losses.cross_entropy(logits, labels)

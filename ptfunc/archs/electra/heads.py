@@ -33,7 +33,6 @@ __all__ = [
     "ElectraForTokenClassification",
     "ElectraForQuestionAnswering",
     "ElectraForPreTrainingOutput",
-    "flatten_choices",
 ]
 
 ElectraForPreTrainingOutput = output_types(
@@ -200,25 +199,6 @@ class ElectraForSequenceClassification(_ElectraHead):
         )
 
 
-def flatten_choices(input_ids: Tensor, options: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-    """(b, num_choices, s) inputs -> (b * num_choices, s), with every per-token option.
-
-    Raises:
-        ValueError: ``input_ids`` or a per-token option of another shape.
-    """
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
-        got = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
-        raise ValueError(f"input_ids must have shape (batch, num_choices, seq), got {got}")
-    per_token = {"attention_mask", "token_type_ids", "position_ids"}
-    flat = dict(options)
-    for name in per_token & {k for k, v in options.items() if v is not None}:
-        inputs.check_shape(
-            name, options[name], [tuple(input_ids.shape)], ["(batch, num_choices, seq)"]
-        )
-        flat[name] = options[name].flatten(0, 1)
-    return input_ids.flatten(0, 1), flat
-
-
 class ElectraForMultipleChoice(_ElectraHead):
     """Scores each choice: ``sequence_summary`` (first token, dense, gelu, dropout) then
     ``classifier`` Linear(hidden, 1); inputs (b, num_choices, s) -> logits (b, num_choices).
@@ -249,7 +229,7 @@ class ElectraForMultipleChoice(_ElectraHead):
     ) -> Any:
         c = self.config
         n_choices = input_ids.shape[1] if isinstance(input_ids, Tensor) else 0
-        flat_ids, flat = flatten_choices(input_ids, options)
+        flat_ids, flat = inputs.flatten_choices(input_ids, options)
         enc, k_head = self._encode(params, flat_ids, flat, key, train)
         pooled = summary.apply(
             params["sequence_summary"], enc.sequence_output, summary_type=c.summary_type,
