@@ -44,6 +44,7 @@ __all__ = [
     "check_head_mask",
     "values_readable",
     "flatten_choices",
+    "check_past",
     "PER_TOKEN_OPTIONS",
 ]
 
@@ -254,3 +255,12 @@ def flatten_choices(
             check_shape(name, options[name], [shape], ["(batch, num_choices, seq)"])
             flat[name] = options[name].flatten(0, 1)
     return input_ids.flatten(0, 1), flat
+
+
+def check_past(past: Any, num_layers: int, cache_position: Tensor | None) -> None:
+    """``past`` is None or one cache tensor per layer; ``cache_position`` needs it."""
+    if cache_position is not None and past is None:
+        raise ValueError("cache_position needs past: one static cache tensor per layer")
+    if past is not None and (not isinstance(past, (tuple, list)) or len(past) != num_layers):
+        got = f"{len(past)}" if isinstance(past, (tuple, list)) else type(past).__name__
+        raise ValueError(f"past must hold one tensor per layer ({num_layers}), got {got}")

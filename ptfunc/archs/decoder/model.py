@@ -56,7 +56,6 @@ __all__ = [
     "init_decoder",
     "decoder",
     "DecoderStack",
-    "check_past",
     "attention_biases",
 ]
 
@@ -136,15 +135,6 @@ class DecoderStack(NamedTuple):
     attentions: tuple[Tensor, ...]
 
 
-def check_past(past: Any, num_layers: int, cache_position: Tensor | None) -> None:
-    """``past`` is None or one cache tensor per layer; ``cache_position`` needs it."""
-    if cache_position is not None and past is None:
-        raise ValueError("cache_position needs past: one static cache tensor per layer")
-    if past is not None and (not isinstance(past, (tuple, list)) or len(past) != num_layers):
-        got = f"{len(past)}" if isinstance(past, (tuple, list)) else type(past).__name__
-        raise ValueError(f"past must hold one tensor per layer ({num_layers}), got {got}")
-
-
 def attention_biases(
     windows: tuple[int | None, ...],
     *,
@@ -201,7 +191,7 @@ def decoder(
     """
     spec = LLAMA if spec is None else spec
     dropout.require_key(train, key)
-    check_past(past, c.num_hidden_layers, cache_position)
+    inputs.check_past(past, c.num_hidden_layers, cache_position)
     static = cache_position is not None
     past_len = 0 if past is None or static else past[0].shape[-2]
     if (input_ids is None) == (inputs_embeds is None):

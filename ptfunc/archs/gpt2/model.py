@@ -121,12 +121,8 @@ def transformer(
     ``validate=False`` skips the value checks of the inputs (:mod:`ptfunc.archs.inputs`).
     """
     dropout.require_key(train, key)
+    inputs.check_past(past, c.n_layer, cache_position)
     static = cache_position is not None
-    if static and past is None:
-        raise ValueError("cache_position needs past: one static cache tensor per layer")
-    if past is not None and (not isinstance(past, (tuple, list)) or len(past) != c.n_layer):
-        got = f"{len(past)}" if isinstance(past, (tuple, list)) else type(past).__name__
-        raise ValueError(f"past must hold one tensor per layer ({c.n_layer}), got {got}")
     past_len = 0 if past is None or static else past[0].shape[-2]
     b, s = inputs.check_input_ids(
         input_ids,
