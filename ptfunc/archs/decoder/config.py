@@ -95,13 +95,12 @@ class DecoderConfig(PretrainedConfig):
     """RMSNorm over each query and key head before the rotation (Qwen3)."""
 
     def __post_init__(self) -> None:
-        ints = (int,)
-        if self.num_key_value_heads is None and isinstance(self.num_attention_heads, ints):
+        if self.num_key_value_heads is None and isinstance(self.num_attention_heads, int):
             object.__setattr__(self, "num_key_value_heads", self.num_attention_heads)
         if (
             self.head_dim is None
-            and isinstance(self.hidden_size, ints)
-            and isinstance(self.num_attention_heads, ints)
+            and isinstance(self.hidden_size, int)
+            and isinstance(self.num_attention_heads, int)
             and self.num_attention_heads > 0
         ):
             if self.hidden_size % self.num_attention_heads:
@@ -111,17 +110,9 @@ class DecoderConfig(PretrainedConfig):
                     "given"
                 )
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
-        for name in ("eos_token_id", "layer_types"):
-            value = getattr(self, name, None)
-            if isinstance(value, list):  # JSON lists, kept as tuples: the config stays hashable
-                object.__setattr__(self, name, tuple(value))
-        if isinstance(self.torch_dtype, str):
-            object.__setattr__(self, "torch_dtype", self.torch_dtype.removeprefix("torch."))
+        normalise_json_values(self, ("eos_token_id", "layer_types"))
         super().__post_init__()
-        try:
-            rope = self.rotary()
-        except ValueError as error:
-            raise ConfigError(f"{type(self).__name__}: {error}") from None
+        rope = checked_rotary(self)
         if rope.rotary_dim != self.head_dim:
             raise ConfigError(
                 f"{type(self).__name__}: partial_rotary_factor {rope.rotary_dim / self.head_dim} "
@@ -180,6 +171,25 @@ class DecoderConfig(PretrainedConfig):
                 f"{type(self).__name__}.layer_types must list one of {list(LAYER_TYPES)} per "
                 f"layer ({self.num_hidden_layers}), got {list(layer_types)}"
             )
+
+
+def normalise_json_values(config: Any, list_fields: tuple[str, ...]) -> None:
+    """Before validation: the JSON lists among ``list_fields`` become tuples (the config
+    stays hashable) and ``torch_dtype`` loses a ``"torch."`` prefix."""
+    for name in list_fields:
+        value = getattr(config, name, None)
+        if isinstance(value, list):
+            object.__setattr__(config, name, tuple(value))
+    if isinstance(config.torch_dtype, str):
+        object.__setattr__(config, "torch_dtype", config.torch_dtype.removeprefix("torch."))
+
+
+def checked_rotary(config: Any) -> rotary.Rope:
+    """``config.rotary()``, its ValueError raised as a ConfigError naming the config class."""
+    try:
+        return config.rotary()
+    except ValueError as error:
+        raise ConfigError(f"{type(config).__name__}: {error}") from None
 
 
 def split_rope_parameters(owner: str, rope_parameters: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from ...errors import ConfigError
 from ...layers import rotary
 from ..config import ACTIVATION, COUNT, DROPOUT, NON_NEGATIVE, SIZE, PretrainedConfig
-from ..decoder.config import split_rope_parameters
+from ..decoder.config import checked_rotary, normalise_json_values, split_rope_parameters
 
 __all__ = ["GPTNeoXConfig"]
 
@@ -86,17 +86,11 @@ class GPTNeoXConfig(PretrainedConfig):
     )
 
     def __post_init__(self) -> None:
-        if isinstance(self.eos_token_id, list):
-            object.__setattr__(self, "eos_token_id", tuple(self.eos_token_id))
-        if isinstance(self.torch_dtype, str):
-            object.__setattr__(self, "torch_dtype", self.torch_dtype.removeprefix("torch."))
+        normalise_json_values(self, ("eos_token_id",))
         super().__post_init__()
         if not 0.0 < self.rotary_pct <= 1.0:
             raise ConfigError(f"GPTNeoXConfig.rotary_pct must lie in (0, 1], got {self.rotary_pct}")
-        try:
-            self.rotary()
-        except ValueError as error:
-            raise ConfigError(f"GPTNeoXConfig: {error}") from None
+        checked_rotary(self)
 
     @classmethod
     def from_dict(cls: type[C], d: Mapping[str, Any], **overrides: Any) -> C:
