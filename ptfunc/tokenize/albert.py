@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .base import PreTrainedTokenizer
 from .bert import BertTokenizer
 from .xlnet import XLNetTokenizer
 
@@ -86,17 +87,5 @@ class AlbertTokenizer(XLNetTokenizer):
     create_token_type_ids = BertTokenizer.create_token_type_ids
     create_token_type_ids_from_sequences = BertTokenizer.create_token_type_ids
     num_special_tokens_to_add = BertTokenizer.num_special_tokens_to_add
-
-    def get_special_tokens_mask(
-        self,
-        ids_a: list[int],
-        ids_b: list[int] | None = None,
-        already_has_special_tokens: bool = False,
-    ) -> list[int]:
-        """1 at the positions of ``[CLS]`` and ``[SEP]`` in the built input, else 0."""
-        if already_has_special_tokens:
-            return super().get_special_tokens_mask(ids_a, ids_b, True)
-        special = self.build_inputs_with_special_tokens(
-            [-1] * len(ids_a), ids_b and [-1] * len(ids_b)
-        )
-        return [int(i != -1) for i in special]
+    # the base's mask, read off build_inputs_with_special_tokens (not XLNet's layout)
+    get_special_tokens_mask = PreTrainedTokenizer.get_special_tokens_mask

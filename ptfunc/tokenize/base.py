@@ -610,7 +610,11 @@ class PreTrainedTokenizer:
                 raise ValueError("ids_b must be None when already_has_special_tokens=True")
             special = set(self.all_special_ids)
             return [1 if i in special else 0 for i in ids_a]
-        return [0] * (len(ids_a) + (0 if ids_b is None else len(ids_b)))
+        # build the input around placeholders: whatever is not a placeholder is special
+        built = self.build_inputs_with_special_tokens(
+            [None] * len(ids_a), None if ids_b is None else [None] * len(ids_b)
+        )
+        return [0 if i is None else 1 for i in built]
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         """How many special tokens :meth:`build_inputs_with_special_tokens` adds."""

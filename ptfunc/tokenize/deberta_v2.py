@@ -28,6 +28,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .base import PreTrainedTokenizer
 from .bert import BertTokenizer
 from .xlnet import XLNetTokenizer
 
@@ -146,17 +147,8 @@ class DebertaV2Tokenizer(XLNetTokenizer):
     build_inputs_with_special_tokens = BertTokenizer.build_inputs_with_special_tokens
     create_token_type_ids = BertTokenizer.create_token_type_ids
     create_token_type_ids_from_sequences = create_token_type_ids
-
-    def get_special_tokens_mask(
-        self,
-        ids_a: list[int],
-        ids_b: list[int] | None = None,
-        already_has_special_tokens: bool = False,
-    ) -> list[int]:
-        """1 at the positions of ``[CLS]`` and ``[SEP]`` in the built input, else 0."""
-        if already_has_special_tokens:
-            return super().get_special_tokens_mask(ids_a, ids_b, True)
-        return [1, *[0] * len(ids_a), 1] + ([] if ids_b is None else [*[0] * len(ids_b), 1])
+    # the base's mask, read off build_inputs_with_special_tokens (not XLNet's layout)
+    get_special_tokens_mask = PreTrainedTokenizer.get_special_tokens_mask
 
     # ------------------------------------------------------------------ files
 
