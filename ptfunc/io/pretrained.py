@@ -258,13 +258,8 @@ def _config_dtype(directory: Path, config: Any) -> torch.dtype | None:
         CheckpointError: the recorded dtype is not a floating-point dtype's name.
     """
     recorded = getattr(config, "torch_dtype", None)
-    if recorded is None:
-        try:
-            raw = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            raw = None  # the config was read already: this cannot fail but by a race
-        if isinstance(raw, dict):
-            recorded = raw.get("dtype", raw.get("torch_dtype"))
+    if recorded is None:  # a config class without the field keeps the keys in extra
+        recorded = config.extra.get("dtype", config.extra.get("torch_dtype"))
     if recorded is None:
         return None
     name = recorded.removeprefix("torch.") if isinstance(recorded, str) else recorded
