@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["cross_entropy", "mse", "sequence_classification", "upcast"]
+__all__ = ["cross_entropy", "mse", "sequence_classification", "span_loss", "upcast"]
 
 
 def upcast(x: Tensor) -> Tensor:
@@ -44,3 +44,15 @@ def sequence_classification(logits: Tensor, labels: Tensor, num_labels: int) -> 
     if num_labels == 1:
         return mse(logits, labels)
     return cross_entropy(logits, labels)
+
+
+def span_loss(logits: Tensor, positions: Tensor) -> Tensor:
+    """Mean cross-entropy (at least float32) of span logits (b, s) against positions (b,).
+
+    Positions outside [0, s) are clamped to s and ignored, as the question-answering
+    heads of pytorch-transformers 1.0 and transformers do (a start or end cut off by
+    truncation does not count).
+    """
+    s = logits.shape[1]
+    positions = positions.reshape(-1).clamp(0, s)
+    return F.cross_entropy(upcast(logits), positions, ignore_index=s)

@@ -16,10 +16,16 @@ from torch import Tensor
 from ...layers import activations, dropout, embedding, layer_norm, linear, losses
 from ...random import Key, split
 from ...tree import Params
-from .. import inputs, outputs
-from ..bert.heads import BertForQuestionAnswering, BertForSequenceClassification, _BertHead
+from .. import outputs
+from ..bert.heads import (
+    BertForMultipleChoice,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    _BertHead,
+)
 from ..head import HeadModel
-from ..model import make_output, output_types
+from ..model import output_types
 from .config import AlbertConfig
 from .model import ALBERT_OPTIONS, AlbertModel, Encoded, encode, init_base, pool
 
@@ -79,8 +85,8 @@ class _AlbertHead(_BertHead):
         """``classifier_dropout_prob``."""
         return self.config.classifier_dropout_prob
 
-    def pooled(self, params: Params, enc: Encoded) -> Tensor:
-        return pool(params["albert"]["pooler"], enc.sequence_output)
+    def pooled(self, params: Params, h: Tensor) -> Tensor:
+        return pool(params["albert"]["pooler"], h)
 
     def _classify(self, params: Params, features: Tensor, key: Key | None, train: bool) -> Tensor:
         """dropout(classifier_dropout_prob) -> ``classifier``."""
@@ -121,6 +127,9 @@ class AlbertForPreTraining(_MaskedLMHead):
     Returns ``AlbertForPreTrainingOutput(prediction_logits (b, s, V), sop_logits (b, 2), ...)``.
     """
 
+    output = AlbertForPreTrainingOutput
+    label_names = ("labels", "sentence_order_label")
+
     def init_head(self, key: Key) -> Params:
         k_lm, k_sop = split(key)
         return {
@@ -128,30 +137,14 @@ class AlbertForPreTraining(_MaskedLMHead):
             "sop_classifier": {"classifier": self._linear(k_sop, self.config.num_labels)},
         }
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        sentence_order_label: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, k_head = self._encode(params, input_ids, options, key, train)
-        logits = self._lm_logits(params, enc.sequence_output)
-        sop = self._classify(
-            params["sop_classifier"], pool(params["albert"]["pooler"], enc.sequence_output),
-            k_head, train,
-        )  # fmt: skip
+    def head(self, params, h, key, train, labels=None, sentence_order_label=None):  # noqa: ANN001
+        logits = self._lm_logits(params, h)
+        sop = self._classify(params["sop_classifier"], self.pooled(params, h), key, train)
         loss = None
         if labels is not None and sentence_order_label is not None:
             sop_loss = losses.cross_entropy(sop.reshape(-1, 2), sentence_order_label)
             loss = losses.cross_entropy(logits, labels) + sop_loss
-        return make_output(
-            AlbertForPreTrainingOutput, loss, logits, sop, enc.hidden_states, enc.attentions
-        )
+        return loss, logits, sop
 
 
 class AlbertForMaskedLM(_MaskedLMHead):
@@ -162,24 +155,14 @@ class AlbertForMaskedLM(_MaskedLMHead):
     """
 
     has_pooler = False
+    output = outputs.MaskedLMOutput
 
     def init_head(self, key: Key) -> Params:
         return {"predictions": self._init_predictions(key)}
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
-        logits = self._lm_logits(params, enc.sequence_output)
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(outputs.MaskedLMOutput, loss, logits, enc.hidden_states, enc.attentions)
+    def head(self, params: Params, h: Tensor, key: Key | None, train: bool, labels=None):
+        logits = self._lm_logits(params, h)
+        return None if labels is None else losses.cross_entropy(logits, labels), logits
 
 
 class AlbertForSequenceClassification(_AlbertHead, BertForSequenceClassification):
@@ -191,39 +174,21 @@ class AlbertForSequenceClassification(_AlbertHead, BertForSequenceClassification
     """
 
 
-class AlbertForMultipleChoice(_AlbertHead):
-    """Scores each choice: pooled output -> dropout -> ``classifier`` Linear(hidden, 1);
-    inputs (b, num_choices, s) -> logits (b, num_choices).
+class AlbertForMultipleChoice(_AlbertHead, BertForMultipleChoice):
+    """Scores each choice: pooled output -> dropout (``classifier_dropout_prob``) ->
+    ``classifier`` Linear(hidden, 1); inputs (b, num_choices, s) -> logits (b, num_choices).
 
     Per-token options are given as (b, num_choices, s) too.
     Labels: ``labels`` (b,) index of the right choice.
     """
 
-    def init_head(self, key: Key) -> Params:
-        return {"classifier": self._linear(key, 1)}
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        n_choices = input_ids.shape[1] if isinstance(input_ids, Tensor) else 0
-        flat_ids, flat = inputs.flatten_choices(input_ids, options)
-        enc, k_head = self._encode(params, flat_ids, flat, key, train)
-        pooled = pool(params["albert"]["pooler"], enc.sequence_output)
-        logits = self._classify(params, pooled, k_head, train).reshape(-1, n_choices)
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(
-            outputs.MultipleChoiceModelOutput, loss, logits, enc.hidden_states, enc.attentions
-        )
+    @property
+    def choice_dropout_rate(self) -> float:
+        """``classifier_dropout_prob``."""
+        return self.config.classifier_dropout_prob
 
 
-class AlbertForTokenClassification(_AlbertHead):
+class AlbertForTokenClassification(_AlbertHead, BertForTokenClassification):
     """Per-token dropout(classifier_dropout_prob) -> ``classifier``; no pooler.
 
     Labels: ``labels`` (b, s); every non-negative label counts, padded or not, as
@@ -231,26 +196,7 @@ class AlbertForTokenClassification(_AlbertHead):
     """
 
     has_pooler = False
-
-    def init_head(self, key: Key) -> Params:
-        return {"classifier": self._linear(key, self.config.num_labels)}
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, k_head = self._encode(params, input_ids, options, key, train)
-        logits = self._classify(params, enc.sequence_output, k_head, train)
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(
-            outputs.TokenClassifierOutput, loss, logits, enc.hidden_states, enc.attentions
-        )
+    mask_padding_labels = False
 
 
 class AlbertForQuestionAnswering(_AlbertHead, BertForQuestionAnswering):

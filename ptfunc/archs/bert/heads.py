@@ -13,15 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ...layers import activations, dropout, embedding, layer_norm, linear, losses
 from ...random import Key, split
 from ...tree import Params
-from .. import inputs, outputs
-from ..head import HeadModel
-from ..model import make_output
+from .. import outputs
+from ..task_heads import (
+    MultipleChoiceHead,
+    QuestionAnsweringHead,
+    SequenceClassificationHead,
+    TaskHead,
+    TokenClassificationHead,
+)
 from .config import BertConfig
 from .model import BertModel, Encoded, encode, init_embeddings, init_encoder, init_pooler, pool
 from .transforms import ParamTransforms
@@ -36,7 +40,7 @@ __all__ = [
     "BertForQuestionAnswering",
 ]
 
-_ENCODER_OPTIONS = frozenset(
+ENCODER_OPTIONS = frozenset(
     {
         "attention_mask",
         "token_type_ids",
@@ -51,7 +55,7 @@ _ENCODER_OPTIONS = frozenset(
 _WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 
 
-class _BertHead(ParamTransforms, HeadModel):
+class _BertHead(ParamTransforms, TaskHead):
     """A BERT encoder under ``params[base_model_prefix]`` (``"bert"``) plus head params beside
     it. The families built on BERT's encoder (RoBERTa, ELECTRA, ALBERT) reuse the heads with
     their own prefix and :attr:`classifier_dropout_rate`."""
@@ -61,7 +65,7 @@ class _BertHead(ParamTransforms, HeadModel):
     ignored_checkpoint_keys = BertModel.ignored_checkpoint_keys
     token_embedding_path = BertModel.token_embedding_path
     vocab_biases = (("cls", "predictions", "bias"),)
-    base_options = _ENCODER_OPTIONS
+    base_options = ENCODER_OPTIONS
     has_pooler = True
 
     def init(self, key: Key) -> Params:
@@ -72,22 +76,21 @@ class _BertHead(ParamTransforms, HeadModel):
             base["pooler"] = init_pooler(kp, c)
         return {self.base_model_prefix: base, **self.init_head(kh)}
 
-    @property
-    def classifier_dropout_rate(self) -> float:
-        """Dropout before the classifiers (BERT: ``hidden_dropout_prob``)."""
-        return self.config.hidden_dropout_prob
+    def pooled(self, params: Params, h: Tensor) -> Tensor:
+        """The pooler's output (b, d) from the last hidden state h (b, s, d)."""
+        return pool(params[self.base_model_prefix]["pooler"], h)
 
-    def pooled(self, params: Params, enc: Encoded) -> Tensor:
-        """The pooler's output (b, d) for the heads that read it."""
-        return pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
-
-    def _linear(self, key: Key, d_out: int) -> Params:
-        return linear.init(key, self.config.hidden_size, d_out, std=self.config.initializer_range)
+    def _pooled_classifier(
+        self, params: Params, h: Tensor, key: Key | None, train: bool, rate: float
+    ) -> Tensor:
+        """pooler -> dropout(rate) -> ``classifier``: (b, s, d) -> (b, classifier outputs)."""
+        pooled = dropout.apply(self.pooled(params, h), rate, key=key, train=train)
+        return linear.apply(params["classifier"], pooled)
 
     def run_base(
         self, params: Params, input_ids: Tensor, *, key: Key | None, train: bool, **options: Any
     ) -> Encoded:
-        kw = {name: options.get(name) for name in _ENCODER_OPTIONS}
+        kw = {name: options.get(name) for name in ENCODER_OPTIONS}
         return encode(self.config, params, input_ids, key=key, train=train, **kw)
 
 
@@ -128,6 +131,8 @@ class BertForPreTraining(_BertHead):
 
     tied = {"cls.predictions.decoder.weight": _WORD_EMBEDDINGS}
     ignored_checkpoint_keys = (*_BertHead.ignored_checkpoint_keys, "cls.predictions.decoder.bias")
+    output = outputs.PreTrainingOutput
+    label_names = ("masked_lm_labels", "next_sentence_label", "labels")
 
     def init_head(self, key: Key) -> Params:
         k_lm, k_nsp = split(key)
@@ -138,31 +143,17 @@ class BertForPreTraining(_BertHead):
             }
         }
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        masked_lm_labels: Tensor | None = None,
-        next_sentence_label: Tensor | None = None,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
-        logits = _lm_logits(self.config, params, enc.sequence_output, self.base_model_prefix)
-        pooled = pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
-        nsp = linear.apply(params["cls"]["seq_relationship"], pooled)
+    def head(self, params, h, key, train, masked_lm_labels=None, next_sentence_label=None,
+             labels=None):  # fmt: skip  # noqa: ANN001
+        logits = _lm_logits(self.config, params, h, self.base_model_prefix)
+        nsp = linear.apply(params["cls"]["seq_relationship"], self.pooled(params, h))
         mlm_labels = _pick("masked_lm_labels", masked_lm_labels, labels)
         loss = None
         if mlm_labels is not None and next_sentence_label is not None:
             loss = losses.cross_entropy(logits, mlm_labels) + losses.cross_entropy(
                 nsp, next_sentence_label
             )
-        return make_output(
-            outputs.PreTrainingOutput, loss, logits, nsp, enc.hidden_states, enc.attentions
-        )
+        return loss, logits, nsp
 
 
 class BertForMaskedLM(_BertHead):
@@ -176,26 +167,16 @@ class BertForMaskedLM(_BertHead):
     has_pooler = False
     tied = BertForPreTraining.tied
     ignored_checkpoint_keys = BertForPreTraining.ignored_checkpoint_keys
+    output = outputs.MaskedLMOutput
+    label_names = ("masked_lm_labels", "labels")
 
     def init_head(self, key: Key) -> Params:
         return {"cls": {"predictions": _lm_head_init(self.config, key)}}
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        masked_lm_labels: Tensor | None = None,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
-        logits = _lm_logits(self.config, params, enc.sequence_output, self.base_model_prefix)
+    def head(self, params, h, key, train, masked_lm_labels=None, labels=None):  # noqa: ANN001
+        logits = _lm_logits(self.config, params, h, self.base_model_prefix)
         mlm_labels = _pick("masked_lm_labels", masked_lm_labels, labels)
-        loss = None if mlm_labels is None else losses.cross_entropy(logits, mlm_labels)
-        return make_output(outputs.MaskedLMOutput, loss, logits, enc.hidden_states, enc.attentions)
+        return None if mlm_labels is None else losses.cross_entropy(logits, mlm_labels), logits
 
 
 class BertForNextSentencePrediction(_BertHead):
@@ -205,31 +186,19 @@ class BertForNextSentencePrediction(_BertHead):
     Returns ``NextSentencePredictorOutput(logits (b, 2), ...)``.
     """
 
+    output = outputs.NextSentencePredictorOutput
+    label_names = ("next_sentence_label", "labels")
+
     def init_head(self, key: Key) -> Params:
         return {"cls": {"seq_relationship": self._linear(key, 2)}}
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        next_sentence_label: Tensor | None = None,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
-        pooled = pool(params[self.base_model_prefix]["pooler"], enc.sequence_output)
-        logits = linear.apply(params["cls"]["seq_relationship"], pooled)
+    def head(self, params, h, key, train, next_sentence_label=None, labels=None):  # noqa: ANN001
+        logits = linear.apply(params["cls"]["seq_relationship"], self.pooled(params, h))
         target = _pick("next_sentence_label", next_sentence_label, labels)
-        loss = None if target is None else losses.cross_entropy(logits, target)
-        return make_output(
-            outputs.NextSentencePredictorOutput, loss, logits, enc.hidden_states, enc.attentions
-        )
+        return None if target is None else losses.cross_entropy(logits, target), logits
 
 
-class BertForSequenceClassification(_BertHead):
+class BertForSequenceClassification(_BertHead, SequenceClassificationHead):
     """Classifier on the pooled output: dropout -> Linear(hidden, num_labels).
 
     Labels: ``labels`` (b,) class ids, or floats for regression when ``num_labels == 1``.
@@ -239,58 +208,28 @@ class BertForSequenceClassification(_BertHead):
     def init_head(self, key: Key) -> Params:
         return {"classifier": self._linear(key, self.config.num_labels)}
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, k_head = self._encode(params, input_ids, options, key, train)
-        pooled = self.pooled(params, enc)
-        pooled = dropout.apply(pooled, self.classifier_dropout_rate, key=k_head, train=train)
-        logits = linear.apply(params["classifier"], pooled)
-        return outputs.sequence_classification(
-            logits, labels, self.config.num_labels, enc.hidden_states, enc.attentions
-        )
+    def classify(self, params: Params, h: Tensor, key: Key | None, train: bool) -> Tensor:
+        return self._pooled_classifier(params, h, key, train, self.classifier_dropout_rate)
 
 
-class BertForMultipleChoice(_BertHead):
-    """Scores each choice: inputs (b, num_choices, s) -> logits (b, num_choices).
+class BertForMultipleChoice(_BertHead, MultipleChoiceHead):
+    """Scores each choice: pooler -> dropout -> Linear(hidden, 1); inputs
+    (b, num_choices, s) -> logits (b, num_choices).
 
     Every encoder option with a sequence axis is given as (b, num_choices, s) too.
     Labels: ``labels`` (b,) index of the right choice.
     """
 
-    def init_head(self, key: Key) -> Params:
-        return {"classifier": self._linear(key, 1)}
+    @property
+    def choice_dropout_rate(self) -> float:
+        """Dropout on the pooled output (``hidden_dropout_prob``, as BERT and RoBERTa)."""
+        return self.config.hidden_dropout_prob
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        b, n = input_ids.shape[:2] if isinstance(input_ids, Tensor) else (0, 0)
-        flat_ids, flat = inputs.flatten_choices(input_ids, options)
-        enc, k_head = self._encode(params, flat_ids, flat, key, train)
-        pooled = self.pooled(params, enc)
-        pooled = dropout.apply(pooled, self.config.hidden_dropout_prob, key=k_head, train=train)
-        logits = linear.apply(params["classifier"], pooled).reshape(b, n)
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(
-            outputs.MultipleChoiceModelOutput, loss, logits, enc.hidden_states, enc.attentions
-        )
+    def classify(self, params: Params, h: Tensor, key: Key | None, train: bool) -> Tensor:
+        return self._pooled_classifier(params, h, key, train, self.choice_dropout_rate)
 
 
-class BertForTokenClassification(_BertHead):
+class BertForTokenClassification(_BertHead, TokenClassificationHead):
     """Per-token classifier: dropout -> Linear(hidden, num_labels).
 
     Labels: ``labels`` (b, s); with an ``attention_mask`` only kept positions
@@ -299,44 +238,10 @@ class BertForTokenClassification(_BertHead):
     """
 
     has_pooler = False
-
-    def init_head(self, key: Key) -> Params:
-        return {"classifier": self._linear(key, self.config.num_labels)}
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, k_head = self._encode(params, input_ids, options, key, train)
-        h = dropout.apply(
-            enc.sequence_output, self.classifier_dropout_rate, key=k_head, train=train
-        )
-        logits = linear.apply(params["classifier"], h)
-        loss = None
-        if labels is not None:
-            mask = options.get("attention_mask")
-            if mask is not None:
-                labels = torch.where(mask == 1, labels, torch.full_like(labels, -100))
-            loss = losses.cross_entropy(logits, labels)
-        return make_output(
-            outputs.TokenClassifierOutput, loss, logits, enc.hidden_states, enc.attentions
-        )
+    mask_padding_labels = True
 
 
-def _span_loss(logits: Tensor, positions: Tensor) -> Tensor:
-    """Cross-entropy of (b, s) logits; positions outside [0, s) are clamped to s and ignored."""
-    s = logits.shape[1]
-    positions = positions.reshape(-1).clamp(0, s)
-    return F.cross_entropy(losses.upcast(logits), positions, ignore_index=s)
-
-
-class BertForQuestionAnswering(_BertHead):
+class BertForQuestionAnswering(_BertHead, QuestionAnsweringHead):
     """Span extraction: Linear(hidden, 2) -> start and end logits (b, s).
 
     Labels: ``start_positions`` and ``end_positions`` (b,); loss = (start + end) / 2,
@@ -344,40 +249,3 @@ class BertForQuestionAnswering(_BertHead):
     """
 
     has_pooler = False
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        if config.num_labels != 2:
-            raise ValueError(
-                f"{type(self).__name__} needs num_labels == 2 (start and end logits), "
-                f"got {config.num_labels}"
-            )
-
-    def init_head(self, key: Key) -> Params:
-        return {"qa_outputs": self._linear(key, 2)}
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        start_positions: Tensor | None = None,
-        end_positions: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
-        logits = linear.apply(params["qa_outputs"], enc.sequence_output)
-        start, end = logits[..., 0], logits[..., 1]
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = (_span_loss(start, start_positions) + _span_loss(end, end_positions)) / 2
-        return make_output(
-            outputs.QuestionAnsweringModelOutput,
-            loss,
-            start,
-            end,
-            enc.hidden_states,
-            enc.attentions,
-        )

@@ -12,7 +12,7 @@ token), then drop out with ``cls_dropout`` (default ``hidden_dropout_prob``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,12 +20,23 @@ from torch import Tensor
 from ...layers import activations, dropout, embedding, layer_norm, linear, losses
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
-from .. import inputs, outputs
-from ..bert.heads import _span_loss
-from ..head import HeadModel
-from ..model import make_output
+from .. import outputs
+from ..task_heads import (
+    MultipleChoiceHead,
+    QuestionAnsweringHead,
+    SequenceClassificationHead,
+    TaskHead,
+    TokenClassificationHead,
+)
 from .config import DebertaV2Config
-from .model import _ENCODER_OPTIONS, Encoded, encode, ignored_keys, init_embeddings, init_encoder
+from .model import (
+    _ENCODER_OPTIONS,
+    Encoded,
+    encode,
+    ignored_keys,
+    init_embeddings,
+    init_encoder,
+)
 
 __all__ = [
     "DebertaV2ForMaskedLM",
@@ -43,20 +54,13 @@ _CHECKPOINT_EXTRAS = tuple(
 )  # the replaced-token-detection head of the Hub's DeBERTa-v3 files: not a param here
 
 
-class _DebertaV2Head(HeadModel):
-    """A DeBERTa-v2 encoder under ``params["deberta"]`` plus head params beside it.
-
-    ``apply`` runs the encoder, then :meth:`head` on its last hidden state with the
-    labels named in ``label_names`` (those given), and wraps ``head``'s ``(loss, *values)``
-    with the encoder's hidden states and attentions in ``output``.
-    """
+class _DebertaV2Head(TaskHead):
+    """A DeBERTa-v2 encoder under ``params["deberta"]`` plus head params beside it."""
 
     config_class = DebertaV2Config
     base_model_prefix = "deberta"
     token_embedding_path = ("embeddings", "word_embeddings", "weight")
     base_options = frozenset(_ENCODER_OPTIONS)
-    label_names: ClassVar[tuple[str, ...]] = ("labels",)
-    output: ClassVar[Any] = None
 
     @property
     def ignored_checkpoint_keys(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -67,36 +71,10 @@ class _DebertaV2Head(HeadModel):
         c = self.config
         return {"embeddings": init_embeddings(ke, c), "encoder": init_encoder(kl, c)}
 
-    def _linear(self, key: Key, d_out: int) -> Params:
-        return linear.init(key, self.config.hidden_size, d_out, std=self.config.initializer_range)
-
     def run_base(
         self, params: Params, input_ids: Tensor, *, key: Key | None, train: bool, **options: Any
     ) -> Encoded:
         return encode(self.config, params, input_ids, options, key=key, train=train)
-
-    def head(self, params: Params, h: Tensor, key: Key | None, train: bool, **labels: Any):
-        """``(loss or None, *values)`` from the last hidden state h (b, s, d)."""
-        raise NotImplementedError
-
-    def prepare(self, input_ids: Tensor, options: dict[str, Any]) -> tuple[Tensor, dict]:
-        """The inputs as the encoder takes them (multiple choice flattens its choices)."""
-        return input_ids, options
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        input_ids, options = self.prepare(input_ids, dict(options))
-        given = {name: options.pop(name) for name in self.label_names if name in options}
-        enc, k_head = self._encode(params, input_ids, options, key, train)
-        loss, *values = self.head(params, enc.sequence_output, k_head, train, **given)
-        return make_output(self.output, loss, *values, enc.hidden_states, enc.attentions)
 
 
 # -- masked LM ------------------------------------------------------------------------------------
@@ -192,7 +170,7 @@ class _PooledHead(_DebertaV2Head):
             "classifier": self._linear(kc, self.num_outputs()),
         }
 
-    def _classify(self, params: Params, h: Tensor, key: Key | None, train: bool) -> Tensor:
+    def classify(self, params: Params, h: Tensor, key: Key | None, train: bool) -> Tensor:
         """(b, s, d) -> (b, outputs): pool the first token, drop out, classify."""
         c = self.config
         k_pool, k_cls = split_for_dropout(key, 2, train)
@@ -205,7 +183,7 @@ class _PooledHead(_DebertaV2Head):
         )
 
 
-class DebertaV2ForSequenceClassification(_PooledHead):
+class DebertaV2ForSequenceClassification(_PooledHead, SequenceClassificationHead):
     """Classifier on the pooled first token.
 
     ``apply(params, input_ids, *, labels=None, ...)``: ``labels`` (b,) class ids (negative
@@ -213,15 +191,8 @@ class DebertaV2ForSequenceClassification(_PooledHead):
     ``num_labels == 1``. Returns ``SequenceClassifierOutput(logits (b, num_labels), ...)``.
     """
 
-    output = outputs.SequenceClassifierOutput
 
-    def head(self, params: Params, h: Tensor, key: Key | None, train: bool, labels=None):
-        logits = self._classify(params, h, key, train)
-        n = self.config.num_labels
-        return None if labels is None else losses.sequence_classification(logits, labels, n), logits
-
-
-class DebertaV2ForMultipleChoice(_PooledHead):
+class DebertaV2ForMultipleChoice(_PooledHead, MultipleChoiceHead):
     """Scores each choice: inputs (b, num_choices, s) -> logits (b, num_choices).
 
     ``attention_mask``, ``token_type_ids`` and ``position_ids`` are (b, num_choices, s) too.
@@ -230,45 +201,24 @@ class DebertaV2ForMultipleChoice(_PooledHead):
     states and attentions are per choice, (b * num_choices, ...), as in transformers.
     """
 
-    output = outputs.MultipleChoiceModelOutput
-    label_names = ("labels", "num_choices")
-
     def num_outputs(self) -> int:
         return 1
-
-    def head(self, params, h, key, train, labels=None, num_choices=1):  # noqa: ANN001
-        logits = self._classify(params, h, key, train).reshape(-1, num_choices)
-        return None if labels is None else losses.cross_entropy(logits, labels), logits
-
-    def prepare(self, input_ids: Tensor, options: dict[str, Any]) -> tuple[Tensor, dict]:
-        flat_ids, flat = inputs.flatten_choices(input_ids, options)
-        flat["num_choices"] = input_ids.shape[1]
-        return flat_ids, flat
 
 
 # -- per-token heads ------------------------------------------------------------------------------
 
 
-class DebertaV2ForTokenClassification(_DebertaV2Head):
-    """Per-token classifier: dropout -> ``classifier`` Linear(hidden, num_labels).
+class DebertaV2ForTokenClassification(_DebertaV2Head, TokenClassificationHead):
+    """Per-token classifier: dropout (``hidden_dropout_prob``) -> ``classifier``
+    Linear(hidden, num_labels).
 
     ``apply(params, input_ids, *, labels=None, ...)``: ``labels`` (b, s); negative =
     ignored (transformers counts every other label, padded positions included). Returns
     ``TokenClassifierOutput(logits (b, s, num_labels), ...)``.
     """
 
-    output = outputs.TokenClassifierOutput
 
-    def init_head(self, key: Key) -> Params:
-        return {"classifier": self._linear(key, self.config.num_labels)}
-
-    def head(self, params: Params, h: Tensor, key: Key | None, train: bool, labels=None):
-        h = dropout.apply(h, self.config.hidden_dropout_prob, key=key, train=train)
-        logits = linear.apply(params["classifier"], h)
-        return None if labels is None else losses.cross_entropy(logits, labels), logits
-
-
-class DebertaV2ForQuestionAnswering(_DebertaV2Head):
+class DebertaV2ForQuestionAnswering(_DebertaV2Head, QuestionAnsweringHead):
     """Span extraction: ``qa_outputs`` Linear(hidden, 2) -> start and end logits (b, s).
 
     ``apply(params, input_ids, *, start_positions=None, end_positions=None, ...)``: both
@@ -276,21 +226,3 @@ class DebertaV2ForQuestionAnswering(_DebertaV2Head):
     ``QuestionAnsweringModelOutput(start_logits, end_logits, ...)``. Needs ``num_labels``
     2, as transformers' split into start and end does.
     """
-
-    output = outputs.QuestionAnsweringModelOutput
-    label_names = ("start_positions", "end_positions")
-
-    def init_head(self, key: Key) -> Params:
-        if self.config.num_labels != 2:
-            raise ValueError(
-                f"{type(self).__name__} needs num_labels == 2 (start and end logits), "
-                f"got {self.config.num_labels}"
-            )
-        return {"qa_outputs": self._linear(key, 2)}
-
-    def head(self, params, h, key, train, start_positions=None, end_positions=None):  # noqa: ANN001
-        start, end = linear.apply(params["qa_outputs"], h).unbind(-1)
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = (_span_loss(start, start_positions) + _span_loss(end, end_positions)) / 2
-        return loss, start, end

@@ -14,14 +14,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...layers import activations, dropout, embedding, layer_norm, linear, losses
+from ...layers import activations, embedding, layer_norm, linear, losses
 from ...layers import sequence_summary as summary
-from ...random import Key, split, split_for_dropout
+from ...random import Key, split
 from ...tree import Params
-from .. import inputs, outputs
+from .. import outputs
 from ..bert.heads import BertForQuestionAnswering, _BertHead
 from ..head import HeadModel
-from ..model import make_output, output_types
+from ..model import output_types
+from ..task_heads import (
+    FirstTokenClassificationHead,
+    MultipleChoiceHead,
+    TokenClassificationHead,
+)
 from .config import ElectraConfig
 from .model import ENCODER_OPTIONS, ElectraModel, Encoded, encode, init_base
 
@@ -62,6 +67,11 @@ class _ElectraHead(_BertHead):
     ) -> Encoded:
         return encode(self.config, params, input_ids, key=key, train=train, **options)
 
+    @property
+    def classifier_dropout_rate(self) -> float:
+        """``classifier_dropout``, or ``hidden_dropout_prob`` when it is None."""
+        return self.config.classifier_dropout_rate
+
 
 class ElectraForPreTraining(_ElectraHead):
     """The discriminator: dense -> act -> dense_prediction, one logit per token.
@@ -81,26 +91,19 @@ class ElectraForPreTraining(_ElectraHead):
             }
         }
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
+    output = ElectraForPreTrainingOutput
+    label_names = ("labels", "_loss_mask")
+
+    def prepare(self, input_ids: Tensor, options: dict[str, Any]) -> tuple[Tensor, dict]:
+        if options.get("labels") is not None:  # the loss averages over the kept tokens
+            options["_loss_mask"] = options.get("attention_mask")
+        return input_ids, options
+
+    def head(self, params, h, key, train, labels=None, _loss_mask=None):  # noqa: ANN001
         p = params["discriminator_predictions"]
-        h = activations.get(self.config.hidden_act)(linear.apply(p["dense"], enc.sequence_output))
+        h = activations.get(self.config.hidden_act)(linear.apply(p["dense"], h))
         logits = linear.apply(p["dense_prediction"], h)[..., 0]
-        loss = None
-        if labels is not None:
-            loss = _active_bce(logits, labels, options.get("attention_mask"))
-        return make_output(
-            ElectraForPreTrainingOutput, loss, logits, enc.hidden_states, enc.attentions
-        )
+        return None if labels is None else _active_bce(logits, labels, _loss_mask), logits
 
 
 def _active_bce(logits: Tensor, labels: Tensor, mask: Tensor | None) -> Tensor:
@@ -128,6 +131,7 @@ class ElectraForMaskedLM(_ElectraHead):
 
     tied = {"generator_lm_head.weight": "electra.embeddings.word_embeddings.weight"}
     vocab_biases = (("generator_lm_head", "bias"),)
+    output = outputs.MaskedLMOutput
 
     def init_head(self, key: Key) -> Params:
         c = self.config
@@ -139,67 +143,26 @@ class ElectraForMaskedLM(_ElectraHead):
             "generator_lm_head": {"bias": torch.zeros(c.vocab_size)},
         }
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
+    def head(self, params: Params, h: Tensor, key: Key | None, train: bool, labels=None):
         p = params["generator_predictions"]
-        h = activations.gelu(linear.apply(p["dense"], enc.sequence_output))
+        h = activations.gelu(linear.apply(p["dense"], h))
         h = layer_norm.apply(p["LayerNorm"], h, eps=self.config.layer_norm_eps)
         words = params["electra"]["embeddings"]["word_embeddings"]
         logits = embedding.attend(words, h, params["generator_lm_head"]["bias"])
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(outputs.MaskedLMOutput, loss, logits, enc.hidden_states, enc.attentions)
+        return None if labels is None else losses.cross_entropy(logits, labels), logits
 
 
-class ElectraForSequenceClassification(_ElectraHead):
+class ElectraForSequenceClassification(_ElectraHead, FirstTokenClassificationHead):
     """``classifier`` on the first token: dropout -> dense -> gelu -> dropout -> out_proj.
 
     Labels: ``labels`` (b,) class ids, or floats for regression when ``num_labels == 1``.
     Returns ``SequenceClassifierOutput(logits (b, num_labels), ...)``.
     """
 
-    def init_head(self, key: Key) -> Params:
-        kd, ko = split(key)
-        c = self.config
-        return {
-            "classifier": {
-                "dense": self._linear(kd, c.hidden_size),
-                "out_proj": self._linear(ko, c.num_labels),
-            }
-        }
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        c = self.config
-        enc, k_head = self._encode(params, input_ids, options, key, train)
-        k1, k2 = split_for_dropout(k_head, 2, train)
-        p = params["classifier"]
-        x = dropout.apply(enc.sequence_output[:, 0], c.classifier_dropout_rate, key=k1, train=train)
-        x = activations.gelu(linear.apply(p["dense"], x))
-        x = dropout.apply(x, c.classifier_dropout_rate, key=k2, train=train)
-        logits = linear.apply(p["out_proj"], x)
-        return outputs.sequence_classification(
-            logits, labels, c.num_labels, enc.hidden_states, enc.attentions
-        )
+    classifier_activation = "gelu"
 
 
-class ElectraForMultipleChoice(_ElectraHead):
+class ElectraForMultipleChoice(_ElectraHead, MultipleChoiceHead):
     """Scores each choice: ``sequence_summary`` (first token, dense, gelu, dropout) then
     ``classifier`` Linear(hidden, 1); inputs (b, num_choices, s) -> logits (b, num_choices).
 
@@ -217,61 +180,23 @@ class ElectraForMultipleChoice(_ElectraHead):
         )  # fmt: skip
         return {"sequence_summary": proj, "classifier": self._linear(kc, 1)}
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
+    def classify(self, params: Params, h: Tensor, key: Key | None, train: bool) -> Tensor:
         c = self.config
-        n_choices = input_ids.shape[1] if isinstance(input_ids, Tensor) else 0
-        flat_ids, flat = inputs.flatten_choices(input_ids, options)
-        enc, k_head = self._encode(params, flat_ids, flat, key, train)
         pooled = summary.apply(
-            params["sequence_summary"], enc.sequence_output, summary_type=c.summary_type,
-            activation=c.summary_activation, last_dropout=c.summary_last_dropout, key=k_head,
+            params["sequence_summary"], h, summary_type=c.summary_type,
+            activation=c.summary_activation, last_dropout=c.summary_last_dropout, key=key,
             train=train,
         )  # fmt: skip
-        logits = linear.apply(params["classifier"], pooled).reshape(-1, n_choices)
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(
-            outputs.MultipleChoiceModelOutput, loss, logits, enc.hidden_states, enc.attentions
-        )
+        return linear.apply(params["classifier"], pooled)
 
 
-class ElectraForTokenClassification(_ElectraHead):
+class ElectraForTokenClassification(_ElectraHead, TokenClassificationHead):
     """Per-token classifier: dropout -> Linear(hidden, num_labels).
 
     Labels: ``labels`` (b, s); every non-negative label counts in the loss, padded or not,
     as transformers (BERT's ptfunc head follows 1.0 and skips padding).
     Returns ``TokenClassifierOutput(logits (b, s, num_labels), ...)``.
     """
-
-    def init_head(self, key: Key) -> Params:
-        return {"classifier": self._linear(key, self.config.num_labels)}
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, k = self._encode(params, input_ids, options, key, train)
-        rate = self.config.classifier_dropout_rate
-        h = dropout.apply(enc.sequence_output, rate, key=k, train=train)
-        logits = linear.apply(params["classifier"], h)
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(
-            outputs.TokenClassifierOutput, loss, logits, enc.hidden_states, enc.attentions
-        )
 
 
 class ElectraForQuestionAnswering(_ElectraHead, BertForQuestionAnswering):

@@ -23,7 +23,7 @@ from ...layers import activations, attention, dropout, linear
 from ...layers import transformer_block as block
 from ...random import Key, split, split_for_dropout
 from ...tree import Params
-from ..bert.heads import _ENCODER_OPTIONS as ENCODER_OPTIONS
+from ..bert.heads import ENCODER_OPTIONS
 from ..bert.model import (
     Encoded,
     LayerFn,

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...layers import activations, dropout, embedding, layer_norm, linear, losses
-from ...random import Key, split, split_for_dropout
+from ...layers import activations, embedding, layer_norm, linear, losses
+from ...random import Key
 from ...tree import Params
 from .. import outputs
 from ..bert import heads as bert_heads
-from ..model import make_output
+from ..task_heads import FirstTokenClassificationHead
 from .config import RobertaConfig
 from .model import RobertaModel, prepare, zero_padding_rows
 
@@ -72,6 +72,7 @@ class RobertaForMaskedLM(_RobertaHead):
     tied = {"lm_head.decoder.weight": _WORD_EMBEDDINGS}
     ignored_checkpoint_keys = (*_RobertaHead.ignored_checkpoint_keys, "lm_head.decoder.bias")
     vocab_biases = (("lm_head", "bias"),)
+    output = outputs.MaskedLMOutput
 
     def init_head(self, key: Key) -> Params:
         c = self.config
@@ -83,60 +84,20 @@ class RobertaForMaskedLM(_RobertaHead):
             }
         }
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
+    def head(self, params: Params, h: Tensor, key: Key | None, train: bool, labels=None):
         p = params["lm_head"]
-        h = activations.get("gelu")(linear.apply(p["dense"], enc.sequence_output))
+        h = activations.get("gelu")(linear.apply(p["dense"], h))
         h = layer_norm.apply(p["layer_norm"], h, eps=self.config.layer_norm_eps)
         logits = embedding.attend(params["roberta"]["embeddings"]["word_embeddings"], h, p["bias"])
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(outputs.MaskedLMOutput, loss, logits, enc.hidden_states, enc.attentions)
+        return None if labels is None else losses.cross_entropy(logits, labels), logits
 
 
-class RobertaForSequenceClassification(_RobertaHead):
+class RobertaForSequenceClassification(_RobertaHead, FirstTokenClassificationHead):
     """``classifier``: dropout, dense, tanh, dropout, out_proj on the first token (``<s>``).
 
     Labels: ``labels`` (b,) class ids, or floats for regression when ``num_labels == 1``.
     Returns ``SequenceClassifierOutput(logits (b, num_labels), ...)``.
     """
-
-    def init_head(self, key: Key) -> Params:
-        kd, ko = split(key)
-        return {
-            "classifier": {
-                "dense": self._linear(kd, self.config.hidden_size),
-                "out_proj": self._linear(ko, self.config.num_labels),
-            }
-        }
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, k_head = self._encode(params, input_ids, options, key, train)
-        k1, k2 = split_for_dropout(k_head, 2, train)
-        rate, p = self.classifier_dropout_rate, params["classifier"]
-        x = dropout.apply(enc.sequence_output[:, 0], rate, key=k1, train=train)
-        x = torch.tanh(linear.apply(p["dense"], x))
-        logits = linear.apply(p["out_proj"], dropout.apply(x, rate, key=k2, train=train))
-        return outputs.sequence_classification(
-            logits, labels, self.config.num_labels, enc.hidden_states, enc.attentions
-        )
 
 
 class RobertaForTokenClassification(_RobertaHead, bert_heads.BertForTokenClassification):
