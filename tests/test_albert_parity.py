@@ -167,11 +167,19 @@ def test_regression_and_sop_heads():
     _assert_close(_run(model, params, inputs, labels=targets).loss, ref.loss, "mse loss")
 
 
-def test_head_mask_is_refused():
-    model = albert.AlbertModel(albert.AlbertConfig(**CONFIG))
-    params = model.init(ptfunc.random.key(0))
-    with pytest.raises(TypeError, match="head_mask"):
-        model.apply(params, torch.tensor([[1, 2]]), head_mask=torch.ones(4))
+def test_head_mask_of_ones_changes_nothing_and_a_bad_shape_is_refused():
+    """transformers 5 has no head_mask for ALBERT: ones give its output (the mask's values
+    are checked against transformers in tests/test_research_bertology_new_encoders.py)."""
+    reference = _hf_model("AlbertModel", num_hidden_groups=2, inner_group_num=2)
+    model, params = _ours("AlbertModel", reference, num_hidden_groups=2, inner_group_num=2)
+    inputs = _inputs("AlbertModel")
+    heads = (model.config.num_hidden_layers, model.config.num_attention_heads)
+    with torch.no_grad():
+        ref = reference(**inputs)
+    out = _run(model, params, inputs, head_mask=torch.ones(heads))
+    _assert_close(out.last_hidden_state, ref.last_hidden_state, "head_mask of ones")
+    with pytest.raises(ValueError, match="head_mask"):
+        _run(model, params, inputs, head_mask=torch.ones(heads[0] + 1, heads[1]))
 
 
 @pytest.mark.parametrize("name", ["AlbertForPreTraining", "AlbertForSequenceClassification"])
@@ -317,24 +325,46 @@ def _hf_albert_tokenizer(model_file):
 
 def test_tokenizer_ids_equal_transformers(shared_fixtures):
     """Exact ids on every line of the corpora (first 100k characters each) vs transformers 5,
-    whose digit-comma pieces (``▁14,``) we split as the original ALBERT code does."""
+    digit-comma pieces (``▁14,``) kept whole as it does."""
     from ptfunc.tokenize.albert import AlbertTokenizer
-    from ptfunc.tokenize.xlnet import split_digit_commas
 
     model_file = shared_fixtures / "albert" / "spiece.model"
     ours, ref = AlbertTokenizer(model_file), _hf_albert_tokenizer(model_file)
     assert ours.encode("this is a test") == [48, 25, 21, 1289]  # transformers' own test
-    split = 0
+    whole = 0
     for corpus in sorted((shared_fixtures / "corpora").glob("*.txt")):
         for line in corpus.read_text(encoding="utf-8")[:100_000].split("\n"):
             want = ref.encode(line, add_special_tokens=False)
-            pieces = split_digit_commas(ref.convert_ids_to_tokens(want), ours._encode_plain)
-            split += len(pieces) != len(want)
-            assert ours.encode(line) == ours.convert_tokens_to_ids(pieces), (corpus.name, line)
-    assert split > 0  # the rule was exercised
+            assert ours.encode(line) == want, (corpus.name, line)
+            whole += any(p[-1:] == "," and p[-2:-1].isdigit() for p in ours.tokenize(line))
+    assert whole > 0  # lines with a digit-comma piece were among them
     a, b = "Hello, World!", "ALBERT's Tokenizer: déjà vu"
     want = ref(a, b, return_token_type_ids=True)
     got = ours(a, b)
     assert got["input_ids"] == want["input_ids"] == ours.encode(a, b, add_special_tokens=True)
     assert got["token_type_ids"] == want["token_type_ids"]
     assert ours.get_special_tokens_mask([5, 6], [7]) == [1, 0, 0, 1, 0, 1]
+
+
+def test_tokenizer_split_digit_commas_equals_the_original_rule(shared_fixtures, tmp_path):
+    """``split_digit_commas=True``: the original ALBERT/XLNet preparation and digit-comma
+    rule, as pytorch-transformers 1.0's XLNetTokenizer runs it on the same spiece.model."""
+    pytorch_transformers = pytest.importorskip("pytorch_transformers")
+    from ptfunc.tokenize.albert import AlbertTokenizer
+
+    model_file = shared_fixtures / "albert" / "spiece.model"
+    ours = AlbertTokenizer(model_file, split_digit_commas=True)
+    plain = AlbertTokenizer(model_file)
+    ref = pytorch_transformers.XLNetTokenizer(str(model_file), do_lower_case=True)
+    split = 0
+    for corpus in sorted((shared_fixtures / "corpora").glob("*.txt")):
+        for line in corpus.read_text(encoding="utf-8")[:100_000].split("\n"):
+            want = ref.tokenize(line)
+            assert ours.tokenize(line) == want, (corpus.name, line)
+            assert ours.encode(line) == ref.convert_tokens_to_ids(want), (corpus.name, line)
+            split += want != plain.tokenize(line)
+    assert split > 0  # the rule was exercised
+    ours.save_pretrained(tmp_path)
+    assert AlbertTokenizer.from_pretrained(tmp_path).splits_digit_commas is True
+    with pytest.raises(TypeError, match="split_digit_commas"):
+        AlbertTokenizer(model_file, split_digit_commas="yes")

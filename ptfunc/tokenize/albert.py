@@ -2,15 +2,15 @@
 
 The text goes through :class:`~ptfunc.tokenize.xlnet.XLNetTokenizer`'s preparation
 (``remove_space``, LaTeX quotes to ``"``, accents removed unless ``keep_accents``,
-lower-cased by default) and the ``sentencepiece`` library, with the original ALBERT rule
-that a piece ending in a comma after a digit (``"▁14,"``) is re-encoded and the comma kept
-apart. Model inputs are BERT's: ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, token
-types 0 for ``[CLS] A [SEP]`` and 1 for ``B [SEP]``; batches are padded on the right.
+lower-cased by default) and the ``sentencepiece`` library. Model inputs are BERT's:
+``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``, token types 0 for ``[CLS] A [SEP]`` and 1
+for ``B [SEP]``; batches are padded on the right.
 
 Ids equal those of today's ``transformers`` ``AlbertTokenizer`` built from the same
-``spiece.model`` (its vocabulary and normalisation map), except on the digit-comma pieces,
-which transformers 5 keeps whole (``▁14,``) and the original ALBERT code (and ptfunc's
-XLNet tokenizer) split.
+``spiece.model`` (its vocabulary and normalisation map), which keeps pieces such as
+``"▁14,"`` whole. ``split_digit_commas=True`` gives the original ALBERT code's ids (and
+transformers 4's slow tokenizer's) instead: a piece ending in a comma after a digit is
+re-encoded and the comma kept apart, as XLNet does.
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ class AlbertTokenizer(XLNetTokenizer):
         do_lower_case: lower-case the text (True, as every released ALBERT).
         remove_space: collapse whitespace runs and strip the ends.
         keep_accents: keep accents (by default they are removed).
-        bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token,
-            additional_special_tokens: the special tokens (ALBERT's by default).
+        bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token: the
+            special tokens (ALBERT's by default).
+        additional_special_tokens: more special tokens, kept whole by the tokenizer.
+        split_digit_commas: split ``"▁14,"``-style pieces as the original ALBERT code
+            (False: keep them whole, as transformers 5).
         **kwargs: sampling options and ``max_len`` / ``model_max_length``, as
             :class:`~ptfunc.tokenize.xlnet.XLNetTokenizer`.
 
@@ -63,8 +66,12 @@ class AlbertTokenizer(XLNetTokenizer):
         cls_token: str | None = "[CLS]",
         mask_token: str | None = "[MASK]",
         additional_special_tokens: Sequence[str] | None = None,
+        split_digit_commas: bool = False,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(split_digit_commas, bool):
+            raise TypeError(f"split_digit_commas must be a bool; got {split_digit_commas!r}")
+        self.splits_digit_commas = split_digit_commas
         super().__init__(
             vocab_file,
             do_lower_case=do_lower_case,
@@ -80,6 +87,12 @@ class AlbertTokenizer(XLNetTokenizer):
             additional_special_tokens=additional_special_tokens,
             **kwargs,
         )
+
+    def _init_config(self) -> dict[str, Any]:
+        config = super()._init_config()
+        if self.splits_digit_commas:  # only ptfunc reads it; transformers' files lack it
+            config["split_digit_commas"] = True
+        return config
 
     # BERT's layout of the special tokens: [CLS] A [SEP] (B [SEP]).
     _special_id = BertTokenizer._special_id

@@ -35,6 +35,7 @@ from .xlnet import XLNetTokenizer
 __all__ = ["DebertaV2Tokenizer", "VOCAB_FILES_NAMES"]
 
 VOCAB_FILES_NAMES = {"vocab_file": "spm.model"}
+"""The vocabulary file of a saved tokenizer, by constructor argument."""
 
 # transformers 5 adds the special tokens missing from the model in this order
 _SPECIAL_ORDER = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token")
@@ -66,6 +67,7 @@ class DebertaV2Tokenizer(XLNetTokenizer):
 
     vocab_files_names = VOCAB_FILES_NAMES
     padding_side = "right"
+    splits_digit_commas = False  # ids straight from the model, as transformers 5
 
     def __init__(
         self,
@@ -119,10 +121,6 @@ class DebertaV2Tokenizer(XLNetTokenizer):
         missing = [specials[n] for n in (*_SPECIAL_ORDER, "mask_token") if specials[n]]
         self.add_tokens([t for t in dict.fromkeys(missing) if t not in self._piece_ids])
 
-    def _setup(self) -> None:
-        super()._setup()
-        self._digit_comma_ids = frozenset()  # no digit-comma rule: ids straight from the model
-
     def _unknown_token_id(self, token: str) -> int:
         """A piece outside the vocabulary (an unknown character sentencepiece spells out) is
         the model's unknown piece, as in sentencepiece's and transformers 5's ids; on
@@ -132,13 +130,6 @@ class DebertaV2Tokenizer(XLNetTokenizer):
     def preprocess_text(self, inputs: str) -> str:
         """Lower-case with ``do_lower_case``; sentencepiece's normaliser does the rest."""
         return inputs.lower() if self.do_lower_case else inputs
-
-    def _tokenize(self, text: str, sample: bool = False) -> list[str]:
-        text = self.preprocess_text(text)
-        if not sample:
-            return self.sp_model.encode(text, out_type=str)
-        options = {"enable_sampling": True, "nbest_size": self.nbest_size, "alpha": self.alpha}
-        return self.sp_model.encode(text, out_type=str, **options)
 
     # ------------------------------------------------------------------ special tokens
 

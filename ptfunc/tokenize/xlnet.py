@@ -73,13 +73,19 @@ __all__ = [
 
 VOCAB_FILES_NAMES = {"vocab_file": "spiece.model"}
 SPIECE_UNDERLINE = "\u2581"  # "▁", sentencepiece's word-start mark
+"""Sentencepiece's word-start mark, ``"▁"`` (U+2581)."""
 
 # segment ids of the original XLNet code
 SEG_ID_A = 0
+"""Segment id of the first sequence's tokens (``token_type_ids``)."""
 SEG_ID_B = 1
+"""Segment id of the second sequence's tokens."""
 SEG_ID_CLS = 2
+"""Segment id of ``<cls>`` (at the end, in XLNet)."""
 SEG_ID_SEP = 3
+"""Segment id of ``<sep>`` in the original XLNet code."""
 SEG_ID_PAD = 4
+"""Segment id of padding."""
 
 
 def _load_processor(model: bytes, where: str) -> spm.SentencePieceProcessor:
@@ -137,8 +143,9 @@ class XLNetTokenizer(PreTrainedTokenizer):
         do_lower_case: lower-case the text (False for the cased XLNet models).
         remove_space: collapse whitespace runs and strip the ends.
         keep_accents: keep accents (by default they are removed).
-        bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token,
-            additional_special_tokens: the special tokens (XLNet's by default).
+        bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token: the
+            special tokens (XLNet's by default).
+        additional_special_tokens: more special tokens, kept whole by the tokenizer.
         enable_sampling: sample segmentations in :meth:`tokenize` by default.
         nbest_size: sampling among this many best segmentations (-1: all).
         alpha: sampling temperature (smoothing of the segmentation scores).
@@ -156,6 +163,8 @@ class XLNetTokenizer(PreTrainedTokenizer):
 
     vocab_files_names = VOCAB_FILES_NAMES
     padding_side = "left"
+    splits_digit_commas: bool = True
+    """Apply :func:`split_digit_commas` to the pieces (XLNet's rule; ALBERT's option)."""
 
     def __init__(
         self,
@@ -223,7 +232,9 @@ class XLNetTokenizer(PreTrainedTokenizer):
         self._piece_ids = {piece: index for index, piece in enumerate(self._pieces)}
         # pieces that end in <digit>, : the only ones split_digit_commas changes
         self._digit_comma_ids = frozenset(
-            i for i, p in enumerate(self._pieces) if len(p) > 1 and p[-1] == "," and p[-2].isdigit()
+            i
+            for i, p in enumerate(self._pieces)
+            if self.splits_digit_commas and len(p) > 1 and p[-1] == "," and p[-2].isdigit()
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -303,6 +314,8 @@ class XLNetTokenizer(PreTrainedTokenizer):
             )
         else:
             pieces = sp.encode(text, out_type=str)
+        if not self.splits_digit_commas:
+            return pieces
         return split_digit_commas(pieces, self._encode_plain)
 
     def _text_ids(self, text: Any, name: str) -> list[int]:
