@@ -1,4 +1,5 @@
-"""Head pruning and masking shared by the architectures (BERT, GPT, GPT-2, XLM).
+"""Head pruning and masking shared by the architectures (BERT, GPT, GPT-2, XLM,
+DistilBERT, DeBERTa-v2).
 
 Pruning removes a head's slice of the query/key/value projections' outputs and of
 the output projection's inputs, so the layer keeps fewer heads of the same
@@ -19,14 +20,15 @@ Each architecture supplies small functions over its base params: the current wid
 (heads * head_dim) of a layer's attention, the edit of that layer's head features
 along their axes (one function serves pruning and unpruning: it applies a
 :data:`FeatureEdit` to each tensor) and the zeroing of some of its heads' values,
-bundled as a :class:`HeadPruning`; models get their ``prune_heads`` and
+bundled as a :class:`HeadPruning` (:func:`linear_head_pruning` builds it for a layout of
+plain ``Linear`` projections named by paths); models get their ``prune_heads`` and
 ``unprune_heads`` methods from :class:`PrunableHeads`.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +58,7 @@ __all__ = [
     "zero_heads",
     "layer_head_masks",
     "HeadPruning",
+    "linear_head_pruning",
     "PrunableHeads",
 ]
 
@@ -458,6 +461,90 @@ class HeadPruning:
     def prune_init(self, base: Params, config: Any) -> Params:
         """Freshly initialised base params -> the shapes ``config.pruned_heads`` records."""
         return prune_recorded(base, config, self.prune_layer) if config.pruned_heads else base
+
+
+TreePath = tuple[str, ...]
+"""Keys from a params dict down to a subtree (``("attention", "self", "query")``)."""
+
+
+def _get_in(tree: Params, path: TreePath) -> Any:
+    for name in path:
+        tree = tree[name]
+    return tree
+
+
+def _set_in(tree: Params, path: TreePath, value: Any) -> Any:
+    """A copy of ``tree`` with ``value`` at ``path`` (the dicts along the path are new)."""
+    if not path:
+        return value
+    return {**tree, path[0]: _set_in(tree[path[0]], path[1:], value)}
+
+
+def linear_head_pruning(
+    *,
+    layers: TreePath,
+    rows: Sequence[TreePath],
+    cols: TreePath,
+    value: TreePath,
+    optional_rows: Sequence[TreePath] = (),
+) -> HeadPruning:
+    """The :class:`HeadPruning` of an attention made of ``Linear`` params (weight (out, in),
+    bias (out,)), each head's ``head_dim`` features contiguous.
+
+    Args:
+        layers: path from the base params to the list of layer params
+            (``("encoder", "layer")``).
+        rows: paths, inside one layer, of the projections whose outputs are head features
+            (query, key, value); the first one gives the layer's width.
+        cols: path of the output projection, whose inputs are head features (its bias,
+            per output, is kept).
+        value: path of the value projection, zeroed by ``mask_heads``.
+        optional_rows: more such projections, edited where a layer has them (DeBERTa's
+            ``pos_key_proj`` and ``pos_query_proj``, present or not by config).
+
+    Example:
+        >>> import torch
+        >>> lin = lambda o, i: {"weight": torch.ones(o, i), "bias": torch.ones(o)}
+        >>> layer = {"q": lin(4, 3), "k": lin(4, 3), "v": lin(4, 3), "o": lin(3, 4)}
+        >>> hp = linear_head_pruning(layers=("layer",), rows=(("q",), ("k",), ("v",)),
+        ...                          cols=("o",), value=("v",))
+        >>> out = hp.prune_layer({"layer": [layer]}, 0, torch.tensor([2, 3]))["layer"][0]
+        >>> out["q"]["weight"].shape, out["o"]["weight"].shape, hp.width({"layer": [out]}, 0)
+        (torch.Size([2, 3]), torch.Size([3, 2]), 2)
+    """
+    rows, optional_rows = tuple(rows), tuple(optional_rows)
+
+    def width(base: Params, layer: int) -> int:
+        return _get_in(_get_in(base, layers)[layer], rows[0])["weight"].shape[0]
+
+    def update(base: Params, layer: int, fn: Callable[[Params], Params]) -> Params:
+        stack = list(_get_in(base, layers))
+        stack[layer] = fn(stack[layer])
+        return _set_in(base, layers, stack)
+
+    def edit_block(block: Params, edit: FeatureEdit) -> Params:
+        for path in rows + optional_rows:
+            try:
+                p = _get_in(block, path)
+            except KeyError:
+                if path in optional_rows:
+                    continue
+                raise
+            block = _set_in(block, path, edit_rows(p, edit))
+        return _set_in(block, cols, edit_cols(_get_in(block, cols), edit))
+
+    def edit_layer(base: Params, layer: int, edit: FeatureEdit) -> Params:
+        return update(base, layer, lambda block: edit_block(block, edit))
+
+    def mask_layer(base: Params, layer: int, heads: list[int], head_dim: int) -> Params:
+        def zero(block: Params) -> Params:
+            p = _get_in(block, value)
+            new = {k: zero_heads(t, heads, head_dim, dim=0) for k, t in p.items()}
+            return _set_in(block, value, new)
+
+        return update(base, layer, zero)
+
+    return HeadPruning(width=width, edit_layer=edit_layer, mask_layer=mask_layer)
 
 
 class PrunableHeads:

@@ -155,6 +155,7 @@ def apply(
     span: int = 0,
     share_att_key: bool = False,
     mask: Tensor | None = None,
+    head_mask: Tensor | None = None,
     attention_dropout: float = 0.0,
     position_dropout: float = 0.0,
     need_weights: bool = False,
@@ -172,12 +173,15 @@ def apply(
         relative_pos: (s, s) int64 from :func:`build_relative_position`.
         span: see :func:`relative_span`.
         mask: bool, broadcastable to (b, heads, s, s); False scores become the lowest value.
+        head_mask: float, broadcastable to (b, heads, 1, 1) (a layer's (heads, 1, 1)):
+            multiplies each head's probabilities after dropout (0 silences a head), as
+            BERT's ``head_mask`` does.
         attention_dropout: on the probabilities; ``position_dropout`` on the table (training
             only, with ``key``).
 
     Returns:
         ``(context (b, s, heads * head_dim), probs (b, heads, s, s) or None)``; the
-        probabilities (after dropout) come back with ``need_weights``.
+        probabilities (after dropout and ``head_mask``) come back with ``need_weights``.
     """
     k_pos, k_att = split_for_dropout(key, 2, train)
     q, k, v = (
@@ -204,4 +208,6 @@ def apply(
         scores = torch.where(mask, scores, torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1)
     probs = dropout.apply(probs, attention_dropout, key=k_att, train=train)
+    if head_mask is not None:
+        probs = probs * head_mask
     return merge_heads(torch.matmul(probs, v)), probs if need_weights else None

@@ -6,15 +6,26 @@ Better than One?"), as pure functions of a model and its params.
 - **Attention entropy** of each head, averaged over (non-padding) query tokens
   (:func:`attention_entropy`).
 - **Masking** a head: ``apply(..., head_mask=m)`` with a binary ``m`` (1 keeps a head), or,
-  as a params transform, :func:`mask_heads` (BERT, GPT, GPT-2, XLM), which zeroes the
-  head's value projection so the model computes the same thing without a ``head_mask``.
+  as a params transform, :func:`mask_heads`, which zeroes the head's value projection so
+  the model computes the same thing without a ``head_mask``.
 - **Pruning** a head: :func:`prune_heads` removes its weights, returning a new
-  ``(model, params)`` whose config records the pruned heads (BERT, GPT, GPT-2, XLM;
-  Transformer-XL and XLNet raise ``NotImplementedError`` naming the way out: ``head_mask``).
+  ``(model, params)`` whose config records the pruned heads.
 - :func:`mask_heads_by_importance`: the seed's greedy loop (mask the least important
   heads step by step while the metric stays above a fraction of the original), with the
   evaluation passed in as a function.
 - :func:`plot_head_importance`: a heat map, when matplotlib is installed (not a dependency).
+
+Support by architecture:
+
+- ``head_mask`` (hence importance and entropy): BERT, RoBERTa, ELECTRA, DistilBERT,
+  ALBERT, DeBERTa-v2, OpenAI GPT, GPT-2, XLM, Transformer-XL and XLNet;
+- :func:`mask_heads` and :func:`prune_heads`: BERT, RoBERTa, ELECTRA, OpenAI GPT, GPT-2,
+  XLM, DistilBERT and DeBERTa-v2;
+- ALBERT, Transformer-XL and XLNet: :func:`prune_heads` and :func:`mask_heads` raise
+  ``NotImplementedError`` naming the way out, ``head_mask``. ALBERT's layer groups share
+  their weights across layers, so a head cannot be removed from one layer alone; its
+  ``head_mask`` row ``l`` masks step ``l`` (every inner layer call of it), and with
+  ``inner_group_num > 1`` the entropy of a step is the mean over its calls.
 
 Normalisation of importance (:func:`normalize_importance`), as the seed's
 ``run_bertology.py`` (1.0) does by default:
@@ -125,7 +136,7 @@ def head_mask_grad(
 
     Args:
         model, params: any ptfunc model whose ``apply`` takes ``head_mask`` and returns
-            a ``loss`` given labels (BERT, GPT, GPT-2, Transformer-XL, XLNet, XLM heads).
+            a ``loss`` given labels (the heads of every architecture in the module's table).
         batch: keyword arguments of ``model.apply`` (``input_ids``, ``labels``,
             ``attention_mask``, ...).
         head_mask: (n_layers, n_heads) float; default all ones.
@@ -238,7 +249,7 @@ def compute_head_stats(
             with torch.no_grad():
                 out = model.apply(params, head_mask=head_mask, **kw)
         if compute_entropy:
-            ent += attention_entropy(out.attentions, mask)
+            ent += _per_layer(attention_entropy(out.attentions, mask), n_layers)
         logits.append(out.logits.detach())
         if batch.get("labels") is not None:
             labels.append(batch["labels"])
@@ -260,6 +271,14 @@ def compute_head_stats(
         torch.cat(labels) if labels else None,
         n_tokens,
     )
+
+
+def _per_layer(rows: Tensor, n_layers: int) -> Tensor:
+    """(n_calls, heads) per attention call -> (n_layers, heads): the mean over each layer's
+    calls when a layer makes several (ALBERT's ``inner_group_num``), else ``rows``."""
+    if rows.shape[0] == n_layers:
+        return rows
+    return rows.reshape(n_layers, -1, rows.shape[-1]).mean(1)
 
 
 def head_ranks(importance: Tensor) -> Tensor:
@@ -291,8 +310,10 @@ def mask_from_heads(shape: tuple[int, int], heads: Mapping[int, Iterable[int]]) 
 
 def _arch_transforms(model: Any) -> Any:
     """The module with ``prune_heads``/``mask_heads`` for ``model``'s architecture, or None."""
-    from ..archs import albert, bert, gpt2, openai_gpt, xlm
+    from ..archs import albert, bert, deberta_v2, distilbert, gpt2, openai_gpt, xlm
     from ..archs.bert import transforms as bert_t
+    from ..archs.deberta_v2 import model as deberta_v2_t
+    from ..archs.distilbert import model as distilbert_t
     from ..archs.gpt2 import prune as gpt2_t
     from ..archs.openai_gpt import prune as openai_gpt_t
     from ..archs.xlm import prune as xlm_t
@@ -302,17 +323,32 @@ def _arch_transforms(model: Any) -> Any:
         (gpt2.GPT2Config, gpt2_t),
         (openai_gpt.OpenAIGPTConfig, openai_gpt_t),
         (xlm.XLMConfig, xlm_t),
+        (distilbert.DistilBertConfig, distilbert_t.HEAD_PRUNING),
+        (deberta_v2.DebertaV2Config, deberta_v2_t.HEAD_PRUNING),
     )
     if isinstance(model.config, albert.AlbertConfig):  # a BertConfig whose layers are shared
         return None
     return next((t for cls, t in table if isinstance(model.config, cls)), None)
 
 
-_SUPPORTED = "BERT, OpenAI GPT, GPT-2 and XLM models"
+_SUPPORTED = "BERT (RoBERTa, ELECTRA), OpenAI GPT, GPT-2, XLM, DistilBERT and DeBERTa-v2 models"
+
+
+def _unsupported(what: str, model: Any) -> NotImplementedError:
+    from ..archs import albert
+
+    why = ""
+    if isinstance(model.config, albert.AlbertConfig):
+        why = " (ALBERT shares each layer group's weights across its layers)"
+    return NotImplementedError(
+        f"{what} is implemented for {_SUPPORTED}, not {type(model).__name__}{why}; "
+        "silence heads with head_mask=... (apply) instead"
+    )
 
 
 def mask_heads(model: Any, params: Params, heads: Mapping[int, Iterable[int]]) -> Params:
-    """Params in which heads ``{layer: [heads]}`` contribute nothing (BERT, GPT, GPT-2, XLM).
+    """Params in which heads ``{layer: [heads]}`` contribute nothing (the architectures with
+    pruning, see the module's table).
 
     The value projection (weight and bias) of each head becomes 0, so the head's
     context vectors are exactly 0, as with ``head_mask`` 0 for that head: the new params
@@ -325,10 +361,7 @@ def mask_heads(model: Any, params: Params, heads: Mapping[int, Iterable[int]]) -
     """
     transforms = _arch_transforms(model)
     if transforms is None:
-        raise NotImplementedError(
-            f"mask_heads is implemented for {_SUPPORTED}, not {type(model).__name__}; "
-            "pass head_mask=... to apply instead"
-        )
+        raise _unsupported("mask_heads", model)
     return transforms.mask_heads(model, params, heads)
 
 
@@ -337,20 +370,17 @@ def prune_heads(
 ) -> tuple[Any, Params]:
     """Remove heads ``{layer: [head indices of the unpruned model]}``: ``(model, params)``.
 
-    Dispatches to the architecture's own pruning (BERT, OpenAI GPT, GPT-2, XLM: their
-    models' ``prune_heads`` method); the new model's config records ``pruned_heads``
-    so it reloads.
+    Dispatches to the architecture's own pruning (BERT, RoBERTa, ELECTRA, OpenAI GPT,
+    GPT-2, XLM, DistilBERT, DeBERTa-v2: their models' ``prune_heads`` method); the new
+    model's config records ``pruned_heads`` so it reloads.
 
     Raises:
         ValueError: a layer or head index out of range.
-        NotImplementedError: for architectures without head pruning (Transformer-XL,
-            XLNet today): mask with ``head_mask`` instead.
+        NotImplementedError: for architectures without head pruning (ALBERT,
+            Transformer-XL, XLNet today): mask with ``head_mask`` instead.
     """
     if _arch_transforms(model) is None or getattr(model, "prune_heads", None) is None:
-        raise NotImplementedError(
-            f"head pruning is implemented for {_SUPPORTED}, not {type(model).__name__}; "
-            "silence heads with head_mask=... (apply) instead"
-        )
+        raise _unsupported("head pruning", model)
     return model.prune_heads(params, heads_to_prune)
 
 

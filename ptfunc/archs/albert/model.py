@@ -13,6 +13,11 @@ Step ``l`` of ``num_hidden_layers`` runs every inner layer of group
 ``config.group_of_layer(l)``: the same tensors appear several times in the list of layer
 calls, so ``grad`` sums each shared tensor's gradient over its uses, ``vmap`` over params
 maps the one subtree, and ``remat=True`` recomputes each call from its own input.
+
+``head_mask`` (heads,) or (num_hidden_layers, heads) is per step, not per params group:
+row ``l`` multiplies the attention probabilities of step ``l``'s calls (each of its
+``inner_group_num`` inner layers), so a head can be silenced at one step while its shared
+weights still serve the others. Heads cannot be pruned (the weights are shared).
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from .config import AlbertConfig
 
 __all__ = ["AlbertModel", "ALBERT_OPTIONS", "init_base", "init_layer", "encode", "layer_calls"]
 
-ALBERT_OPTIONS = ENCODER_OPTIONS - {"head_mask"}
-"""The encoder options ALBERT takes: BERT's but ``head_mask`` (transformers 5 has none)."""
+ALBERT_OPTIONS = ENCODER_OPTIONS
+"""The encoder options ALBERT takes: BERT's, ``head_mask`` included (transformers 5 has
+none for ALBERT; ptfunc's is per step, see :func:`encode`)."""
 
 
 def init_layer(key: Key, c: AlbertConfig) -> Params:
@@ -120,7 +126,9 @@ def encode(
 ) -> Encoded:
     """input_ids (b, s) -> (b, s, hidden_size); ``hidden_states`` holds the mapped
     embeddings and the output of every layer call (``num_hidden_layers * inner_group_num``
-    of them, as transformers records them), ``attentions`` one tensor per call."""
+    of them, as transformers records them), ``attentions`` one tensor per call.
+    ``options["head_mask"]`` (heads,) or (num_hidden_layers, heads): row ``l`` multiplies
+    the attention probabilities of every inner layer call of step ``l``."""
     encoder = params["encoder"]
     return embed_and_run(
         c, params["embeddings"], encoder["embedding_hidden_mapping_in"], layer_calls(c, encoder),
@@ -137,12 +145,13 @@ class AlbertModel(EncoderModel):
     """The bare ALBERT encoder with pooler (``AlbertModel`` of transformers).
 
     ``apply(params, input_ids, *, attention_mask=None, token_type_ids=None,
-    position_ids=None, output_attentions=None, output_hidden_states=None, train=False,
-    key=None, remat=False, validate=True)`` -> ``BaseModelOutputWithPooling(
+    position_ids=None, head_mask=None, output_attentions=None, output_hidden_states=None,
+    train=False, key=None, remat=False, validate=True)`` -> ``BaseModelOutputWithPooling(
     last_hidden_state (b, s, d), pooler_output (b, d), hidden_states, attentions)``.
 
-    The options mean what they mean for :class:`~ptfunc.archs.bert.BertModel`; there is no
-    ``head_mask`` (an unknown option is a ``TypeError``).
+    The options mean what they mean for :class:`~ptfunc.archs.bert.BertModel`;
+    ``head_mask`` (heads,) or (num_hidden_layers, heads) masks each step's calls (see
+    :func:`encode`). Heads cannot be pruned (the layer groups share their weights).
     """
 
     config_class = AlbertConfig

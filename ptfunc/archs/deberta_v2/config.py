@@ -132,8 +132,6 @@ class DebertaV2Config(PretrainedConfig):
                 f"num_attention_heads ({self.num_attention_heads}) unless attention_head_size "
                 "is given"
             )
-        if self.pruned_heads:
-            raise ConfigError("DebertaV2Config.pruned_heads: head pruning is not supported")
         if self.legacy is False and self.embedding_width != self.hidden_size:
             raise ConfigError(
                 "DebertaV2Config(legacy=False) needs embedding_size == hidden_size (the "

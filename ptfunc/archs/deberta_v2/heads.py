@@ -32,6 +32,7 @@ from .config import DebertaV2Config
 from .model import (
     _ENCODER_OPTIONS,
     Encoded,
+    HeadPruningMixin,
     encode,
     ignored_keys,
     init_embeddings,
@@ -54,7 +55,7 @@ _CHECKPOINT_EXTRAS = tuple(
 )  # the replaced-token-detection head of the Hub's DeBERTa-v3 files: not a param here
 
 
-class _DebertaV2Head(TaskHead):
+class _DebertaV2Head(HeadPruningMixin, TaskHead):
     """A DeBERTa-v2 encoder under ``params["deberta"]`` plus head params beside it."""
 
     config_class = DebertaV2Config

@@ -12,6 +12,14 @@ Params tree (names of the transformers state dict)::
 
 There is no pooler in the base model: the classification heads own a ``pooler``
 (transformers' ``ContextPooler``).
+
+Heads: ``head_mask`` (heads,) or (layers, heads) multiplies each head's attention
+probabilities (1 keeps a head), as BERT's does; ``prune_heads`` removes a head's rows of
+every projection of ``attention.self`` (query, key, value, and ``pos_key_proj`` /
+``pos_query_proj`` when present: each head projects the relative-position table with its
+own rows, shared with the content projections under ``share_att_key``) and its columns of
+``attention.output.dense``. Every score term is per head and the scale depends on
+``head_dim`` only, so the kept heads compute what they computed before.
 """
 
 from __future__ import annotations
@@ -29,15 +37,35 @@ from ...tree import Params
 from .. import inputs
 from ..bert.model import Encoded
 from ..model import Model, check_options, make_output, output_types
+from ..prune import PrunableHeads, layer_head_masks, linear_head_pruning
 from .config import DebertaV2Config
 
 __all__ = [
     "DebertaV2Model",
+    "HEAD_PRUNING",
+    "HeadPruningMixin",
     "BaseModelOutput",
     "init_embeddings",
     "init_encoder",
     "encode",
 ]
+
+_SELF = ("attention", "self")
+HEAD_PRUNING = linear_head_pruning(
+    layers=("encoder", "layer"),
+    rows=tuple((*_SELF, n) for n in ("query_proj", "key_proj", "value_proj")),
+    optional_rows=((*_SELF, "pos_key_proj"), (*_SELF, "pos_query_proj")),
+    cols=("attention", "output", "dense"),
+    value=(*_SELF, "value_proj"),
+)
+"""DeBERTa-v2's head pruning and masking (:mod:`ptfunc.archs.prune`)."""
+
+
+class HeadPruningMixin(PrunableHeads):
+    """``prune_heads`` / ``unprune_heads`` for the DeBERTa-v2 models (base and heads)."""
+
+    head_pruning = HEAD_PRUNING
+
 
 BaseModelOutput = output_types(
     "BaseModelOutput",
@@ -91,7 +119,8 @@ def _init_layer(key: Key, c: DebertaV2Config) -> Params:
 
 def init_encoder(key: Key, c: DebertaV2Config) -> Params:
     """``{"layer": [...], "rel_embeddings": ..., "LayerNorm": ...}`` (the last two when the
-    config has relative attention and ``norm_rel_ebd="layer_norm"``)."""
+    config has relative attention and ``norm_rel_ebd="layer_norm"``); the layers have the
+    shapes ``config.pruned_heads`` records."""
     kl, kr = split(key)
     p: Params = {"layer": [_init_layer(k, c) for k in split(kl, c.num_hidden_layers)]}
     if c.relative_attention:
@@ -99,7 +128,7 @@ def init_encoder(key: Key, c: DebertaV2Config) -> Params:
         p["rel_embeddings"] = embedding.init(kr, 2 * c.span, c.hidden_size, std=std)
     if c.norm_rel_ebd == "layer_norm":
         p["LayerNorm"] = layer_norm.init(c.hidden_size)
-    return p
+    return HEAD_PRUNING.prune_init({"encoder": p}, c)["encoder"]
 
 
 def _embed(
@@ -139,6 +168,7 @@ def check_inputs(
     token_type_ids: Tensor | None,
     position_ids: Tensor | None,
     validate: bool | None,
+    head_mask: Tensor | None = None,
 ) -> None:
     """The shared input checks (:mod:`ptfunc.archs.inputs`) with DeBERTa's sizes.
 
@@ -161,6 +191,8 @@ def check_inputs(
         inputs.check_per_token(
             name, t, b, s, broadcast_batch=broadcast, upper=upper, what=what, **check
         )
+    n_layers, n_heads = c.num_hidden_layers, c.num_attention_heads
+    inputs.check_head_mask(head_mask, n_layers, n_heads, pruned=bool(c.pruned_heads))
 
 
 def _layer(
@@ -170,12 +202,14 @@ def _layer(
     mask: Tensor | None,
     table: Tensor | None,
     relative_pos: Tensor | None,
+    head_mask: Tensor | None = None,
     *,
     need_weights: bool,
     key: Key | None,
     train: bool,
 ) -> tuple[Tensor, Tensor | None]:
-    """One DeBERTa layer: x (b, s, d) -> (y (b, s, d), probs or None)."""
+    """One DeBERTa layer: x (b, s, d) -> (y (b, s, d), probs or None); ``head_mask``
+    (heads, 1, 1) or None multiplies the attention probabilities."""
     k_attn, k_attn_out, k_ff = split_for_dropout(key, 3, train)
     attn = p["attention"]
     context, probs = rel.apply(
@@ -188,6 +222,7 @@ def _layer(
         span=c.span,
         share_att_key=c.share_att_key,
         mask=mask,
+        head_mask=head_mask,
         attention_dropout=c.attention_probs_dropout_prob,
         position_dropout=c.hidden_dropout_prob,
         need_weights=need_weights,
@@ -211,6 +246,7 @@ _ENCODER_OPTIONS = (
     "output_hidden_states",
     "remat",
     "validate",
+    "head_mask",
 )
 """The call options of the encoder, in the order :func:`encode` reads them."""
 
@@ -228,7 +264,8 @@ def encode(
 
     ``options`` holds the encoder options of :class:`DebertaV2Model` (absent ones take
     their defaults). ``attention_mask`` (b, s), 1 = attend: a pair (i, j) is kept when
-    both are kept, as in transformers (a padded query attends uniformly). ``remat=True``
+    both are kept, as in transformers (a padded query attends uniformly). ``head_mask``
+    (heads,) or (layers, heads), counting the unpruned model's heads: 1 keeps a head. ``remat=True``
     recomputes each layer in the backward pass; ``validate=False`` skips the value checks
     of the inputs.
     """
@@ -236,8 +273,9 @@ def encode(
         options.get(name) for name in _ENCODER_OPTIONS[:5]
     )
     remat, validate = options.get("remat", False), options.get("validate", True)
+    head_mask = options.get("head_mask")
     dropout.require_key(train, key)
-    check_inputs(c, input_ids, attention_mask, token_type_ids, position_ids, validate)
+    check_inputs(c, input_ids, attention_mask, token_type_ids, position_ids, validate, head_mask)
     want_att = c.output_attentions if output_attentions is None else output_attentions
     want_hidden = c.output_hidden_states if output_hidden_states is None else output_hidden_states
     keys = split_for_dropout(key, c.num_hidden_layers + 1, train)
@@ -258,28 +296,33 @@ def encode(
             s, s, bucket_size=c.position_buckets, max_position=c.max_relative, device=x.device
         )
 
-    def run_layer(layer: Params, x: Tensor, pair: Any, table: Any, rpos: Any, k: Key | None):
-        return _layer(c, layer, x, pair, table, rpos, need_weights=want_att, key=k, train=train)
+    def run_layer(layer: Params, x: Tensor, pair: Any, table: Any, rpos: Any, head: Any, k: Any):
+        kw = {"need_weights": want_att, "key": k, "train": train}
+        return _layer(c, layer, x, pair, table, rpos, head, **kw)
 
     hidden: list[Tensor] = [x]
     probs_all: list[Tensor] = []
-    for layer, k in zip(enc["layer"], keys[1:]):
-        x, probs = checkpoint(run_layer, layer, x, pair, table, relative_pos, k, enabled=remat)
+    heads = layer_head_masks(head_mask, c, x.dtype)
+    for layer, head, k in zip(enc["layer"], heads, keys[1:]):
+        args = (layer, x, pair, table, relative_pos, head, k)
+        x, probs = checkpoint(run_layer, *args, enabled=remat)
         hidden.append(x)
         if want_att:
             probs_all.append(probs)
     return Encoded(x, tuple(hidden) if want_hidden else (), tuple(probs_all))
 
 
-class DebertaV2Model(Model):
+class DebertaV2Model(HeadPruningMixin, Model):
     """The bare DeBERTa-v2 encoder (``DebertaV2Model`` of transformers).
 
     ``apply(params, input_ids, *, attention_mask=None, token_type_ids=None,
-    position_ids=None, output_attentions=None, output_hidden_states=None, train=False,
-    key=None, remat=False, validate=True)`` -> ``BaseModelOutput(last_hidden_state
-    (b, s, d), hidden_states, attentions)``.
+    position_ids=None, head_mask=None, output_attentions=None, output_hidden_states=None,
+    train=False, key=None, remat=False, validate=True)`` -> ``BaseModelOutput(
+    last_hidden_state (b, s, d), hidden_states, attentions)``.
 
-    ``attention_mask`` (b, s): 1 = attend, 0 = padding. ``train=True`` turns dropout on
+    ``attention_mask`` (b, s): 1 = attend, 0 = padding. ``head_mask`` (heads,) or
+    (layers, heads): 1 keeps a head (transformers 5 has no such option for DeBERTa).
+    ``prune_heads(params, {layer: [heads]})`` removes heads. ``train=True`` turns dropout on
     (every dropout of transformers, ``StableDropout`` included, as inverted dropout) and
     needs ``key``. ``remat=True`` recomputes each layer in the backward pass.
     """

@@ -28,7 +28,7 @@ from ..task_heads import (
     TokenClassificationHead,
 )
 from .config import DistilBertConfig
-from .model import DistilBertModel, encode
+from .model import DistilBertModel, HeadPruningMixin, encode
 
 __all__ = [
     "DistilBertForMaskedLM",
@@ -51,7 +51,7 @@ _ENCODER_OPTIONS = frozenset(
 )
 
 
-class _DistilBertHead(TaskHead):
+class _DistilBertHead(HeadPruningMixin, TaskHead):
     """A DistilBERT encoder under ``params["distilbert"]`` plus head params beside it."""
 
     config_class = DistilBertConfig

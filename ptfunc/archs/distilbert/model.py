@@ -35,10 +35,34 @@ from ...tree import Params
 from .. import inputs
 from ..bert.model import Encoded
 from ..model import Model, make_output, output_types
-from ..prune import layer_head_masks
+from ..prune import PrunableHeads, layer_head_masks, linear_head_pruning
 from .config import DistilBertConfig
 
-__all__ = ["DistilBertModel", "BaseModelOutput", "init_embeddings", "init_transformer", "encode"]
+__all__ = [
+    "DistilBertModel",
+    "BaseModelOutput",
+    "HEAD_PRUNING",
+    "HeadPruningMixin",
+    "init_embeddings",
+    "init_transformer",
+    "encode",
+]
+
+HEAD_PRUNING = linear_head_pruning(
+    layers=("transformer", "layer"),
+    rows=(("attention", "q_lin"), ("attention", "k_lin"), ("attention", "v_lin")),
+    cols=("attention", "out_lin"),
+    value=("attention", "v_lin"),
+)
+"""DistilBERT's head pruning and masking (:mod:`ptfunc.archs.prune`): a head's rows of
+``q_lin``/``k_lin``/``v_lin`` and its columns of ``out_lin``."""
+
+
+class HeadPruningMixin(PrunableHeads):
+    """``prune_heads`` / ``unprune_heads`` for the DistilBERT models (base and heads)."""
+
+    head_pruning = HEAD_PRUNING
+
 
 BaseModelOutput = output_types(
     "BaseModelOutput",
@@ -149,7 +173,7 @@ def check_inputs(
     inputs.check_per_token("attention_mask", attention_mask, b, s)
     pos_kw = dict(upper=n_pos, what="max_position_embeddings", validate=validate)
     inputs.check_per_token("position_ids", position_ids, b, s, broadcast_batch=True, **pos_kw)
-    inputs.check_head_mask(head_mask, c.n_layers, c.n_heads)
+    inputs.check_head_mask(head_mask, c.n_layers, c.n_heads, pruned=bool(c.pruned_heads))
 
 
 def encode(
@@ -202,7 +226,7 @@ def encode(
     return Encoded(x, tuple(hidden) if want_hidden else (), tuple(probs_all) if want_att else ())
 
 
-class DistilBertModel(Model):
+class DistilBertModel(HeadPruningMixin, Model):
     """The bare DistilBERT encoder (``DistilBertModel`` of transformers).
 
     ``apply(params, input_ids, *, attention_mask=None, position_ids=None, head_mask=None,
@@ -212,6 +236,9 @@ class DistilBertModel(Model):
 
     ``attention_mask`` (b, s): 1 = attend, 0 = padding. ``head_mask`` (heads,) or
     (layers, heads): 1 keeps a head. ``train=True`` turns dropout on and needs ``key``.
+
+    ``prune_heads(params, {layer: [heads]})`` removes heads (``(model, params)``, the
+    config recording ``pruned_heads``); ``init`` builds the pruned shapes a config records.
     """
 
     config_class = DistilBertConfig
@@ -222,10 +249,11 @@ class DistilBertModel(Model):
 
     def init(self, key: Key) -> Params:
         ke, kt = split(key)
-        return {
+        base = {
             "embeddings": init_embeddings(ke, self.config),
             "transformer": init_transformer(kt, self.config),
         }
+        return HEAD_PRUNING.prune_init(base, self.config)
 
     def apply(self, params: Params, input_ids: Tensor, **options: Any) -> Any:
         enc = encode(self.config, params, input_ids, **options)

@@ -110,8 +110,9 @@ def embed_and_run(
     mask = o["attention_mask"]
     bias = None if mask is None else attention.additive_mask(mask, dtype)
     heads = [None] * len(layers)
-    if o["head_mask"] is not None:
-        heads = layer_head_masks(o["head_mask"], c, dtype)
+    if o["head_mask"] is not None:  # a row per layer; ALBERT's inner layer calls share it
+        rows = layer_head_masks(o["head_mask"], c, dtype)
+        heads = [m for m in rows for _ in range(len(layers) // len(rows))]
     return run_layers(
         layers, x, make_layer(c, want_att, train), bias=bias, head_masks=heads, keys=keys[1:],
         want_hidden=want_hidden, want_att=want_att, remat=bool(o["remat"]),
