@@ -65,6 +65,8 @@ LANGUAGE_MODELS: dict[str, tuple[str, str | None]] = {
     "qwen3": ("Qwen3ForCausalLM", None),
     "gpt_neox": ("GPTNeoXForCausalLM", None),
 }
+"""``model_type -> (language-model class name, config field of the context length or None)``:
+the models ``generate`` and ``ptfunc generate`` load from a directory or a name."""
 
 
 def load_language_model(

@@ -38,6 +38,7 @@ DoubleHeadsOutput = output_family(
     aliases={"lm_loss": "loss"},
 )
 DoubleHeadsOutputWithLoss = DoubleHeadsOutput  # one family, two names
+"""The same output family under its with-labels name (``lm_labels`` or ``mc_labels`` given)."""
 
 
 def init_head(key: Key, c: Any) -> Params:

@@ -50,6 +50,7 @@ __all__ = ["OutputFamily", "output_family", "TUPLE_FIELDS"]
 TUPLE_FIELDS = frozenset(
     {"hidden_states", "attentions", "mems", "presents", "cache", "past_key_values"}
 )
+"""Fields that hold a tuple of per-layer tensors (left out of the tuple when empty)."""
 
 
 def _absent(value: Any) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 from ._hub import add_hub_arguments, hub_options
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-shakespeare"
+"""The model `ptfunc generate` runs without ``--model``: the tiny GPT-2 shipped in the package."""
 
 __all__ = ["DEFAULT_MODEL", "generate_text", "add_parser", "run"]
 

@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 INDEX_NAME = "index.json"
+"""Name of the JSON file that describes a sharded checkpoint (world size, layout, files)."""
 FORMAT = "ptfunc-sharded/1"
 
 

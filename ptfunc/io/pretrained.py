@@ -71,8 +71,11 @@ __all__ = [
 ]
 
 CONFIG_NAME = "config.json"
+"""The config file of a model directory."""
 SAFE_WEIGHTS_NAME = "model.safetensors"
+"""The weights file of today's layout (tried first when loading)."""
 WEIGHTS_NAME = "pytorch_model.bin"
+"""The weights file of pytorch-transformers 1.0's layout (read with ``weights_only=True``)."""
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:

@@ -236,8 +236,8 @@ def from_config(
         ``"yarn"``'s ``beta_fast``/``beta_slow`` of None (or 0) become 32 and 1.
 
     Raises:
-        ConfigError (a ValueError): unknown ``rope_type``, a missing required key, a
-        non-positive or non-numeric value, or an odd or empty ``rotary_dim``.
+        ConfigError: (a ValueError) unknown ``rope_type``, a missing required key, a
+            non-positive or non-numeric value, or an odd or empty ``rotary_dim``.
 
     >>> rope = from_config({"type": "dynamic", "factor": 2.0}, head_dim=64,
     ...                    max_position_embeddings=2048, partial_rotary_factor=0.25)

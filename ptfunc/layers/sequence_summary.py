@@ -17,6 +17,7 @@ from . import activations, dropout, linear
 __all__ = ["init", "apply", "SUMMARY_TYPES"]
 
 SUMMARY_TYPES = ("last", "first", "mean", "cls_index", "token_ids")
+"""The accepted ``summary_type`` values (pytorch-transformers 1.0's, plus ``token_ids``)."""
 
 
 def init(

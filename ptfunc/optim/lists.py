@@ -191,7 +191,9 @@ class ListOps:
 
 
 FOREACH = ListOps(foreach=True)
+"""The ``torch._foreach_*`` backend: one call per op over all the leaves."""
 LOOP = ListOps(foreach=False)
+"""The per-leaf Python loop (the reference op order; the one used under ``torch.func``)."""
 
 
 def backend(reference: bool = False) -> ListOps:

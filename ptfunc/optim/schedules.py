@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 Schedule = Callable[[Tensor], Tensor]
+"""A schedule: step count (0-d int64 tensor or int) -> lr multiplier (0-d float64 tensor)."""
 
 
 def _step(count: Tensor | int) -> Tensor:
@@ -165,6 +166,7 @@ LEGACY_SCHEDULES = (
     "warmup_cosine_hard_restarts",
     "warmup_cosine_warmup_restarts",
 )
+"""The schedule names :func:`legacy` takes (pytorch-pretrained-bert 0.6.2's ``SCHEDULES``)."""
 
 
 def legacy(

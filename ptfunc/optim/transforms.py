@@ -51,12 +51,17 @@ class ScheduleState(NamedTuple):
 
 
 class ScaleByAdamState(NamedTuple):
+    """State of :func:`scale_by_adam`: the step count and the first and second moments
+    ``mu``, ``nu`` (trees shaped as the params)."""
+
     count: Tensor
     mu: Any
     nu: Any
 
 
 class MaskedState(NamedTuple):
+    """State of :func:`masked`: the inner transformation's state, over the masked leaves."""
+
     inner: Any
 
 

@@ -74,8 +74,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
+"""The Rust tokenizers' serialisation file a model directory may hold."""
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
+"""The default chat template's file, as ``transformers`` 5 saves it."""
 CHAT_TEMPLATE_DIR = "additional_chat_templates"
+"""The folder of named chat templates (``<name>.jinja``), as ``transformers`` 5 saves them."""
 
 # tokenizer_config.json keys the constructor reads; the others are kept and written back
 _OPTIONS = (

@@ -129,6 +129,7 @@ TransfoXLLMHeadModelOutput = output_family(
     computed={"loss": _mean_nll},
 )
 TransfoXLLMHeadModelOutputWithLoss = TransfoXLLMHeadModelOutput  # one family, two names
+"""The same output family under its with-labels name."""
 
 
 _BUFFERS = ("pos_emb.inv_freq",)

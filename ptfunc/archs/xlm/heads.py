@@ -55,6 +55,7 @@ XLMForQuestionAnsweringOutput = output_family(
     loss_name="XLMForQuestionAnsweringLossOutput",
 )
 XLMForQuestionAnsweringLossOutput = XLMForQuestionAnsweringOutput  # one family, two names
+"""The same output family under its with-loss name (start and end positions given)."""
 
 
 class _XLMHead(ParamTransforms, HeadModel):

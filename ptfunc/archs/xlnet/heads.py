@@ -61,6 +61,7 @@ XLNetForQuestionAnsweringOutput = output_family(
     loss_name="XLNetForQuestionAnsweringLossOutput",
 )
 XLNetForQuestionAnsweringLossOutput = XLNetForQuestionAnsweringOutput  # one family, two names
+"""The same output family under its with-loss name (start and end positions given)."""
 
 _BASE_OPTIONS = frozenset(
     {
