@@ -23,6 +23,8 @@ supplies through a hook:
   (transformers).
 - :class:`QuestionAnsweringHead`: ``qa_outputs`` Linear(hidden, 2) to start and end
   logits (b, s), loss the mean of the two span cross-entropies.
+- :class:`TiedLMHead`: logits through the tied token embeddings plus a bias (XLNet, XLM).
+- :class:`SquadBeamHead`: XLNet's and XLM's beam-search SQuAD head.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..layers import activations, dropout, linear, losses
+from ..layers import activations, dropout, embedding, linear, losses, question_answering
 from ..random import Key, split, split_for_dropout
 from ..tree import Params
 from . import inputs, outputs
@@ -41,11 +43,13 @@ from .model import make_output
 
 __all__ = [
     "TaskHead",
+    "TiedLMHead",
     "SequenceClassificationHead",
     "FirstTokenClassificationHead",
     "MultipleChoiceHead",
     "TokenClassificationHead",
     "QuestionAnsweringHead",
+    "SquadBeamHead",
 ]
 
 
@@ -93,12 +97,38 @@ class TaskHead(HeadModel):
         key: Key | None = None,
         **options: Any,
     ) -> Any:
-        """Run the base model and the head; ``options`` are the labels and base options."""
+        """Run the base model and the head; ``options`` are the labels and base options.
+
+        The base model returns a tuple whose first item is its last hidden state (b, s, d).
+        """
         input_ids, options = self.prepare(input_ids, dict(options))
         given = {name: options.pop(name) for name in self.label_names if name in options}
         enc, k_head = self._encode(params, input_ids, options, key, train)
-        loss, *values = self.head(params, enc.sequence_output, k_head, train, **given)
-        return make_output(self.output, loss, *values, enc.hidden_states, enc.attentions)
+        loss, *values = self.head(params, enc[0], k_head, train, **given)
+        return self.finish(loss, values, tuple(enc[1:]))
+
+    def finish(self, loss: Tensor | None, values: list[Any], rest: tuple[Any, ...]) -> Any:
+        """The output from the head's loss and values and the base model's other outputs
+        ``rest`` (everything after its last hidden state: cache or mems where the model has
+        them, hidden states, attentions)."""
+        return make_output(self.output, loss, *values, *rest)
+
+
+class TiedLMHead(TaskHead):
+    """Language-model logits straight from the last hidden state: h (b, s, d) times the
+    token embeddings (``token_embedding_path`` under the base model, tied) plus the
+    vocabulary bias at ``vocab_biases[0]``: (b, s, V). ``labels`` (b, s), not shifted;
+    negative labels are ignored (XLNet, XLM)."""
+
+    def head(self, params: Params, h: Tensor, key: Key | None, train: bool, labels=None):
+        table = params[self.base_model_prefix]
+        for name in self.token_embedding_path[:-1]:
+            table = table[name]
+        bias = params
+        for name in self.vocab_biases[0]:
+            bias = bias[name]
+        logits = embedding.attend(table, h, bias)
+        return None if labels is None else losses.cross_entropy(logits, labels), logits
 
 
 class SequenceClassificationHead(TaskHead):
@@ -235,3 +265,33 @@ class QuestionAnsweringHead(TaskHead):
             loss = losses.span_loss(start, start_positions) + losses.span_loss(end, end_positions)
             loss = loss / 2
         return loss, start, end
+
+
+class SquadBeamHead(TaskHead):
+    """XLNet's and XLM's SQuAD head (:mod:`ptfunc.layers.question_answering`): start and
+    end logits, the top ``start_n_top`` x ``end_n_top`` beam and the answerability logit.
+
+    ``start_positions``, ``end_positions`` (b,) give the loss (with ``cls_index`` and
+    ``is_impossible`` (b,), the answerability loss too); ``p_mask`` (b, s), 1 = not an
+    answer token, applies in both modes. The output family holds the loss and no beam
+    when trained, the beam and no loss otherwise.
+    """
+
+    label_names = ("start_positions", "end_positions", "cls_index", "is_impossible", "p_mask")
+
+    def qa_params(self, params: Params) -> Params:
+        """The head's params (``start_logits``, ``end_logits``, ``answer_class``)."""
+        raise NotImplementedError
+
+    def head(self, params, h, key, train, **labels):  # noqa: ANN001
+        c = self.config
+        out = question_answering.apply(
+            self.qa_params(params), h, start_n_top=c.start_n_top, end_n_top=c.end_n_top,
+            eps=c.layer_norm_eps, **labels,
+        )  # fmt: skip
+        if isinstance(out, question_answering.BeamOutput):
+            return (None, *out)
+        return (out, *(None,) * len(question_answering.BeamOutput._fields))
+
+    def finish(self, loss: Tensor | None, values: list[Any], rest: tuple[Any, ...]) -> Any:
+        return self.output.make(loss, *values, *rest)

@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...layers import embedding, losses, question_answering, sequence_summary
+from ...layers import question_answering, sequence_summary
 from ...random import Key
 from ...tree import Params
-from ..head import HeadModel
-from ..model import make_output, output_types
+from ..model import output_types
 from ..output_tuple import output_family
+from ..task_heads import SequenceClassificationHead, SquadBeamHead, TaskHead, TiedLMHead
 from .config import XLMConfig
 from .model import BASE_OPTIONS, Encoded, XLMModel, check_config, init_transformer, transformer
 from .prune import ParamTransforms
@@ -58,7 +58,7 @@ XLMForQuestionAnsweringLossOutput = XLMForQuestionAnsweringOutput  # one family,
 """The same output family under its with-loss name (start and end positions given)."""
 
 
-class _XLMHead(ParamTransforms, HeadModel):
+class _XLMHead(ParamTransforms, TaskHead):
     """An XLM transformer under ``params["transformer"]`` plus head params beside it."""
 
     config_class = XLMConfig
@@ -80,7 +80,7 @@ class _XLMHead(ParamTransforms, HeadModel):
         return transformer(self.config, params, input_ids, key=key, train=train, **options)
 
 
-class XLMWithLMHeadModel(_XLMHead):
+class XLMWithLMHeadModel(_XLMHead, TiedLMHead):
     """XLM with the prediction layer ``pred_layer.proj``: the word embeddings (one
     leaf, tied) plus its own bias (vocab_size,).
 
@@ -92,6 +92,7 @@ class XLMWithLMHeadModel(_XLMHead):
 
     tied = {"pred_layer.proj.weight": "transformer.embeddings.weight"}
     vocab_biases = (("pred_layer", "proj", "bias"),)
+    output = XLMWithLMHeadModelOutput
 
     def __init__(self, config: XLMConfig) -> None:
         super().__init__(config)
@@ -103,25 +104,6 @@ class XLMWithLMHeadModel(_XLMHead):
 
     def init_head(self, key: Key) -> Params:
         return {"pred_layer": {"proj": {"bias": torch.zeros(self.config.vocab_size)}}}
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
-        logits = embedding.attend(
-            params["transformer"]["embeddings"],
-            enc.last_hidden_state,
-            params["pred_layer"]["proj"]["bias"],
-        )
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(XLMWithLMHeadModelOutput, loss, logits, *enc[1:])
 
     def decode_step(
         self,
@@ -149,13 +131,15 @@ class XLMWithLMHeadModel(_XLMHead):
         return out.logits[:, -1], new
 
 
-class XLMForSequenceClassification(_XLMHead):
+class XLMForSequenceClassification(_XLMHead, SequenceClassificationHead):
     """``SequenceSummary`` (``summary_type`` "first" by default, projection straight to
     num_labels, ``summary_first_dropout``) under ``sequence_summary``.
 
     Labels: ``labels`` (b,) class ids, or floats for regression when ``num_labels == 1``.
     Returns ``XLMForSequenceClassificationOutput(logits (b, num_labels), cache, ...)``.
     """
+
+    output = XLMForSequenceClassificationOutput
 
     def init_head(self, key: Key) -> Params:
         c = self.config
@@ -170,34 +154,16 @@ class XLMForSequenceClassification(_XLMHead):
             )
         }
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
+    def classify(self, params: Params, h: Tensor, key: Key | None, train: bool) -> Tensor:
         c = self.config
-        enc, k_head = self._encode(params, input_ids, options, key, train)
-        logits = sequence_summary.apply(
-            params["sequence_summary"],
-            enc.last_hidden_state,
-            summary_type=c.summary_type,
-            activation=c.summary_activation,
-            first_dropout=c.summary_first_dropout,
-            key=k_head,
+        return sequence_summary.apply(
+            params["sequence_summary"], h, summary_type=c.summary_type,
+            activation=c.summary_activation, first_dropout=c.summary_first_dropout, key=key,
             train=train,
-        )
-        loss = (
-            None if labels is None else losses.sequence_classification(logits, labels, c.num_labels)
-        )
-        return make_output(XLMForSequenceClassificationOutput, loss, logits, *enc[1:])
+        )  # fmt: skip
 
 
-class XLMForQuestionAnswering(_XLMHead):
+class XLMForQuestionAnswering(_XLMHead, SquadBeamHead):
     """The SQuAD head of :mod:`ptfunc.layers.question_answering` under ``qa_outputs``.
 
     Labels: ``start_positions``, ``end_positions`` (b,); optional ``cls_index`` and
@@ -209,6 +175,8 @@ class XLMForQuestionAnswering(_XLMHead):
     the top ``start_n_top`` starts, ``end_n_top`` ends per start and ``cls_logits``.
     """
 
+    output = XLMForQuestionAnsweringOutput
+
     def init_head(self, key: Key) -> Params:
         return {
             "qa_outputs": question_answering.init(
@@ -216,35 +184,5 @@ class XLMForQuestionAnswering(_XLMHead):
             )
         }
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        start_positions: Tensor | None = None,
-        end_positions: Tensor | None = None,
-        cls_index: Tensor | None = None,
-        is_impossible: Tensor | None = None,
-        p_mask: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        c = self.config
-        enc, _ = self._encode(params, input_ids, options, key, train)
-        out = question_answering.apply(
-            params["qa_outputs"],
-            enc.last_hidden_state,
-            start_n_top=c.start_n_top,
-            end_n_top=c.end_n_top,
-            start_positions=start_positions,
-            end_positions=end_positions,
-            cls_index=cls_index,
-            is_impossible=is_impossible,
-            p_mask=p_mask,
-            eps=c.layer_norm_eps,
-        )
-        if isinstance(out, question_answering.BeamOutput):
-            return XLMForQuestionAnsweringOutput.make(None, *out, *enc[1:])
-        no_beam = (None,) * len(question_answering.BeamOutput._fields)
-        return XLMForQuestionAnsweringOutput.make(out, *no_beam, *enc[1:])
+    def qa_params(self, params: Params) -> Params:
+        return params["qa_outputs"]

@@ -17,12 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...layers import embedding, linear, losses, question_answering, sequence_summary
+from ...layers import linear, question_answering, sequence_summary
 from ...random import Key, split
 from ...tree import Params
-from ..head import HeadModel
-from ..model import make_output, output_types
+from ..model import output_types
 from ..output_tuple import output_family
+from ..task_heads import SequenceClassificationHead, SquadBeamHead, TaskHead, TiedLMHead
 from .config import XLNetConfig
 from .model import Encoded, XLNetModel, init_transformer, transformer
 
@@ -81,7 +81,7 @@ _BASE_OPTIONS = frozenset(
 )
 
 
-class _XLNetHead(HeadModel):
+class _XLNetHead(TaskHead):
     """An XLNet transformer under ``params["transformer"]`` plus head params beside it."""
 
     config_class = XLNetConfig
@@ -98,7 +98,7 @@ class _XLNetHead(HeadModel):
         return transformer(self.config, params, input_ids, key=key, train=train, **options)
 
 
-class XLNetLMHeadModel(_XLNetHead):
+class XLNetLMHeadModel(_XLNetHead, TiedLMHead):
     """XLNet with the language-model head ``lm_loss``: the word embedding (one leaf,
     tied) plus its own bias (vocab,).
 
@@ -109,26 +109,10 @@ class XLNetLMHeadModel(_XLNetHead):
 
     tied = {"lm_loss.weight": "transformer.word_embedding.weight"}
     vocab_biases = (("lm_loss", "bias"),)
+    output = XLNetLMHeadModelOutput
 
     def init_head(self, key: Key) -> Params:
         return {"lm_loss": {"bias": torch.zeros(self.config.vocab_size)}}
-
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        enc, _ = self._encode(params, input_ids, options, key, train)
-        logits = embedding.attend(
-            params["transformer"]["word_embedding"], enc.output, params["lm_loss"]["bias"]
-        )
-        loss = None if labels is None else losses.cross_entropy(logits, labels)
-        return make_output(XLNetLMHeadModelOutput, loss, logits, *enc[1:])
 
     def decode_step(
         self,
@@ -189,13 +173,15 @@ class XLNetLMHeadModel(_XLNetHead):
         return out.logits[:, 0], (tuple(m[:-1] for m in out.mems), length)
 
 
-class XLNetForSequenceClassification(_XLNetHead):
+class XLNetForSequenceClassification(_XLNetHead, SequenceClassificationHead):
     """``SequenceSummary`` (``summary_type``, projection to d_model, ``summary_activation``,
     ``summary_last_dropout``) then ``logits_proj`` Linear(d_model, num_labels).
 
     Labels: ``labels`` (b,) class ids, or floats for regression when ``num_labels == 1``.
     Returns ``XLNetForSequenceClassificationOutput(logits (b, num_labels), mems, ...)``.
     """
+
+    output = XLNetForSequenceClassificationOutput
 
     def init_head(self, key: Key) -> Params:
         c = self.config
@@ -212,35 +198,17 @@ class XLNetForSequenceClassification(_XLNetHead):
             "logits_proj": linear.init(kp, c.d_model, c.num_labels, std=c.initializer_range),
         }
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        labels: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
+    def classify(self, params: Params, h: Tensor, key: Key | None, train: bool) -> Tensor:
         c = self.config
-        enc, k_head = self._encode(params, input_ids, options, key, train)
         summary = sequence_summary.apply(
-            params["sequence_summary"],
-            enc.output,
-            summary_type=c.summary_type,
-            activation=c.summary_activation,
-            last_dropout=c.summary_last_dropout,
-            key=k_head,
+            params["sequence_summary"], h, summary_type=c.summary_type,
+            activation=c.summary_activation, last_dropout=c.summary_last_dropout, key=key,
             train=train,
-        )
-        logits = linear.apply(params["logits_proj"], summary)
-        loss = (
-            None if labels is None else losses.sequence_classification(logits, labels, c.num_labels)
-        )
-        return make_output(XLNetForSequenceClassificationOutput, loss, logits, *enc[1:])
+        )  # fmt: skip
+        return linear.apply(params["logits_proj"], summary)
 
 
-class XLNetForQuestionAnswering(_XLNetHead):
+class XLNetForQuestionAnswering(_XLNetHead, SquadBeamHead):
     """The SQuAD head of :mod:`ptfunc.layers.question_answering` (``start_logits``,
     ``end_logits``, ``answer_class`` beside ``transformer``).
 
@@ -254,38 +222,10 @@ class XLNetForQuestionAnswering(_XLNetHead):
     ``cls_logits`` (softmax probabilities named log_probs, as in the seed).
     """
 
+    output = XLNetForQuestionAnsweringOutput
+
     def init_head(self, key: Key) -> Params:
         return question_answering.init(key, self.config.d_model, std=self.config.initializer_range)
 
-    def apply(
-        self,
-        params: Params,
-        input_ids: Tensor,
-        *,
-        start_positions: Tensor | None = None,
-        end_positions: Tensor | None = None,
-        cls_index: Tensor | None = None,
-        is_impossible: Tensor | None = None,
-        p_mask: Tensor | None = None,
-        train: bool = False,
-        key: Key | None = None,
-        **options: Any,
-    ) -> Any:
-        c = self.config
-        enc, _ = self._encode(params, input_ids, options, key, train)
-        out = question_answering.apply(
-            params,
-            enc.output,
-            start_n_top=c.start_n_top,
-            end_n_top=c.end_n_top,
-            start_positions=start_positions,
-            end_positions=end_positions,
-            cls_index=cls_index,
-            is_impossible=is_impossible,
-            p_mask=p_mask,
-            eps=c.layer_norm_eps,
-        )
-        if isinstance(out, question_answering.BeamOutput):
-            return XLNetForQuestionAnsweringOutput.make(None, *out, *enc[1:])
-        no_beam = (None,) * len(question_answering.BeamOutput._fields)
-        return XLNetForQuestionAnsweringOutput.make(out, *no_beam, *enc[1:])
+    def qa_params(self, params: Params) -> Params:
+        return params
