@@ -280,6 +280,7 @@ def _worker(out: Path) -> None:
     results["gathered_fallback"] = ptd.gather_params(shards, layout)
     results["scattered_fallback"] = ptd.reduce_scatter_grads(floats, layout)
     torch.save(results, out / f"rank{r}.pt")
+    dist.barrier()  # no rank tears gloo down while a peer still talks to it
     dist.destroy_process_group()
 
 

@@ -27,6 +27,7 @@ Example (one process; the same lines run unchanged under ``torchrun``):
     tensor([3., 4., 0.])
 """
 
+from . import dcp as dcp  # DCP-format checkpoints: dcp.save / dcp.load / dcp.consolidate
 from ._comm import is_initialized, rank, world_size
 from .checkpoint import (
     consolidate,

@@ -1,0 +1,495 @@
+"""Checkpoints in the ``torch.distributed.checkpoint`` (DCP) format, re-loadable on any world size.
+
+:func:`save` writes a train state (:class:`~ptfunc.train_state.TrainState`: params,
+optimizer state, step, key, extra) or any tree of tensors as a DCP directory (``.metadata``
+plus one ``__<rank>_0.distcp`` file per rank); :func:`load` reads it back into the
+structure of a ``like`` tree, in one process (no process group needed) or on any number
+of ranks; :func:`consolidate` returns a plain ``{dotted.name: tensor}`` state dict.
+
+How a tree is stored: the DCP state dict is flat, keyed by dotted names
+(``params.encoder.layer.0.attention.self.query.weight``, ``opt_state.1.mu.<param>``,
+``key``, ``step``). Every params leaf, and every optimizer-state leaf that mirrors one (as
+in :mod:`.checkpoint`: its name ends with the param's name and its shape is the param's),
+is stored **flattened to 1-D** with its full shape recorded, because a sharded run
+(:mod:`.sharded`) cuts each flattened leaf into ``ceil(numel / world)`` pieces. Each rank
+of a sharded run saves its piece, without the padding, as a
+:class:`~torch.distributed.tensor.DTensor` sharded on dim 0 of a 1-D mesh (``torch.chunk``
+splits a length like :class:`~ptfunc.distributed.ShardLayout` does), and DCP reads back
+whatever piece another layout asks for. So a checkpoint written by ``N`` ranks loads on
+``M`` ranks (pass that run's ``layout``) and in one process (full trees); leaves that do
+not mirror a param (step counts, learning rates, the key) are the same on every rank and
+written once. The step, the ``extra`` JSON values and a description of the entries are
+stored as tensors (the description as UTF-8 JSON bytes), not pickles.
+
+A save is atomic: the ranks write into a staging directory beside ``path`` which rank 0
+renames to ``path`` once every rank has written (a killed save leaves no ``path``; the next
+save there removes the staging leftovers). Save each checkpoint to its own directory
+(``ckpt/step-100``): an existing ``path`` is refused. DCP's own ``.metadata`` file is a
+pickle, which :func:`load` reads: load only checkpoints you trust.
+
+Example (one process; under ``torchrun`` pass ``layout=`` for sharded params):
+    >>> import tempfile, pathlib, torch
+    >>> from ptfunc import distributed as ptd, optim, random
+    >>> from ptfunc.train_state import TrainState
+    >>> params = {"w": torch.arange(6.0).view(2, 3)}
+    >>> opt = optim.adamw(1e-2)
+    >>> state = TrainState(params, opt.init(params), 7, random.key(3), {"epoch": 1})
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "step-7"
+    >>> _ = ptd.dcp.save(path, state)
+    >>> back = ptd.dcp.load(path, state)
+    >>> back.step, back.extra, torch.equal(back.params["w"], params["w"])
+    (7, {'epoch': 1}, True)
+    >>> ptd.dcp.consolidate(path)["params.w"].shape
+    torch.Size([2, 3])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .._atomic import new_directory
+from ..errors import CheckpointError
+from ..train_state import TrainState, _kinds, _subtree
+from ..tree import from_flat_dict, to_flat_dict
+from ._comm import Group, rank, world_size
+from .checkpoint import _param_for
+from .sharded import ShardLayout
+
+__all__ = ["save", "load", "consolidate", "FORMAT"]
+
+FORMAT = "ptfunc-dcp/1"
+"""The ``format`` recorded in every checkpoint's description entry."""
+_META = "ptfunc.meta"  # uint8 tensor: UTF-8 JSON describing the entries
+
+
+# -- building the flat DCP state dict -----------------------------------------------------
+
+
+def _flattened_names(state: Any, layout: ShardLayout | None) -> dict[str, tuple[int, ...]]:
+    """``{dcp name: full shape}`` of the entries stored flattened (params and their mirrors)."""
+    if isinstance(state, TrainState):
+        params, prefix = state.params, "params."
+    else:
+        params, prefix = state, ""
+    sharded = layout is not None
+    if layout is None:
+        layout = ShardLayout.of(params, 1)
+    out = {prefix + leaf.name: leaf.shape for leaf in layout.leaves}
+    if isinstance(state, TrainState):
+        for name, x in to_flat_dict(state.opt_state).items():
+            if isinstance(x, Tensor):
+                leaf = _param_for(name, tuple(x.shape), layout, full=not sharded)
+                if leaf is not None:
+                    out[f"opt_state.{name}"] = leaf.shape
+    return out
+
+
+def _entries(state: Any) -> dict[str, Any]:
+    """The tree's leaves under their DCP names (``params.``/``opt_state.`` for a train state)."""
+    if not isinstance(state, TrainState):
+        flat = dict(to_flat_dict(state))
+        if _META in flat:
+            raise ValueError(f"{_META!r} is reserved for the checkpoint's description")
+        return flat
+    flat: dict[str, Any] = {}
+    for prefix, tree in (("params", state.params), ("opt_state", state.opt_state)):
+        for name, value in to_flat_dict(tree).items():
+            flat[f"{prefix}.{name}" if name else prefix] = value
+    return flat
+
+
+def _check_layout(state: Any, layout: ShardLayout | None, world: int) -> None:
+    if layout is None:
+        return
+    if layout.world_size != world:
+        raise ValueError(
+            f"the layout cuts leaves into {layout.world_size} pieces but the group has "
+            f"{world} processes"
+        )
+    params = state.params if isinstance(state, TrainState) else state
+    names = to_flat_dict(params)
+    if len(names) != len(layout.leaves):
+        raise ValueError(
+            f"the params have {len(names)} leaves, the layout {len(layout.leaves)}; "
+            "was the layout made from another model?"
+        )
+    for leaf in layout.leaves:
+        x = names.get(leaf.name)
+        if x is None or tuple(x.shape) != (leaf.shard_numel,):
+            got = "no such leaf" if x is None else tuple(x.shape)
+            raise ValueError(
+                f"params leaf {leaf.name}: expected its piece ({leaf.shard_numel},), got {got}"
+            )
+
+
+def _mesh(group: Group, device: torch.device) -> Any:
+    from torch.distributed.device_mesh import DeviceMesh
+
+    return DeviceMesh.from_group(group or dist.group.WORLD, device.type)
+
+
+def _piece(x: Tensor, numel: int, mesh: Any, me: int, world: int) -> Any:
+    """This rank's piece of a flattened leaf of ``numel`` elements, as a sharded DTensor."""
+    from torch.distributed.tensor import DTensor, Shard
+
+    size = x.numel()  # == ceil(numel / world), padding included
+    valid = max(0, min(size, numel - me * size))
+    return DTensor.from_local(
+        x.reshape(-1)[:valid], mesh, [Shard(0)], run_check=False, shape=(numel,), stride=(1,)
+    )
+
+
+def _state_dict(
+    state: Any, layout: ShardLayout | None, group: Group, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The flat DCP state dict of ``state`` (pieces as DTensors where ``layout`` is given)."""
+    world, me = world_size(group), rank(group)
+    flattened = _flattened_names(state, layout)
+    entries = _entries(state)
+    mesh = None
+    out: dict[str, Any] = {}
+    for name, x in entries.items():
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}: expected a tensor leaf, got {type(x).__name__}")
+        if name not in flattened:
+            out[name] = x
+        elif layout is None or world == 1:
+            out[name] = x.reshape(-1)
+        else:
+            if mesh is None:
+                mesh = _mesh(group, x.device)
+            out[name] = _piece(x, math.prod(flattened[name]), mesh, me, world)
+    if isinstance(state, TrainState):
+        out["key"] = state.key
+        out["step"] = torch.tensor(int(state.step), dtype=torch.int64)
+    meta |= {
+        "format": FORMAT,
+        "kind": "train_state" if isinstance(state, TrainState) else "tree",
+        "shapes": {k: list(v) for k, v in flattened.items()},
+    }
+    out[_META] = torch.frombuffer(bytearray(json.dumps(meta).encode()), dtype=torch.uint8)
+    return out
+
+
+# -- save -----------------------------------------------------------------------------------
+
+
+def _broadcast(obj: Any, group: Group) -> Any:
+    box = [obj]
+    src = 0 if group is None else dist.get_global_rank(group, 0)
+    dist.broadcast_object_list(box, src=src, group=group)
+    return box[0]
+
+
+def save(
+    path: str | os.PathLike[str],
+    state: Any,
+    *,
+    layout: ShardLayout | None = None,
+    process_group: Group = None,
+) -> Path:
+    """Write ``state`` (a :class:`~ptfunc.train_state.TrainState` or a tree of tensors) to
+    the new directory ``path`` in DCP format, atomically.
+
+    Call it on every rank of ``process_group`` at once (it synchronises them); without a
+    process group it runs as one process. ``layout`` says that ``state``'s params are this
+    rank's pieces of a sharded run (:func:`~ptfunc.distributed.shard_params` output and
+    ``opt.init`` of it); without it the params are the full tree (the same on every rank,
+    written once).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        FileExistsError: ``path`` exists (on every rank).
+        ValueError: ``layout`` does not fit the params or the group.
+    """
+    path = Path(path)
+    world, me = world_size(process_group), rank(process_group)
+    _check_layout(state, layout, world)
+    meta: dict[str, Any] = {}
+    if isinstance(state, TrainState):
+        if not isinstance(state.key, Tensor):
+            raise TypeError(
+                f"the train state's key must be a tensor, got {type(state.key).__name__}"
+            )
+        meta["extra"] = state.extra or {}
+        meta["opt_state_kinds"] = _kinds(state.opt_state)
+        json.dumps(meta["extra"])  # not JSON: fail before writing anything
+    state_dict = _state_dict(state, layout, process_group, meta)
+
+    import torch.distributed.checkpoint as dcp
+
+    stack = contextlib.ExitStack()  # rank 0's staging directory
+    staging, error = None, None
+    if me == 0:
+        try:
+            if os.path.lexists(path):
+                raise FileExistsError(
+                    f"{path} exists; save each checkpoint to a new directory (step-N)"
+                )
+            staging = str(stack.enter_context(new_directory(path)))
+        except OSError as err:
+            error = (type(err).__name__, str(err))
+    if world > 1:
+        staging, error = _broadcast((staging, error), process_group)
+    _raise(error)
+    written = False
+    try:
+        with stack:  # leaving it, rank 0 renames the staging directory to ``path``
+            with _quiet():
+                dcp.save(
+                    state_dict,
+                    storage_writer=dcp.FileSystemWriter(staging),
+                    process_group=process_group,
+                    no_dist=world == 1,
+                )
+            if world > 1:
+                dist.barrier(group=process_group)  # every rank has written
+            written = True
+    except OSError as err:
+        if not (written and world > 1):
+            raise
+        error = (type(err).__name__, str(err))  # rank 0's rename failed: tell the others
+    if world > 1:
+        _raise(_broadcast(error, process_group))  # returns once ``path`` is in place
+    return path
+
+
+def _raise(error: tuple[str, str] | None) -> None:
+    """Raise on every rank the ``(kind, message)`` of an ``OSError`` rank 0 met."""
+    if error is not None:
+        kind, message = error
+        raise (FileExistsError if kind == "FileExistsError" else OSError)(message)
+
+
+# -- load -----------------------------------------------------------------------------------
+
+
+def _read_metadata(path: Path) -> Any:
+    import torch.distributed.checkpoint as dcp
+
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such checkpoint directory")
+    if not (path / ".metadata").is_file():
+        raise CheckpointError(
+            f"{path} is not a complete DCP checkpoint (no .metadata: an interrupted save, "
+            "or another kind of directory)"
+        )
+    try:
+        return dcp.FileSystemReader(str(path)).read_metadata()
+    except Exception as err:
+        raise CheckpointError(f"{path}: cannot read its .metadata ({err})") from err
+
+
+def _dcp_load(path: Path, state_dict: dict[str, Any], group: Group, no_dist: bool) -> None:
+    import torch.distributed.checkpoint as dcp
+
+    try:
+        with _quiet():
+            dcp.load(
+                state_dict,
+                storage_reader=dcp.FileSystemReader(str(path)),
+                process_group=group,
+                no_dist=no_dist,
+            )
+    except (Exception, dcp.CheckpointException) as err:  # the latter is a BaseException
+        raise CheckpointError(
+            f"{path}: reading the checkpoint failed (a damaged or incomplete checkpoint?): "
+            f"{_short(err)}"
+        ) from err
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """DCP warns that it runs as one process whenever ``no_dist`` is set: that is meant here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[-1][:500] if text else type(err).__name__
+
+
+def _read_meta(path: Path, metadata: Any) -> dict[str, Any]:
+    info = metadata.state_dict_metadata.get(_META)
+    if info is None or not hasattr(info, "size"):
+        raise CheckpointError(f"{path} is a DCP checkpoint but was not written by ptfunc")
+    buf = torch.empty(tuple(info.size), dtype=torch.uint8)
+    _dcp_load(path, {_META: buf}, None, no_dist=True)
+    try:
+        meta = json.loads(bytes(buf.tolist()).decode())
+    except ValueError as err:
+        raise CheckpointError(f"{path}: its description entry is damaged ({err})") from err
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta
+
+
+def _dtype_of(info: Any) -> torch.dtype:
+    return info.properties.dtype
+
+
+def _problems(
+    path: Path, want: dict[str, tuple[tuple[int, ...], torch.dtype]], metadata: Any
+) -> None:
+    saved = {k: v for k, v in metadata.state_dict_metadata.items() if hasattr(v, "size")}
+    saved.pop(_META, None)
+    problems = []
+    for name in sorted(set(saved) | set(want)):
+        if name not in want:
+            problems.append(f"{name}: in the checkpoint, not in the tree being loaded")
+        elif name not in saved:
+            problems.append(f"{name}: in the tree being loaded, not in the checkpoint")
+        else:
+            got = (tuple(saved[name].size), _dtype_of(saved[name]))
+            if got[0] != want[name][0] or got[1] != want[name][1]:
+                problems.append(
+                    f"{name}: checkpoint {got[0]} {got[1]} vs tree {want[name][0]} {want[name][1]}"
+                )
+    if problems:
+        shown = problems[:12]
+        if len(problems) > len(shown):
+            shown.append(f"... and {len(problems) - len(shown)} more")
+        raise CheckpointError(
+            f"{path} does not fit the tree being loaded (another model or optimizer?):\n  "
+            + "\n  ".join(shown)
+        )
+
+
+def load(
+    path: str | os.PathLike[str],
+    like: Any,
+    *,
+    layout: ShardLayout | None = None,
+    process_group: Group = None,
+) -> Any:
+    """Read a checkpoint written by :func:`save` on any number of ranks into ``like``'s structure.
+
+    ``like`` is a :class:`~ptfunc.train_state.TrainState` (only its params and optimizer
+    state are looked at, e.g. ``TrainState(params, opt.init(params), 0, None, {})``) or a
+    tree, as given to :func:`save`. Without ``layout`` its params are the full tree and come
+    back whole (one process, or every rank); with ``layout`` they are this rank's pieces
+    of a sharded run over ``process_group`` (e.g. ``shard_params`` output and ``opt.init``
+    of it), and each rank reads its pieces. Call it on every rank at once.
+
+    Returns:
+        A ``TrainState`` (params, opt_state, step, key, extra) or the tree.
+
+    Raises:
+        FileNotFoundError: no directory at ``path``.
+        CheckpointError: (a ``ValueError``) the directory is not a complete ptfunc DCP
+            checkpoint, its files are damaged, or it does not fit ``like`` (the names,
+            shapes and dtypes that differ are listed).
+    """
+    path = Path(path)
+    world, me = world_size(process_group), rank(process_group)
+    metadata = _read_metadata(path)
+    meta = _read_meta(path, metadata)
+    is_state = isinstance(like, TrainState)
+    if meta["kind"] != ("train_state" if is_state else "tree"):
+        raise CheckpointError(
+            f"{path} holds a {meta['kind'].replace('_', ' ')}, the tree being loaded is "
+            + ("a train state" if is_state else "not a TrainState")
+        )
+    if is_state and meta.get("opt_state_kinds") != _kinds(like.opt_state):
+        raise CheckpointError(
+            f"{path}: the optimizer state's kinds differ: checkpoint "
+            f"{meta.get('opt_state_kinds')}, loading into {_kinds(like.opt_state)}"
+        )
+    _check_layout(like, layout, world)
+    flattened = _flattened_names(like, layout)
+    entries = _entries(like)
+    want = {}
+    for name, x in entries.items():
+        shape = tuple(flattened[name]) if name in flattened else tuple(x.shape)
+        want[name] = ((math.prod(shape),) if name in flattened else shape, x.dtype)
+    if is_state:
+        for name in ("key", "step"):
+            info = metadata.state_dict_metadata.get(name)
+            if info is None or not hasattr(info, "size"):
+                raise CheckpointError(f"{path}: no {name!r} entry (a damaged checkpoint?)")
+            want[name] = (tuple(info.size), _dtype_of(info))
+    _problems(path, want, metadata)
+    saved_shapes = {k: tuple(v) for k, v in meta["shapes"].items()}
+    for name, shape in flattened.items():
+        if saved_shapes.get(name) != tuple(shape):
+            raise CheckpointError(
+                f"{path}: {name} was saved with shape {saved_shapes.get(name)}, the tree "
+                f"being loaded has {tuple(shape)}"
+            )
+
+    sharded = layout is not None and world > 1
+    mesh = None
+    targets: dict[str, Any] = {}
+    for name, (shape, dtype) in want.items():
+        device = entries[name].device if name in entries else torch.device("cpu")
+        if sharded and name in flattened:
+            if mesh is None:
+                mesh = _mesh(process_group, device)
+            local = torch.zeros(entries[name].numel(), dtype=dtype, device=device)
+            targets[name] = _piece(local, shape[0], mesh, me, world)
+        else:
+            targets[name] = torch.empty(shape, dtype=dtype, device=device)
+    _dcp_load(path, targets, process_group, no_dist=world == 1)
+
+    out: dict[str, Tensor] = {}
+    for name, x in targets.items():
+        if sharded and name in flattened:
+            local = x.to_local()
+            piece = torch.zeros(entries[name].numel(), dtype=local.dtype, device=local.device)
+            piece[: local.numel()] = local
+            out[name] = piece
+        elif name in flattened and layout is None:
+            out[name] = x.view(flattened[name])
+        else:
+            out[name] = x
+    if not is_state:
+        return from_flat_dict(out, like=like)
+    return TrainState(
+        from_flat_dict(_subtree(out, "params"), like=like.params),
+        from_flat_dict(_subtree(out, "opt_state"), like=like.opt_state),
+        int(out["step"]),
+        out["key"],
+        meta.get("extra", {}),
+    )
+
+
+def consolidate(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """Every entry of a checkpoint, whole and in its full shape, as ``{dotted.name: tensor}``.
+
+    Runs in one process, without a process group, whatever the number of ranks that
+    wrote it. A train state's entries are named ``params.<name>``, ``opt_state.<name>``,
+    ``key`` and ``step``; a tree's by its own names. The params of a train state, for
+    ``ptfunc.io.save`` or ``ptfunc.io.from_torch_state_dict``::
+
+        flat = consolidate(path)
+        params = {k[len("params."):]: v for k, v in flat.items() if k.startswith("params.")}
+
+    Raises:
+        FileNotFoundError / CheckpointError: as :func:`load`.
+    """
+    path = Path(path)
+    metadata = _read_metadata(path)
+    meta = _read_meta(path, metadata)
+    targets = {
+        name: torch.empty(tuple(info.size), dtype=_dtype_of(info))
+        for name, info in metadata.state_dict_metadata.items()
+        if hasattr(info, "size") and name != _META
+    }
+    _dcp_load(path, targets, None, no_dist=True)
+    shapes = meta["shapes"]
+    return {k: v.view(shapes[k]) if k in shapes else v for k, v in targets.items()}
