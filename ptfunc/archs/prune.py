@@ -37,6 +37,7 @@ from torch import Tensor
 
 from ..layers import attention
 from ..tree import Params
+from .resize import get_at, replace_at
 
 __all__ = [
     "check_heads",
@@ -467,19 +468,6 @@ TreePath = tuple[str, ...]
 """Keys from a params dict down to a subtree (``("attention", "self", "query")``)."""
 
 
-def _get_in(tree: Params, path: TreePath) -> Any:
-    for name in path:
-        tree = tree[name]
-    return tree
-
-
-def _set_in(tree: Params, path: TreePath, value: Any) -> Any:
-    """A copy of ``tree`` with ``value`` at ``path`` (the dicts along the path are new)."""
-    if not path:
-        return value
-    return {**tree, path[0]: _set_in(tree[path[0]], path[1:], value)}
-
-
 def linear_head_pruning(
     *,
     layers: TreePath,
@@ -515,32 +503,32 @@ def linear_head_pruning(
     rows, optional_rows = tuple(rows), tuple(optional_rows)
 
     def width(base: Params, layer: int) -> int:
-        return _get_in(_get_in(base, layers)[layer], rows[0])["weight"].shape[0]
+        return get_at(get_at(base, layers)[layer], rows[0])["weight"].shape[0]
 
     def update(base: Params, layer: int, fn: Callable[[Params], Params]) -> Params:
-        stack = list(_get_in(base, layers))
+        stack = list(get_at(base, layers))
         stack[layer] = fn(stack[layer])
-        return _set_in(base, layers, stack)
+        return replace_at(base, layers, stack)
 
     def edit_block(block: Params, edit: FeatureEdit) -> Params:
         for path in rows + optional_rows:
             try:
-                p = _get_in(block, path)
+                p = get_at(block, path)
             except KeyError:
                 if path in optional_rows:
                     continue
                 raise
-            block = _set_in(block, path, edit_rows(p, edit))
-        return _set_in(block, cols, edit_cols(_get_in(block, cols), edit))
+            block = replace_at(block, path, edit_rows(p, edit))
+        return replace_at(block, cols, edit_cols(get_at(block, cols), edit))
 
     def edit_layer(base: Params, layer: int, edit: FeatureEdit) -> Params:
         return update(base, layer, lambda block: edit_block(block, edit))
 
     def mask_layer(base: Params, layer: int, heads: list[int], head_dim: int) -> Params:
         def zero(block: Params) -> Params:
-            p = _get_in(block, value)
+            p = get_at(block, value)
             new = {k: zero_heads(t, heads, head_dim, dim=0) for k, t in p.items()}
-            return _set_in(block, value, new)
+            return replace_at(block, value, new)
 
         return update(base, layer, zero)
 

@@ -17,7 +17,7 @@ from ..layers.initializers import normal
 from ..random import Key
 from ..tree import Params
 
-__all__ = ["resize_token_embeddings", "replace_at"]
+__all__ = ["resize_token_embeddings", "replace_at", "get_at"]
 
 
 def replace_at(params: Params, path: tuple[str, ...], value: Any) -> Params:
@@ -28,7 +28,8 @@ def replace_at(params: Params, path: tuple[str, ...], value: Any) -> Params:
     return {**params, head: replace_at(params[head], tuple(rest), value)}
 
 
-def _get(params: Params, path: tuple[str, ...]) -> Any:
+def get_at(params: Params, path: tuple[str, ...]) -> Any:
+    """The subtree or leaf of ``params`` at ``path`` (dict keys from the root)."""
     for part in path:
         params = params[part]
     return params
@@ -48,13 +49,13 @@ def resize_token_embeddings(model: Any, params: Params, new_num_tokens: int, *, 
     c = model.config
     prefix = (model.params_prefix,) if model.params_prefix else ()
     path = prefix + tuple(model.token_embedding_path)
-    old: Tensor = _get(params, path)
+    old: Tensor = get_at(params, path)
     keep = min(old.shape[0], new_num_tokens)
     fresh = normal(key, (new_num_tokens, old.shape[1]), std=c.initializer_range, dtype=old.dtype)
     out = replace_at(params, path, torch.cat([old[:keep], fresh[keep:].to(old.device)]))
     for bias_path in model.vocab_biases:
         try:
-            bias = _get(out, tuple(bias_path))
+            bias = get_at(out, tuple(bias_path))
         except (KeyError, TypeError):
             continue
         pad = bias.new_zeros(max(0, new_num_tokens - bias.shape[0]))

@@ -40,6 +40,7 @@ from ..tree import Params
 from . import inputs, outputs
 from .head import HeadModel
 from .model import make_output
+from .resize import get_at
 
 __all__ = [
     "TaskHead",
@@ -121,13 +122,8 @@ class TiedLMHead(TaskHead):
     negative labels are ignored (XLNet, XLM)."""
 
     def head(self, params: Params, h: Tensor, key: Key | None, train: bool, labels=None):
-        table = params[self.base_model_prefix]
-        for name in self.token_embedding_path[:-1]:
-            table = table[name]
-        bias = params
-        for name in self.vocab_biases[0]:
-            bias = bias[name]
-        logits = embedding.attend(table, h, bias)
+        table = get_at(params[self.base_model_prefix], tuple(self.token_embedding_path[:-1]))
+        logits = embedding.attend(table, h, get_at(params, tuple(self.vocab_biases[0])))
         return None if labels is None else losses.cross_entropy(logits, labels), logits
 
 
