@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +33,8 @@ import torch.distributed as dist
 REPO = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":  # the worker runs from a checkout, maybe uninstalled
     sys.path.insert(1, str(REPO))
+
+from _ranks import rank_env, run_ranks  # noqa: E402
 
 import ptfunc  # noqa: E402
 from ptfunc import distributed as ptd  # noqa: E402
@@ -55,10 +55,6 @@ needs_gloo = pytest.mark.skipif(
 )
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-
-
 def _fail(what: str, outputs: list[tuple[str, str]]) -> None:
     text = "\n".join(f"{out[-3000:]}\n{err[-3000:]}" for out, err in outputs)
     pytest.fail(f"{what} failed:\n{text}")
@@ -68,42 +64,18 @@ def _torchrun(*args: str, timeout: float = 240) -> None:
     """``python -m torch.distributed.run --standalone --nproc_per_node=2 ARGS``."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     done = subprocess.run(
-        cmd + list(args), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout
+        cmd + list(args), cwd=REPO, env=rank_env(), capture_output=True, text=True, timeout=timeout
     )
     if done.returncode:
         _fail(f"torchrun {' '.join(args)}", [(done.stdout, done.stderr)])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch2(*args: str, timeout: float = 240) -> None:
     """Two ``python ARGS`` processes with the environment torchrun gives its workers
     (``env://`` rendezvous on a free port); saves the launcher's start-up."""
-    env = _env() | {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
-                    "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}  # fmt: skip
-    procs = [
-        subprocess.Popen(
-            [sys.executable, *args],
-            cwd=REPO,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env | {"RANK": str(r), "LOCAL_RANK": str(r)},
-        )  # fmt: skip
-        for r in range(2)
-    ]
-    try:
-        outputs = [p.communicate(timeout=timeout) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    if any(p.returncode for p in procs):
-        _fail(" ".join(args), outputs)
+    ranks = run_ranks(2, list(args), timeout=timeout)
+    if any(rc for rc, _, _ in ranks):
+        _fail(" ".join(args), [(out, err) for _, out, err in ranks])
 
 
 def _script():

@@ -25,8 +25,6 @@ import dataclasses
 import datetime
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,6 +35,8 @@ import torch.distributed as dist
 REPO = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":  # the worker runs from a checkout, maybe uninstalled
     sys.path.insert(1, str(REPO))
+
+from _ranks import run_ranks  # noqa: E402
 
 import ptfunc  # noqa: E402
 from ptfunc import distributed as ptd  # noqa: E402
@@ -160,40 +160,15 @@ def _worker(mode: str, out: Path) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(n: int, mode: str, out: Path, *, ok: bool = True, timeout: float = 120) -> None:
     """``n`` worker processes of ``mode`` with torchrun's environment; fail unless they all
     succeed (``ok``) or at least one fails (``not ok``)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
-            "WORLD_SIZE": str(n), "LOCAL_WORLD_SIZE": str(n)}  # fmt: skip
     script = str(Path(__file__).relative_to(REPO))
-    procs = [
-        subprocess.Popen(
-            [sys.executable, script, mode, str(out)],
-            cwd=REPO,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env | {"RANK": str(r), "LOCAL_RANK": str(r)},
-        )  # fmt: skip
-        for r in range(n)
-    ]
-    try:
-        outputs = [p.communicate(timeout=timeout) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    failed = any(p.returncode for p in procs)
+    ranks = run_ranks(n, [script, mode, str(out)], timeout=timeout)
+    failed = any(rc for rc, _, _ in ranks)
     if failed == ok:
-        text = "\n".join(f"rank {r} rc {p.returncode}:\n{o[-2000:]}\n{e[-3000:]}"
-                         for r, (p, (o, e)) in enumerate(zip(procs, outputs)))  # fmt: skip
+        text = "\n".join(f"rank {r} rc {rc}:\n{o[-2000:]}\n{e[-3000:]}"
+                         for r, (rc, o, e) in enumerate(ranks))  # fmt: skip
         pytest.fail(f"{n} x {mode} {'failed' if ok else 'did not fail'}:\n{text}")
 
 
