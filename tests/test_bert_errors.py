@@ -55,6 +55,14 @@ def test_bad_masks_and_options():
         MODEL.apply(PARAMS, torch.ones(1, 3, dtype=torch.long), head_mask=torch.ones(3, 2))
     with pytest.raises(TypeError, match=r"unexpected options \['atention_mask'\]"):
         MODEL.apply(PARAMS, torch.ones(1, 3, dtype=torch.long), atention_mask=torch.ones(1, 3))
+    with pytest.raises(TypeError, match=r"unexpected options \['labels'\]"):
+        bert.BertForQuestionAnswering(CONFIG).apply(
+            PARAMS, torch.ones(1, 3, dtype=torch.long), labels=torch.zeros(1, dtype=torch.long)
+        )
+    with pytest.raises(TypeError, match=r"num_choices is not an option"):
+        bert.BertForMultipleChoice(CONFIG).apply(
+            PARAMS, torch.ones(1, 2, 3, dtype=torch.long), num_choices=3
+        )
 
 
 def test_wrong_config_type_for_model():

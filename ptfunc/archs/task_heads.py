@@ -188,6 +188,11 @@ class MultipleChoiceHead(TaskHead):
         raise NotImplementedError
 
     def prepare(self, input_ids: Tensor, options: dict[str, Any]) -> tuple[Tensor, dict]:
+        if "num_choices" in options:  # it would be overwritten: refuse rather than ignore
+            raise TypeError(
+                f"{type(self).__name__}.apply: num_choices is not an option; it is read "
+                "from input_ids (batch, num_choices, seq)"
+            )
         per_token = () if self.choice_options is None else (self.choice_options,)
         flat_ids, flat = inputs.flatten_choices(input_ids, options, *per_token)
         flat["num_choices"] = input_ids.shape[1]
