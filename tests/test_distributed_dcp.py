@@ -9,6 +9,10 @@ References and tolerances (all exact, ``torch.equal`` with equal dtypes):
   ``consolidate_train_state`` of the old one; loaded by 4 ranks, each rank's pieces are
   ``shard_params`` / ``shard_like`` of that full state; 4 ranks save it again and 2 ranks
   load that (4 -> 2) with the same result;
+* a train state of DTensors (every leaf sharded on its last dim over 2 ranks, as
+  ``ptfunc.distributed.shard`` gives) loads on 4 ranks into DTensors sharded on dim 0, into
+  flat pieces, and in one process into full trees; flat pieces load into DTensors: each
+  equal to the full state;
 * a save whose rank 0 is killed (``os._exit``) after writing its data leaves no
   checkpoint at the target and the previous checkpoint loadable; the next save there
   cleans the leftovers.
@@ -102,6 +106,34 @@ def _like(world: int | None, r: int = 0) -> tuple[TrainState, ptd.ShardLayout | 
     return TrainState(shards, OPT.init(shards), 0, None, {}), layout
 
 
+def _as_dtensors(state: TrainState, dim: int) -> TrainState:
+    """``state`` with every leaf of rank >= 1 a DTensor sharded on ``dim`` (-1: the last) over
+    the world (a DTensor train state, as ``ptfunc.distributed.shard`` gives)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    mesh = init_device_mesh("cpu", (ptd.world_size(),))
+
+    def cut(x):
+        return x if x.dim() == 0 else distribute_tensor(x, mesh, [Shard(dim % x.dim())])
+
+    return state._replace(
+        params=tree.map(cut, state.params), opt_state=tree.map(cut, state.opt_state)
+    )
+
+
+def _whole(state: TrainState) -> TrainState:
+    """The full tensors of a DTensor train state (a collective: every rank calls it)."""
+    from torch.distributed.tensor import DTensor
+
+    def full(x):
+        return x.full_tensor() if isinstance(x, DTensor) else x
+
+    return state._replace(
+        params=tree.map(full, state.params), opt_state=tree.map(full, state.opt_state)
+    )
+
+
 def _same(a, b) -> None:
     assert tree.structure(a) == tree.structure(b)
     for x, y in zip(tree.leaves(a), tree.leaves(b)):
@@ -128,6 +160,7 @@ def _worker(mode: str, out: Path) -> None:
             step=state.step, key=state.key, extra=state.extra,
         )  # fmt: skip
         ptd.dcp.save(out / "dcp2", state, layout=layout)
+        ptd.dcp.save(out / "dtensor2", _as_dtensors(_full_state(), dim=-1))  # last-dim pieces
     elif mode == "load4":  # 2 -> 4 (pieces and full trees), then save from 4
         like, layout = _like(world, r)
         got = ptd.dcp.load(out / "dcp2", like, layout=layout)
@@ -136,6 +169,12 @@ def _worker(mode: str, out: Path) -> None:
         results["full"] = ptd.dcp.load(out / "dcp2", _like(None)[0])
         ptd.dcp.save(out / "dcp4", got, layout=layout)
         ptd.dcp.save(out / "dcp4-full", results["full"])  # replicated: written once
+        # DTensors: resharded DTensor -> DTensor (last dim on 2 -> dim 0 on 4), and across
+        # the forms (flat pieces -> DTensors, DTensors -> flat pieces)
+        dt_like = _as_dtensors(_like(None)[0], dim=0)
+        results["dt_from_dt"] = _whole(ptd.dcp.load(out / "dtensor2", dt_like))
+        results["dt_from_flat"] = _whole(ptd.dcp.load(out / "dcp2", dt_like))
+        results["flat_from_dt"] = ptd.dcp.load(out / "dtensor2", like, layout=layout)
     elif mode == "load2kill":  # 4 -> 2, a good save, then a save whose rank 0 dies
         like, layout = _like(world, r)
         got = ptd.dcp.load(out / "dcp4", like, layout=layout)
@@ -273,8 +312,14 @@ def test_reshards_2_to_1_to_4_and_4_to_2_and_survives_a_killed_save(tmp_path):
         assert pieces.step == STEP and pieces.extra == EXTRA
         _same(got["gathered"], expected.params)
         _same_state(got["full"], expected)
+        _same_state(got["dt_from_dt"], expected)
+        _same_state(got["dt_from_flat"], expected)
+        _same_state(got["flat_from_dt"], pieces)
     _same_state(ptd.dcp.load(tmp_path / "dcp4", _like(None)[0]), expected)
     _same_state(ptd.dcp.load(tmp_path / "dcp4-full", _like(None)[0]), expected)
+    _same_state(ptd.dcp.load(tmp_path / "dtensor2", _like(None)[0]), expected)  # DTensors -> 1
+    flat = ptd.dcp.consolidate(tmp_path / "dtensor2")
+    assert flat["params.classifier.weight"].shape == (3, 18)
     assert len(list((tmp_path / "dcp4").glob("*.distcp"))) == 4
 
     # 4 -> 2, then a save killed part-way: no "second", "first" intact

@@ -18,7 +18,11 @@ splits a length like :class:`~ptfunc.distributed.ShardLayout` does), and DCP rea
 whatever piece another layout asks for. So a checkpoint written by ``N`` ranks loads on
 ``M`` ranks (pass that run's ``layout``) and in one process (full trees); leaves that do
 not mirror a param (step counts, learning rates, the key) are the same on every rank and
-written once. The step, the ``extra`` JSON values and a description of the entries are
+written once. Leaves that are DTensors (a tree from :func:`ptfunc.distributed.shard`: any
+placements on any mesh) are stored as themselves, in their full shape, and DCP reshards
+them on load into the DTensors of the ``like`` tree, whatever their mesh and placements.
+Across the two forms a rank reads the whole entry and keeps its part: flat pieces load
+into DTensors, DTensors into flat pieces or full trees. The step, the ``extra`` JSON values and a description of the entries are
 stored as tensors (the description as UTF-8 JSON bytes), not pickles.
 
 A save is atomic: the ranks write into a staging directory beside ``path`` which rank 0
@@ -85,14 +89,40 @@ def _flattened_names(state: Any, layout: ShardLayout | None) -> dict[str, tuple[
     sharded = layout is not None
     if layout is None:
         layout = ShardLayout.of(params, 1)
-    out = {prefix + leaf.name: leaf.shape for leaf in layout.leaves}
+    dtensors = {name for name, x in to_flat_dict(params).items() if _is_dtensor(x)}
+    out = {prefix + leaf.name: leaf.shape for leaf in layout.leaves if leaf.name not in dtensors}
     if isinstance(state, TrainState):
         for name, x in to_flat_dict(state.opt_state).items():
-            if isinstance(x, Tensor):
+            if isinstance(x, Tensor) and not _is_dtensor(x):
                 leaf = _param_for(name, tuple(x.shape), layout, full=not sharded)
                 if leaf is not None:
                     out[f"opt_state.{name}"] = leaf.shape
     return out
+
+
+def _is_dtensor(x: Any) -> bool:
+    """True for a :class:`~torch.distributed.tensor.DTensor` (stored as itself, unflattened)."""
+    if not dist.is_available():
+        return False
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(x, DTensor)
+
+
+def _local_piece(full: Tensor, like: Any) -> Any:
+    """``like``'s (a DTensor's) piece of the whole tensor ``full``, as a DTensor like it."""
+    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    shape, offset = compute_local_shape_and_global_offset(
+        full.shape, like.device_mesh, like.placements
+    )
+    index = tuple(slice(o, o + n) for o, n in zip(offset, shape))
+    local = full[index].to(like.device).contiguous()
+    return DTensor.from_local(
+        local, like.device_mesh, like.placements, run_check=False, shape=like.shape,
+        stride=like.stride(),
+    )  # fmt: skip
 
 
 def _entries(state: Any) -> dict[str, Any]:
@@ -112,6 +142,12 @@ def _entries(state: Any) -> dict[str, Any]:
 def _check_layout(state: Any, layout: ShardLayout | None, world: int) -> None:
     if layout is None:
         return
+    params = state.params if isinstance(state, TrainState) else state
+    if any(_is_dtensor(x) for x in to_flat_dict(params).values()):
+        raise ValueError(
+            "layout= is for the flat pieces of ptfunc.distributed.shard_params; params that "
+            "are DTensors (ptfunc.distributed.shard) carry their own placements: pass no layout"
+        )
     if layout.world_size != world:
         raise ValueError(
             f"the layout cuts leaves into {layout.world_size} pieces but the group has "
@@ -163,7 +199,7 @@ def _state_dict(
         if not isinstance(x, Tensor):
             raise TypeError(f"{name}: expected a tensor leaf, got {type(x).__name__}")
         if name not in flattened:
-            out[name] = x
+            out[name] = x  # DTensors too: DCP stores their pieces and reshards them on load
         elif layout is None or world == 1:
             out[name] = x.reshape(-1)
         else:
@@ -413,10 +449,15 @@ def load(
     _check_layout(like, layout, world)
     flattened = _flattened_names(like, layout)
     entries = _entries(like)
+    saved_flat = {k: tuple(v) for k, v in meta["shapes"].items()}  # stored flattened
+    full_shapes = {
+        name: tuple(flattened[name]) if name in flattened else tuple(x.shape)
+        for name, x in entries.items()
+    }
     want = {}
     for name, x in entries.items():
-        shape = tuple(flattened[name]) if name in flattened else tuple(x.shape)
-        want[name] = ((math.prod(shape),) if name in flattened else shape, x.dtype)
+        shape = full_shapes[name]
+        want[name] = ((math.prod(shape),) if name in saved_flat else shape, x.dtype)
     if is_state:
         for name in ("key", "step"):
             info = metadata.state_dict_metadata.get(name)
@@ -424,39 +465,50 @@ def load(
                 raise CheckpointError(f"{path}: no {name!r} entry (a damaged checkpoint?)")
             want[name] = (tuple(info.size), _dtype_of(info))
     _problems(path, want, metadata)
-    saved_shapes = {k: tuple(v) for k, v in meta["shapes"].items()}
-    for name, shape in flattened.items():
-        if saved_shapes.get(name) != tuple(shape):
+    for name, shape in saved_flat.items():
+        if name in full_shapes and full_shapes[name] != shape:
             raise CheckpointError(
-                f"{path}: {name} was saved with shape {saved_shapes.get(name)}, the tree "
-                f"being loaded has {tuple(shape)}"
+                f"{path}: {name} was saved with shape {shape}, the tree being loaded has "
+                f"{full_shapes[name]}"
             )
 
     sharded = layout is not None and world > 1
     mesh = None
     targets: dict[str, Any] = {}
     for name, (shape, dtype) in want.items():
-        device = entries[name].device if name in entries else torch.device("cpu")
-        if sharded and name in flattened:
+        x = entries.get(name)
+        device = x.device if x is not None else torch.device("cpu")
+        if _is_dtensor(x) and name not in saved_flat:  # DCP reshards DTensor to DTensor
+            local = torch.zeros_like(x.to_local())
+            targets[name] = type(x).from_local(
+                local, x.device_mesh, x.placements, run_check=False, shape=x.shape,
+                stride=x.stride(),
+            )  # fmt: skip
+        elif sharded and name in flattened and name in saved_flat:
             if mesh is None:
                 mesh = _mesh(process_group, device)
-            local = torch.zeros(entries[name].numel(), dtype=dtype, device=device)
+            local = torch.zeros(x.numel(), dtype=dtype, device=device)
             targets[name] = _piece(local, shape[0], mesh, me, world)
-        else:
+        else:  # read whole, in the stored form; cut below where the tree wants a piece
             targets[name] = torch.empty(shape, dtype=dtype, device=device)
     _dcp_load(path, targets, process_group, no_dist=world == 1)
 
-    out: dict[str, Tensor] = {}
-    for name, x in targets.items():
-        if sharded and name in flattened:
-            local = x.to_local()
-            piece = torch.zeros(entries[name].numel(), dtype=local.dtype, device=local.device)
+    out: dict[str, Any] = {}
+    for name, t in targets.items():
+        x = entries.get(name)
+        if _is_dtensor(x):
+            out[name] = t if name not in saved_flat else _local_piece(t.view(x.shape), x)
+        elif sharded and name in flattened:
+            local = t.to_local() if name in saved_flat else _flat_piece(t, x.numel(), me)
+            piece = torch.zeros(x.numel(), dtype=local.dtype, device=local.device)
             piece[: local.numel()] = local
             out[name] = piece
         elif name in flattened and layout is None:
-            out[name] = x.view(flattened[name])
+            out[name] = t.view(flattened[name])
+        elif name in flattened:  # a layout of one piece: the flattened leaf
+            out[name] = t.reshape(-1)
         else:
-            out[name] = x
+            out[name] = t
     if not is_state:
         return from_flat_dict(out, like=like)
     return TrainState(
@@ -466,6 +518,12 @@ def load(
         out["key"],
         meta.get("extra", {}),
     )
+
+
+def _flat_piece(full: Tensor, size: int, me: int) -> Tensor:
+    """Rank ``me``'s elements of the flattened ``full`` in pieces of ``size`` (no padding)."""
+    flat = full.reshape(-1)
+    return flat[me * size : (me + 1) * size]
 
 
 def consolidate(path: str | os.PathLike[str]) -> dict[str, Tensor]:
