@@ -13,6 +13,8 @@ References and tolerances (all exact, ``torch.equal`` with equal dtypes):
   ``ptfunc.distributed.shard`` gives) loads on 4 ranks into DTensors sharded on dim 0, into
   flat pieces, and in one process into full trees; flat pieces load into DTensors: each
   equal to the full state;
+* the old per-rank checkpoint converted by ``ptfunc convert-sharded`` loads in one process
+  and on 4 ranks as the DCP checkpoint does;
 * a save whose rank 0 is killed (``os._exit``) after writing its data leaves no
   checkpoint at the target and the previous checkpoint loadable; the next save there
   cleans the leftovers.
@@ -43,6 +45,7 @@ if __name__ == "__main__":  # the worker runs from a checkout, maybe uninstalled
 from _ranks import run_ranks  # noqa: E402
 
 import ptfunc  # noqa: E402
+import ptfunc.cli  # noqa: E402
 from ptfunc import distributed as ptd  # noqa: E402
 from ptfunc import optim, random, tree  # noqa: E402
 from ptfunc.archs import bert  # noqa: E402
@@ -175,6 +178,7 @@ def _worker(mode: str, out: Path) -> None:
         results["dt_from_dt"] = _whole(ptd.dcp.load(out / "dtensor2", dt_like))
         results["dt_from_flat"] = _whole(ptd.dcp.load(out / "dcp2", dt_like))
         results["flat_from_dt"] = ptd.dcp.load(out / "dtensor2", like, layout=layout)
+        results["converted"] = ptd.dcp.load(out / "converted", like, layout=layout)
     elif mode == "load2kill":  # 4 -> 2, a good save, then a save whose rank 0 dies
         like, layout = _like(world, r)
         got = ptd.dcp.load(out / "dcp4", like, layout=layout)
@@ -302,6 +306,18 @@ def test_reshards_2_to_1_to_4_and_4_to_2_and_survives_a_killed_save(tmp_path):
     _same(tree.from_flat_dict({k[7:]: v for k, v in flat.items() if k.startswith("params.")},
                               like=_initial()), expected.params)  # fmt: skip
 
+    # the old per-rank format converted (the command line) loads anywhere, here in 1 and on 4
+    assert (
+        ptfunc.cli.main(
+            ["convert-sharded", str(tmp_path / "old"), str(tmp_path / "converted"), "-q"]
+        )
+        == 0
+    )
+    _same_state(ptd.dcp.load(tmp_path / "converted", _like(None)[0]), expected)
+    assert (
+        ptfunc.cli.main(["convert-sharded", str(tmp_path / "dcp2"), str(tmp_path / "x"), "-q"]) == 1
+    )
+
     # 2 -> 4: each rank's pieces are the full state's, cut for 4; full trees on every rank
     _launch(4, "load4", tmp_path)
     layout4 = ptd.ShardLayout.of(_initial(), 4)
@@ -315,6 +331,7 @@ def test_reshards_2_to_1_to_4_and_4_to_2_and_survives_a_killed_save(tmp_path):
         _same_state(got["dt_from_dt"], expected)
         _same_state(got["dt_from_flat"], expected)
         _same_state(got["flat_from_dt"], pieces)
+        _same_state(got["converted"], pieces)
     _same_state(ptd.dcp.load(tmp_path / "dcp4", _like(None)[0]), expected)
     _same_state(ptd.dcp.load(tmp_path / "dcp4-full", _like(None)[0]), expected)
     _same_state(ptd.dcp.load(tmp_path / "dtensor2", _like(None)[0]), expected)  # DTensors -> 1

@@ -6,6 +6,7 @@
     ptfunc convert --to transformers DIR OUT          # model directories between layouts
     ptfunc encode -t DIR "Hello world"                # text -> ids (decode: ids -> text)
     ptfunc inspect CHECKPOINT                         # names, shapes, dtypes, total size
+    ptfunc convert-sharded OLD_DIR NEW_DIR            # per-rank checkpoint -> DCP (any world)
     ptfunc bench --quick                              # the benchmarks, as ratios
 
 Every subcommand has ``--help``. Failures print one line, ``ptfunc: <reason>``, on
@@ -19,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import _bench, _convert, _generate, _inspect, _tokens
+from . import _bench, _convert, _generate, _inspect, _sharded, _tokens
 from ._generate import DEFAULT_MODEL, generate_text
 
 __all__ = ["main", "build_parser", "DEFAULT_MODEL", "generate_text"]
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     _convert.add_parser(commands)
     _tokens.add_parsers(commands)
     _inspect.add_parser(commands)
+    _sharded.add_parser(commands)
     _bench.add_parser(commands)
     return parser
 

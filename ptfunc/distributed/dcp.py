@@ -22,8 +22,9 @@ written once. Leaves that are DTensors (a tree from :func:`ptfunc.distributed.sh
 placements on any mesh) are stored as themselves, in their full shape, and DCP reshards
 them on load into the DTensors of the ``like`` tree, whatever their mesh and placements.
 Across the two forms a rank reads the whole entry and keeps its part: flat pieces load
-into DTensors, DTensors into flat pieces or full trees. The step, the ``extra`` JSON values and a description of the entries are
-stored as tensors (the description as UTF-8 JSON bytes), not pickles.
+into DTensors, DTensors into flat pieces or full trees. The step, the ``extra`` JSON
+values and a description of the entries are stored as tensors (the description as UTF-8
+JSON bytes), not pickles.
 
 A save is atomic: the ranks write into a staging directory beside ``path`` which rank 0
 renames to ``path`` once every rank has written (a killed save leaves no ``path``; the next
@@ -70,7 +71,7 @@ from ._comm import Group, rank, world_size
 from .checkpoint import _param_for
 from .sharded import ShardLayout
 
-__all__ = ["save", "load", "consolidate", "FORMAT"]
+__all__ = ["save", "load", "consolidate", "from_sharded", "FORMAT"]
 
 FORMAT = "ptfunc-dcp/1"
 """The ``format`` recorded in every checkpoint's description entry."""
@@ -234,6 +235,7 @@ def save(
     *,
     layout: ShardLayout | None = None,
     process_group: Group = None,
+    _kinds_known: bool = True,
 ) -> Path:
     """Write ``state`` (a :class:`~ptfunc.train_state.TrainState` or a tree of tensors) to
     the new directory ``path`` in DCP format, atomically.
@@ -261,7 +263,7 @@ def save(
                 f"the train state's key must be a tensor, got {type(state.key).__name__}"
             )
         meta["extra"] = state.extra or {}
-        meta["opt_state_kinds"] = _kinds(state.opt_state)
+        meta["opt_state_kinds"] = _kinds(state.opt_state) if _kinds_known else None
         json.dumps(meta["extra"])  # not JSON: fail before writing anything
     state_dict = _state_dict(state, layout, process_group, meta)
 
@@ -441,7 +443,8 @@ def load(
             f"{path} holds a {meta['kind'].replace('_', ' ')}, the tree being loaded is "
             + ("a train state" if is_state else "not a TrainState")
         )
-    if is_state and meta.get("opt_state_kinds") != _kinds(like.opt_state):
+    known = meta.get("opt_state_kinds") is not None  # None: converted without the classes
+    if is_state and known and meta["opt_state_kinds"] != _kinds(like.opt_state):
         raise CheckpointError(
             f"{path}: the optimizer state's kinds differ: checkpoint "
             f"{meta.get('opt_state_kinds')}, loading into {_kinds(like.opt_state)}"
@@ -518,6 +521,35 @@ def load(
         out["key"],
         meta.get("extra", {}),
     )
+
+
+def from_sharded(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    params_like: Any = None,
+    opt_state_like: Any = None,
+) -> Path:
+    """Convert a per-rank checkpoint of :func:`~ptfunc.distributed.save_sharded` (the
+    ``index.json`` format, readable only on its own world size) into a DCP checkpoint at
+    the new directory ``dst``, in one process.
+
+    The result is a full train state (params, optimizer state, step, key, extra) that
+    :func:`load` reads on any number of ranks. Without ``opt_state_like`` the optimizer
+    state's NamedTuple classes are unknown (the old index does not record them): the
+    checkpoint then loads into any optimizer state with the same entry names.
+
+    Raises:
+        FileNotFoundError / ValueError: as :func:`~ptfunc.distributed.consolidate_train_state`;
+        FileExistsError: ``dst`` exists.
+
+    Example:
+        ``python -m ptfunc convert-sharded runs/zero/checkpoints/step-200 runs/dcp/step-200``
+    """
+    from .checkpoint import consolidate_train_state
+
+    state = consolidate_train_state(src, params_like, opt_state_like)
+    return save(dst, state, _kinds_known=opt_state_like is not None)
 
 
 def _flat_piece(full: Tensor, size: int, me: int) -> Tensor:
