@@ -13,6 +13,8 @@ References and tolerances (all exact, ``torch.equal`` with equal dtypes):
   ``ptfunc.distributed.shard`` gives) loads on 4 ranks into DTensors sharded on dim 0, into
   flat pieces, and in one process into full trees; flat pieces load into DTensors: each
   equal to the full state;
+* ``save_async``: params changed in place after it returns do not reach the checkpoint,
+  whose directory appears only in ``wait()`` (one process and 2 ranks);
 * the old per-rank checkpoint converted by ``ptfunc convert-sharded`` loads in one process
   and on 4 ranks as the DCP checkpoint does;
 * a save whose rank 0 is killed (``os._exit``) after writing its data leaves no
@@ -164,6 +166,11 @@ def _worker(mode: str, out: Path) -> None:
         )  # fmt: skip
         ptd.dcp.save(out / "dcp2", state, layout=layout)
         ptd.dcp.save(out / "dtensor2", _as_dtensors(_full_state(), dim=-1))  # last-dim pieces
+        pending = ptd.dcp.save_async(out / "async2", state, layout=layout)
+        for x in tree.leaves(state.params):  # training goes on: the save keeps its copy
+            x.add_(1.0)
+        assert not (out / "async2").exists()
+        assert pending.wait() == out / "async2" and (out / "async2").is_dir()
     elif mode == "load4":  # 2 -> 4 (pieces and full trees), then save from 4
         like, layout = _like(world, r)
         got = ptd.dcp.load(out / "dcp2", like, layout=layout)
@@ -240,6 +247,15 @@ def test_one_process_round_trip_is_bit_exact(tmp_path):
         torch.equal(torch_names[k], weights[k]) for k in weights
     )
 
+    # in the background: the state is copied when save_async returns, the path appears in wait
+    params = tree.map(torch.clone, state.params)
+    pending = ptd.dcp.save_async(tmp_path / "async", state._replace(params=params))
+    for x in tree.leaves(params):
+        x.mul_(-1.0)
+    assert not (tmp_path / "async").exists()
+    assert pending.wait() == tmp_path / "async" and pending.done()
+    _same_state(ptd.dcp.load(tmp_path / "async", _like(None)[0]), state)
+
     # a plain tree (no TrainState)
     ptd.dcp.save(tmp_path / "tree", state.params)
     _same(ptd.dcp.load(tmp_path / "tree", _initial()), state.params)
@@ -305,6 +321,8 @@ def test_reshards_2_to_1_to_4_and_4_to_2_and_survives_a_killed_save(tmp_path):
     flat = ptd.dcp.consolidate(tmp_path / "dcp2")
     _same(tree.from_flat_dict({k[7:]: v for k, v in flat.items() if k.startswith("params.")},
                               like=_initial()), expected.params)  # fmt: skip
+
+    _same_state(ptd.dcp.load(tmp_path / "async2", _like(None)[0]), expected)  # background save
 
     # the old per-rank format converted (the command line) loads anywhere, here in 1 and on 4
     assert (

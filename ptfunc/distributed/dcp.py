@@ -57,7 +57,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -71,7 +71,7 @@ from ._comm import Group, rank, world_size
 from .checkpoint import _param_for
 from .sharded import ShardLayout
 
-__all__ = ["save", "load", "consolidate", "from_sharded", "FORMAT"]
+__all__ = ["save", "save_async", "PendingSave", "load", "consolidate", "from_sharded", "FORMAT"]
 
 FORMAT = "ptfunc-dcp/1"
 """The ``format`` recorded in every checkpoint's description entry."""
@@ -253,8 +253,38 @@ def save(
         FileExistsError: ``path`` exists (on every rank).
         ValueError: ``layout`` does not fit the params or the group.
     """
-    path = Path(path)
-    world, me = world_size(process_group), rank(process_group)
+    begun = _begin_save(Path(path), state, layout, process_group, _kinds_known)
+    import torch.distributed.checkpoint as dcp
+
+    try:
+        with _quiet():
+            dcp.save(
+                begun.state_dict,
+                storage_writer=dcp.FileSystemWriter(begun.staging),
+                process_group=process_group,
+                no_dist=begun.world == 1,
+            )
+    except BaseException as err:
+        begun.stack.__exit__(type(err), err, err.__traceback__)  # rank 0: remove the staging
+        raise
+    return _finish_save(begun, process_group)
+
+
+class _Begun(NamedTuple):
+    """A save between its start (staging directory made, state dict built) and its end."""
+
+    path: Path
+    state_dict: dict[str, Any]
+    staging: str
+    stack: contextlib.ExitStack  # rank 0: leaving it renames the staging directory to path
+    world: int
+
+
+def _begin_save(
+    path: Path, state: Any, layout: ShardLayout | None, group: Group, kinds_known: bool
+) -> _Begun:
+    """Check ``state``, build its DCP state dict, and (rank 0) make the staging directory."""
+    world, me = world_size(group), rank(group)
     _check_layout(state, layout, world)
     meta: dict[str, Any] = {}
     if isinstance(state, TrainState):
@@ -263,13 +293,10 @@ def save(
                 f"the train state's key must be a tensor, got {type(state.key).__name__}"
             )
         meta["extra"] = state.extra or {}
-        meta["opt_state_kinds"] = _kinds(state.opt_state) if _kinds_known else None
+        meta["opt_state_kinds"] = _kinds(state.opt_state) if kinds_known else None
         json.dumps(meta["extra"])  # not JSON: fail before writing anything
-    state_dict = _state_dict(state, layout, process_group, meta)
-
-    import torch.distributed.checkpoint as dcp
-
-    stack = contextlib.ExitStack()  # rank 0's staging directory
+    state_dict = _state_dict(state, layout, group, meta)
+    stack = contextlib.ExitStack()
     staging, error = None, None
     if me == 0:
         try:
@@ -281,28 +308,116 @@ def save(
         except OSError as err:
             error = (type(err).__name__, str(err))
     if world > 1:
-        staging, error = _broadcast((staging, error), process_group)
+        staging, error = _broadcast((staging, error), group)
     _raise(error)
-    written = False
+    return _Begun(path, state_dict, staging, stack, world)
+
+
+def _finish_save(begun: _Begun, group: Group) -> Path:
+    """After every rank wrote its files: rank 0 renames the staging directory to the path;
+    an error there is raised on every rank."""
+    if begun.world > 1:
+        dist.barrier(group=group)  # every rank has written
+    error = None
     try:
-        with stack:  # leaving it, rank 0 renames the staging directory to ``path``
-            with _quiet():
-                dcp.save(
-                    state_dict,
-                    storage_writer=dcp.FileSystemWriter(staging),
-                    process_group=process_group,
-                    no_dist=world == 1,
-                )
-            if world > 1:
-                dist.barrier(group=process_group)  # every rank has written
-            written = True
+        begun.stack.close()
     except OSError as err:
-        if not (written and world > 1):
+        if begun.world == 1:
             raise
         error = (type(err).__name__, str(err))  # rank 0's rename failed: tell the others
-    if world > 1:
-        _raise(_broadcast(error, process_group))  # returns once ``path`` is in place
-    return path
+    if begun.world > 1:
+        _raise(_broadcast(error, group))  # returns once ``path`` is in place
+    return begun.path
+
+
+class PendingSave:
+    """A checkpoint being written in the background by :func:`save_async`.
+
+    Call :meth:`wait` on every rank (a collective) before the next save and before the
+    process ends: it waits for this rank's files, then rank 0 renames the staging directory
+    to the checkpoint's path. Until then ``path`` does not exist.
+    """
+
+    def __init__(self, begun: _Begun, future: Any, group: Group) -> None:
+        self._begun, self._future, self._group = begun, future, group
+        self._result: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The checkpoint's directory (there once :meth:`wait` returned)."""
+        return self._begun.path
+
+    def done(self) -> bool:
+        """True when this rank's files are written (no collective; :meth:`wait` still due)."""
+        return self._result is not None or self._future.done()
+
+    def wait(self) -> Path:
+        """Block until the checkpoint is complete on every rank; returns its path.
+
+        Raises:
+            CheckpointError: this rank's background write failed (the staging directory is
+                removed; earlier checkpoints are untouched).
+        """
+        if self._result is not None:
+            return self._result
+        try:
+            self._future.result()
+        except BaseException as err:
+            self._begun.stack.__exit__(type(err), err, err.__traceback__)
+            raise CheckpointError(
+                f"{self.path}: the background save failed: {_short(err)}"
+            ) from err
+        self._result = _finish_save(self._begun, self._group)
+        return self._result
+
+
+_SAVE_GROUPS: dict[Any, Any] = {}
+
+
+def _save_group(group: Group) -> Group:
+    """A gloo group of the same ranks, only for background saves (their collectives run in
+    DCP's writer thread and must not interleave with the training's on ``group``)."""
+    if not dist.is_initialized() or world_size(group) == 1:
+        return group
+    key = group or dist.group.WORLD
+    if key not in _SAVE_GROUPS:
+        _SAVE_GROUPS[key] = dist.new_group(dist.get_process_group_ranks(key), backend="gloo")
+    return _SAVE_GROUPS[key]
+
+
+def save_async(
+    path: str | os.PathLike[str],
+    state: Any,
+    *,
+    layout: ShardLayout | None = None,
+    process_group: Group = None,
+) -> PendingSave:
+    """:func:`save` in the background: returns once ``state`` is copied (training may go on
+    and change the params in place); the files are written by a thread.
+
+    Call it on every rank at once, then ``.wait()`` on every rank before the next save (the
+    first call also makes a gloo group of the same ranks, collectively, for the saves'
+    own messages). The atomicity of :func:`save` holds: ``path`` appears only in ``wait``.
+
+    Returns:
+        A :class:`PendingSave`.
+    """
+    import torch.distributed.checkpoint as dcp
+
+    save_group = _save_group(process_group)
+    begun = _begin_save(Path(path), state, layout, process_group, True)
+    try:
+        with _quiet():
+            future = dcp.async_save(
+                begun.state_dict,
+                storage_writer=dcp.FileSystemWriter(begun.staging),
+                process_group=save_group,
+                no_dist=begun.world == 1,
+            )
+    except BaseException as err:
+        begun.stack.__exit__(type(err), err, err.__traceback__)
+        raise
+    return PendingSave(begun, future, save_group)
 
 
 def _raise(error: tuple[str, str] | None) -> None:
