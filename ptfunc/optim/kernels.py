@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from .._functorch import under_transform
+from . import _dtensor
 
 __all__ = ["KernelPlan", "KernelCall", "usable", "run", "fast_norms"]
 
@@ -96,6 +97,8 @@ def fast_norms(grads: list[Tensor]) -> list[float]:
     """Each tensor's L2 norm. float32 / float64 through BLAS dot products (a third faster
     than ``torch._foreach_norm`` on a CPU; the kernel path is held to the reference within
     rounding, not bitwise), other dtypes through ``torch._foreach_norm``."""
+    if _dtensor.any_dtensor(grads):  # DTensors: whole-tensor norms (all-reduced)
+        return torch.stack(_dtensor.norms(grads)).double().tolist()
     if all(g.dtype in (torch.float32, torch.float64) for g in grads):
         squares = torch.stack([torch.dot(g.reshape(-1), g.reshape(-1)) for g in grads])
         return squares.double().sqrt().tolist()
@@ -123,6 +126,9 @@ def run(
     when the plan has no kernel constants for this step. ``factor`` (0-d): the grads are
     multiplied by it first (a global-norm clipping coefficient), through the kernel's
     ``grad_scale``."""
+    norm_of = g  # per-tensor clipping needs whole-tensor norms (of the DTensors)
+    if _dtensor.any_dtensor(p, g, m, v):  # the kernel on the local shards (aliases)
+        p, g, m, v = (_dtensor.localize(x) for x in (p, g, m, v))
     decay = [plan.decays(x, k) for x, k in zip(p, masked)]
     calls = {flag: plan.call(count, lr, flag) for flag in set(decay)}
     if any(c is None for c in calls.values()):
@@ -130,7 +136,7 @@ def run(
     if factor is not None and plan.clip > 0:  # per-tensor norms of the scaled grads
         torch._foreach_mul_(g, factor)
         factor = None
-    scales = _clip_scales(g, plan.clip) if plan.clip > 0 else [1.0] * len(p)
+    scales = _clip_scales(norm_of, plan.clip) if plan.clip > 0 else [1.0] * len(p)
     if factor is not None:
         inverse = float(1.0 / factor)
         scales = [inverse] * len(p)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .._functorch import under_transform
+from . import _dtensor
 
 __all__ = ["ListOps", "Arith", "FOREACH", "LOOP", "backend"]
 
@@ -70,6 +71,9 @@ class ListOps:
         self, name: str, lists: Sequence[Sequence[Tensor]], *scalars: Scalar, **kwargs: Scalar
     ) -> list[Tensor]:
         first = lists[0]
+        if _dtensor.any_dtensor(*lists):  # DTensor trees: the same op on the local shards
+            local = self._map(name, [_dtensor.localize(lst) for lst in lists], *scalars, **kwargs)
+            return _dtensor.wrap(local, first)
         out: list[Tensor] = [None] * len(first)  # type: ignore[list-item]
         if self.foreach:
             op = getattr(torch, f"_foreach_{name}")
@@ -89,6 +93,9 @@ class ListOps:
         self, name: str, lists: Sequence[Sequence[Tensor]], *scalars: Scalar, **kwargs: Scalar
     ) -> None:
         first = lists[0]
+        if _dtensor.any_dtensor(*lists):  # local shards, written through their aliases
+            self._map_(name, [_dtensor.localize(lst) for lst in lists], *scalars, **kwargs)
+            return
         if self.foreach:
             op = getattr(torch, f"_foreach_{name}_")
             for idx in _groups(first):
@@ -145,7 +152,9 @@ class ListOps:
         return self._map("addcdiv", [a, b, c], value=value)
 
     def norms(self, a: Sequence[Tensor]) -> list[Tensor]:
-        """The L2 norm of each tensor (0-d tensors)."""
+        """The L2 norm of each tensor (0-d tensors; of the whole tensor for a DTensor)."""
+        if _dtensor.any_dtensor(a):
+            return _dtensor.norms(a)
         if self.foreach:
             return self._map("norm", [a])
         return [torch.linalg.vector_norm(t) for t in a]
