@@ -70,7 +70,7 @@ def init_gpt_neox(key: Key, c: GPTNeoXConfig) -> Params:
 def _attention(c, p, x, cos, sin, layer_past, cache_position, bias, want_att, key, train):
     """Fused per-head q/k/v -> rotary attention -> ``dense``."""
     b, s, _ = x.shape
-    qkv = linear.apply(p["query_key_value"], x).reshape(b, s, c.num_attention_heads, -1)
+    qkv = linear.apply(p["query_key_value"], x).reshape(b, s, -1, 3 * c.head_dim)
     q, k, v = qkv.transpose(1, 2).chunk(3, dim=-1)
     context, present, probs = rotary_attention.attend(
         q,
