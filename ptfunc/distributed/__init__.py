@@ -16,6 +16,12 @@ Backends: gloo (CPU) and nccl (CUDA), through the plain ``torch.distributed``
 collectives. Without an initialised process group everything acts as one process.
 ``examples/train_ddp.py`` is the complete loop.
 
+On PyTorch's own stack (DeviceMesh, DTensor, DCP): :func:`shard` makes a tree of DTensors
+(FSDP over a 1-D mesh, FSDP x tensor parallel over a ("dp", "tp") mesh with a plan of
+:mod:`.tensor_parallel`), :func:`fsdp.value_and_grad` gathers one layer at a time with
+prefetch and reduce-scatters the gradients, and :mod:`.dcp` saves and reshards checkpoints
+(``examples/train_fsdp.py``).
+
 Example (one process; the same lines run unchanged under ``torchrun``):
     >>> import torch
     >>> from ptfunc import distributed as ptd
@@ -28,6 +34,8 @@ Example (one process; the same lines run unchanged under ``torchrun``):
 """
 
 from . import dcp as dcp  # DCP-format checkpoints: dcp.save / dcp.load / dcp.consolidate
+from . import fsdp as fsdp  # DTensor params, FSDP2-style per-layer gathers: fsdp.value_and_grad
+from . import tensor_parallel as tensor_parallel  # column/row/vocab-parallel plans
 from ._comm import is_initialized, rank, world_size
 from .checkpoint import (
     consolidate,
@@ -38,6 +46,7 @@ from .checkpoint import (
     shard_like,
 )
 from .data_parallel import allreduce_grads, broadcast_params, shard_batch, shard_indices
+from .fsdp import full_params, shard
 from .sharded import (
     LeafLayout,
     ShardLayout,
@@ -69,4 +78,6 @@ __all__ = [
     "consolidate_train_state",
     "shard_like",
     "read_index",
+    "shard",
+    "full_params",
 ]
