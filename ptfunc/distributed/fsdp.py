@@ -18,7 +18,7 @@ tree (a ``dict`` / ``list`` subclass), so a model runs unchanged:
 * **forward**: the root unit is gathered first; a layer unit is gathered when the model
   reads ``layers[i]``: its local shards (cast to ``param_dtype``) are padded to the ceil
   size, packed into one flat buffer and all-gathered over the dp group in one
-  ``all_gather_into_tensor``, then copied out into one contiguous unit buffer of which
+  ``all_gather_single``, then copied out into one contiguous unit buffer of which
   each leaf is a view. The gather is an ``autograd.Function``; reading unit ``i`` starts
   the asynchronous gather of unit ``i + 1`` (prefetch) and frees the others, so at most
   the root and two layer units are resident;
@@ -30,7 +30,7 @@ tree (a ``dict`` / ``list`` subclass), so a model runs unchanged:
   backward;
 * **backward**: when a unit's gradients are complete, the gather's backward writes them
   into the padded flat layout (in ``reduce_dtype``) and starts an asynchronous
-  ``reduce_scatter_tensor`` over the dp group, overlapping the rest of the backward; all
+  ``reduce_scatter_single`` over the dp group, overlapping the rest of the backward; all
   are waited for at the end, divided by the dp world size (each rank's loss is the mean
   over its local batch, so the result is the gradient of the mean over the global
   batch) and returned as DTensors placed as the params.
@@ -61,6 +61,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+from ._comm import _ALL_GATHER, _REDUCE_SCATTER  # the *_single collectives (torch >= 2.13)
 
 __all__ = ["shard", "full_params", "value_and_grad", "FSDPStats"]
 
@@ -463,7 +465,7 @@ class _Run:
                 out.append((None, seg))
                 continue
             flat = torch.empty(self.world * g.seg, dtype=g.dtype, device=seg.device)
-            work = dist.all_gather_into_tensor(flat, seg, group=self.group, async_op=True)
+            work = _ALL_GATHER(flat, seg, group=self.group, async_op=True)
             out.append((work, flat))
         return out
 
@@ -652,7 +654,7 @@ class _Run:
             out = torch.empty(g.seg, dtype=rdtype, device=dev)
             w1 = None
             if g.seg:
-                w1 = dist.reduce_scatter_tensor(out, full.view(-1), group=self.group, async_op=True)
+                w1 = _REDUCE_SCATTER(out, full.view(-1), group=self.group, async_op=True)
             w2 = dist.all_reduce(rep, group=self.group, async_op=True) if g.rep else None
             started.append((w1, out, w2, rep))
         self.reduced.append((u, started))
