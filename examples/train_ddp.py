@@ -58,11 +58,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--max-steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=16, help="global batch (all ranks together)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup-steps", type=int, default=5)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--clip", type=float, default=1.0, help="global-norm clipping (0: off)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=2)
@@ -71,12 +66,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-size", type=int, default=512)
     p.add_argument("--sharded", action="store_true", help="shard params and optimizer state")
     p.add_argument("--bucket-mb", type=float, default=25.0, help="all-reduce bucket size (MiB)")
+    add_run_args(p, lr=1e-3)
+    return parse_run_args(p, argv)
+
+
+def add_run_args(p: argparse.ArgumentParser, *, lr: float) -> None:
+    """The options every distributed example shares: the optimizer's schedule, the seed,
+    checkpointing and the process set-up (``train_fsdp.py`` uses them too)."""
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--warmup-steps", type=int, default=5)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--clip", type=float, default=1.0, help="global-norm clipping (0: off)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="output directory (default: none)")
     p.add_argument("--save-steps", type=int, default=0, help="checkpoint every N steps (0: end)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints")
     p.add_argument("--backend", default="auto", choices=["auto", "gloo", "nccl"])
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads per process")
     p.add_argument("--quiet", action="store_true")
+
+
+def parse_run_args(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse, and refuse ``--resume`` without ``--out``."""
     args = p.parse_args(argv)
     if args.resume and args.out is None:
         p.error("--resume needs --out")

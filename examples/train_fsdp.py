@@ -55,7 +55,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling train_ddp.py
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-from train_ddp import CLS, make_data  # noqa: E402
+from train_ddp import CLS, add_run_args, make_data, parse_run_args  # noqa: E402
 
 import ptfunc  # noqa: E402
 from ptfunc import distributed as ptd  # noqa: E402
@@ -74,26 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mixed-precision", default="no", choices=["no", "bf16"])
     p.add_argument("--max-steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=8, help="global batch (all dp ranks together)")
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--warmup-steps", type=int, default=5)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--clip", type=float, default=1.0, help="global-norm clipping (0: off)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--kv-heads", type=int, default=2, help="Llama key-value heads (GQA)")
     p.add_argument("--vocab", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=32)
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: none)")
-    p.add_argument("--save-steps", type=int, default=0, help="checkpoint every N steps (0: end)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints")
-    p.add_argument("--backend", default="auto", choices=["auto", "gloo", "nccl"])
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads per process")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    if args.resume and args.out is None:
-        p.error("--resume needs --out")
+    add_run_args(p, lr=3e-3)
+    args = parse_run_args(p, argv)
     if args.parallel != "2d":
         args.tp = 1
     return args
