@@ -11,8 +11,10 @@ References and tolerances:
   replicated leaves' gradients agree on the two ranks to 1e-6;
 * loss-parallel: ``vocab_parallel_cross_entropy`` of local logits equals ``F.cross_entropy``
   of the full logits (random logits, ignored labels) to 1e-6 with the local slices of its
-  gradient, and a Llama's next-token loss from ``TPMode(loss_parallel=True)`` equals the
-  head's loss to 1e-5;
+  gradient, a Llama's next-token loss from ``TPMode(loss_parallel=True)`` equals the head's
+  loss to 1e-5, and Llama, Qwen3, GPT-2 and BERT-MLM heads given ``labels=`` under
+  ``loss_parallel`` return their local logits slice with the one-process loss and gradients
+  (the heads' ``F.cross_entropy`` is computed vocab-parallel) to 1e-5;
 * dp=2 x tp=2 (4 ranks, a 2-D device mesh): two ``adamw_torch`` steps of Llama and GPT-2,
   each data-parallel group on half the batch and the gradients averaged over "dp", give the
   params of two steps of one process on the whole batch, to 1e-5;
@@ -144,6 +146,9 @@ def _max_err(a, b) -> float:
 # -- the workers ------------------------------------------------------------------------
 
 
+LOSS_PARALLEL_HEADS = ("llama", "qwen3", "gpt2", "bert_mlm")  # vocab read-outs with labels=
+
+
 def _tp2(out: Path) -> None:
     """Every model's output, loss and local gradients on tp=2; loss-parallel checks."""
     r, group = dist.get_rank(), dist.group.WORLD
@@ -167,6 +172,14 @@ def _tp2(out: Path) -> None:
     loss = tp.vocab_parallel_cross_entropy(logits, labels, group)
     grads = torch.autograd.grad(loss, leaves)
     results["loss_parallel"] = (logits.shape, loss.detach(), tree.unflatten(spec, list(grads)))
+
+    # loss-parallel with the heads' own labels= losses (F.cross_entropy inside the mode)
+    for name in LOSS_PARALLEL_HEADS:
+        model = _models()[name]
+        plan = tp.plan_for(model)
+        local = tp.split_params(_params(model), plan, r, 2)
+        apply = tp.parallel(model.apply, plan, group, loss_parallel=True)
+        results[f"labels:{name}"] = _value_and_grad(name, model, apply, local, batch)
 
     # vocab_parallel_cross_entropy on random logits against F.cross_entropy
     g = torch.Generator().manual_seed(3)
@@ -266,6 +279,18 @@ def test_tp2_equals_one_process(tmp_path):
         assert shape == (B, S, V // 2) and torch.allclose(got, loss, atol=1e-5, rtol=0)
     pieces = [ranks[r]["loss_parallel"][2] for r in range(2)]
     assert _max_err(tp.merge_params(pieces, tp.plan_for(model)), grads) < 1e-5
+
+    # loss-parallel heads given labels=: local logits, the one-process loss and gradients
+    for name in LOSS_PARALLEL_HEADS:
+        model = _models()[name]
+        out, loss, grads = _value_and_grad(name, model, model.apply, _params(model), batch)
+        width = out.shape[-1] // 2
+        for r in range(2):
+            got_out, got_loss, _ = ranks[r][f"labels:{name}"]
+            assert torch.allclose(got_out, out.narrow(-1, width * r, width), atol=1e-5, rtol=0)
+            assert torch.allclose(got_loss, loss, atol=1e-5, rtol=0), (name, r)
+        pieces = [ranks[r][f"labels:{name}"][2] for r in range(2)]
+        assert _max_err(tp.merge_params(pieces, tp.plan_for(model)), grads) < 1e-5, name
 
     # vocab_parallel_cross_entropy == F.cross_entropy of the full logits (float64)
     full, target, *_ = ranks[0]["vpce"]
@@ -386,7 +411,36 @@ def test_parallel_over_one_process_is_apply():
         mode.unregister(w)
         assert mode._lookup(w) is None
     assert tp.current() is None
+    # loss_parallel: a cross-entropy it cannot shard, and head_mask, are clear errors
+    model = _models()["llama"]
+    plan = tp.plan_for(model)
+    local = tp.split_params(_params(model), plan, 0, 1)
+    with tp.TPMode(plan, loss_parallel=True) as mode:
+        mode.register_tree(local)
+        logits = model.apply(local, batch["ids"]).logits
+        flat = logits.reshape(-1, logits.shape[-1])
+        labels = batch["ids"].reshape(-1)
+        assert torch.allclose(F.cross_entropy(flat, labels), tp.vocab_parallel_cross_entropy(
+            flat, labels), atol=1e-6, rtol=0)  # fmt: skip
+        with pytest.raises(ValueError, match="label_smoothing"):
+            F.cross_entropy(flat, labels, label_smoothing=0.1)
+        with pytest.raises(ValueError, match="reduction='sum'"):
+            F.cross_entropy(flat, labels, reduction="sum")
+        by_class_dim = F.cross_entropy(logits.transpose(1, 2), batch["ids"])  # (b, V, s)
+        assert torch.allclose(by_class_dim, F.cross_entropy(flat, labels), atol=1e-6, rtol=0)
+        with pytest.raises(ValueError, match="class-index labels"):
+            F.cross_entropy(flat, flat.softmax(-1))
+    bert_model = _models()["bert_mlm"]
+    bert_plan = tp.plan_for(bert_model)
+    bert_local = tp.split_params(_params(bert_model), bert_plan, 0, 1)
+    with pytest.raises(ValueError, match="head_mask"):
+        tp.parallel(bert_model.apply, bert_plan)(
+            bert_local, batch["ids"], head_mask=torch.ones(bert_model.config.num_attention_heads)
+        )
     # torch.func transforms over the mode: a clear error, not a silent one-rank computation
+    model = _models()["gpt2"]
+    plan = tp.plan_for(model)
+    local = tp.split_params(_params(model), plan, 0, 1)
     f = tp.parallel(model.apply, plan)
     with pytest.raises(TypeError, match="torch.func transforms"):
         torch.func.grad(lambda p: f(p, batch["ids"])[0].sum())(local)

@@ -14,7 +14,8 @@ shape, also as a ``.t()`` view) when it reaches one of them and wraps the call:
 * vocab table (tied, or an untied ``lm_head``) in ``F.linear``: colwise over the vocabulary,
   then the logits all-gathered along the last dim (backward: this rank's slice), so the
   heads' own losses are unchanged; with ``loss_parallel`` the local logits are returned for
-  :func:`vocab_parallel_cross_entropy`.
+  :func:`vocab_parallel_cross_entropy`, which also computes every ``F.cross_entropy`` of
+  them inside the mode (so the heads' ``labels=`` losses stay right).
 
 Gradients come from plain autograd (``torch.autograd.grad`` / ``.backward``): the local
 slices of the one-process gradients, replicated leaves' gradients whole and equal on every
@@ -150,8 +151,11 @@ class TPMode(TorchFunctionMode):
             :meth:`register` is used).
         group: the tensor-parallel process group (None: the default group).
         loss_parallel: vocab read-outs return this rank's logits (..., V / tp) instead of
-            gathering them; score them with :func:`vocab_parallel_cross_entropy` (the heads'
-            ``labels=`` losses would then be wrong: do not pass labels).
+            gathering them; score them with :func:`vocab_parallel_cross_entropy`. The heads'
+            own ``labels=`` losses stay right: inside the mode, ``F.cross_entropy`` of
+            logits as wide as the local vocabulary slice is computed by
+            :func:`vocab_parallel_cross_entropy` (mean reduction only; a ``weight``,
+            ``label_smoothing`` or another reduction raises ValueError).
 
     ``with TPMode(plan, group) as mode: mode.register_tree(local); out = model.apply(local,
     ...)``; :func:`current` returns the innermost active mode.
@@ -166,6 +170,7 @@ class TPMode(TorchFunctionMode):
         self._entries: dict[int, list[_Entry]] = {}
         self._copied: tuple[Any, bool, Tensor] | None = None  # (weakref x, grad mode, copy)
         self._partial = 0  # reduce_grad leaves registered (ever): scan the args of every op
+        self._vocab_width: int | None = None  # last dim of the local logits (loss_parallel)
 
     # registry
     def register(self, tensor: Tensor, rule: TPRule) -> None:
@@ -231,6 +236,11 @@ class TPMode(TorchFunctionMode):
                 if func is F.linear:
                     return self._linear(found[0], *args, **kwargs)
                 return self._embedding(found[0], *args, **kwargs)
+        if func is F.cross_entropy and self._vocab_width is not None:
+            logits = args[0] if args else kwargs.get("input")
+            if isinstance(logits, Tensor) and logits.dim() >= 1:
+                if logits.shape[1 if logits.dim() >= 2 else 0] == self._vocab_width:
+                    return self._cross_entropy(*args, **kwargs)
         if self._partial and torch.is_grad_enabled() and getattr(func, "__name__", "") != "__get__":
             args = tuple(self._reduce_grad(a) for a in args)
             kwargs = {k: self._reduce_grad(v) for k, v in kwargs.items()}
@@ -266,8 +276,36 @@ class TPMode(TorchFunctionMode):
             return out if bias is None else out + bias
         if rule.kind == "vocab":
             logits = F.linear(self._copy(x), weight, bias)
-            return logits if self.loss_parallel else gather_last(logits, self.group)
+            if not self.loss_parallel:
+                return gather_last(logits, self.group)
+            self._vocab_width = logits.shape[-1]
+            return logits
         raise ValueError(f"a {rule.kind} leaf reached F.linear")
+
+    def _cross_entropy(
+        self, input: Tensor, target: Tensor, weight: Tensor | None = None,
+        size_average: Any = None, ignore_index: int = -100, reduce: Any = None,
+        reduction: str = "mean", label_smoothing: float = 0.0,
+    ) -> Tensor:  # fmt: skip
+        """``F.cross_entropy`` of local vocab logits: (C,), (N, C) or (N, C, d1, ...)."""
+        if weight is not None or label_smoothing or reduction != "mean":
+            raise ValueError(
+                "TPMode(loss_parallel=True): F.cross_entropy of vocab-sharded logits supports "
+                f"only the mean without weight or label_smoothing (got reduction={reduction!r}, "
+                f"weight={'set' if weight is not None else None}, "
+                f"label_smoothing={label_smoothing}); gather the logits (loss_parallel=False)"
+            )
+        if size_average is not None or reduce is not None:
+            raise ValueError("TPMode(loss_parallel=True): size_average/reduce are not supported")
+        want = input.shape[:1] + input.shape[2:] if input.dim() >= 2 else torch.Size()
+        if target.shape != want:
+            raise ValueError(
+                "TPMode(loss_parallel=True): F.cross_entropy of vocab-sharded logits "
+                f"{tuple(input.shape)} needs class-index labels {tuple(want)}, got "
+                f"{tuple(target.shape)} (probabilities as targets are not supported)"
+            )
+        logits = input.movedim(1, -1) if input.dim() >= 2 else input
+        return vocab_parallel_cross_entropy(logits, target, self.group, ignore_index)
 
     def _embedding(
         self, rule: TPRule, ids: Tensor, weight: Tensor, padding_idx: int | None = None,
@@ -303,6 +341,12 @@ def parallel(
     """
 
     def fn(local_params: Params, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("head_mask") is not None:
+            raise ValueError(
+                "tensor_parallel.parallel: head_mask is not supported (each rank holds only "
+                "its slice of the heads); mask heads on one process, or prune them before "
+                "split_params"
+            )
         with TPMode(plan, group, loss_parallel=loss_parallel) as mode:
             mode.register_tree(local_params)
             return apply_fn(local_params, *args, **kwargs)

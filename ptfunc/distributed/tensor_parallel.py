@@ -24,8 +24,9 @@ A step over a 2-D mesh (data x tensor)::
 Limits: plain autograd only (``torch.func.grad``/``vmap`` over the mode are not supported);
 ``remat=True`` recomputes outside the mode unless the backward runs inside it; dropout on the
 sharded activations (attention probabilities) draws masks of the local shape, so training
-with dropout is not the one-process computation; ``head_mask`` has the full head count and
-does not apply to local heads.
+with dropout is not the one-process computation; ``head_mask`` raises ValueError (each rank
+holds only its heads). With ``loss_parallel=True`` the heads' ``labels=`` losses are computed
+vocab-parallel (their ``F.cross_entropy`` is intercepted), so they equal one process's.
 
 Example (one process: a group of one, the collectives are no-ops):
     >>> import torch, ptfunc
