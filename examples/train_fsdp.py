@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from ptfunc.distributed import fsdp
 
-        params = fsdp.full_params(state, tp_plan(args, model))
+        params = fsdp.full_params(state)
     if rank == 0:
         held_out = loss_fn(model, params, *(x.to(device) for x in global_batch(-1, args)))
         median = sorted(step_times)[len(step_times) // 2] if step_times else None

@@ -68,6 +68,7 @@ from ..errors import CheckpointError
 from ..train_state import TrainState, _kinds, _subtree
 from ..tree import from_flat_dict, to_flat_dict
 from ._comm import Group, rank, world_size
+from ._strided import strided, unfold, unfolded_placements, unfolded_shape
 from .checkpoint import _param_for
 from .sharded import ShardLayout
 
@@ -115,11 +116,16 @@ def _local_piece(full: Tensor, like: Any) -> Any:
     from torch.distributed.tensor import DTensor
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
-    shape, offset = compute_local_shape_and_global_offset(
-        full.shape, like.device_mesh, like.placements
-    )
+    placements = like.placements
+    found = strided(like)
+    if found is not None:  # a fused leaf: its piece is a box of the unfolded tensor
+        full = full.view(unfolded_shape(full.shape, *found))
+        placements = unfolded_placements(placements, found[0])
+    shape, offset = compute_local_shape_and_global_offset(full.shape, like.device_mesh, placements)
     index = tuple(slice(o, o + n) for o, n in zip(offset, shape))
     local = full[index].to(like.device).contiguous()
+    if found is not None:
+        local = local.view(like.to_local().shape)
     return DTensor.from_local(
         local, like.device_mesh, like.placements, run_check=False, shape=like.shape,
         stride=like.stride(),
@@ -196,10 +202,15 @@ def _state_dict(
     entries = _entries(state)
     mesh = None
     out: dict[str, Any] = {}
+    unfolded: dict[str, dict[str, Any]] = {}
     for name, x in entries.items():
         if not isinstance(x, Tensor):
             raise TypeError(f"{name}: expected a tensor leaf, got {type(x).__name__}")
-        if name not in flattened:
+        if name not in flattened and strided(x) is not None:  # a fused tp leaf
+            dim, blocks = strided(x)
+            unfolded[name] = {"dim": dim, "blocks": blocks, "shape": list(x.shape)}
+            out[name] = unfold(x)
+        elif name not in flattened:
             out[name] = x  # DTensors too: DCP stores their pieces and reshards them on load
         elif layout is None or world == 1:
             out[name] = x.reshape(-1)
@@ -214,6 +225,7 @@ def _state_dict(
         "format": FORMAT,
         "kind": "train_state" if isinstance(state, TrainState) else "tree",
         "shapes": {k: list(v) for k, v in flattened.items()},
+        "unfolded": unfolded,  # fused tp leaves, stored as (..., blocks, n / blocks, ...)
     }
     out[_META] = torch.frombuffer(bytearray(json.dumps(meta).encode()), dtype=torch.uint8)
     return out
@@ -572,9 +584,12 @@ def load(
         name: tuple(flattened[name]) if name in flattened else tuple(x.shape)
         for name, x in entries.items()
     }
+    unfolded = meta.get("unfolded", {})
     want = {}
     for name, x in entries.items():
         shape = full_shapes[name]
+        if name in unfolded and list(shape) == unfolded[name]["shape"]:
+            shape = unfolded_shape(shape, unfolded[name]["dim"], unfolded[name]["blocks"])
         want[name] = ((math.prod(shape),) if name in saved_flat else shape, x.dtype)
     if is_state:
         for name in ("key", "step"):
@@ -593,10 +608,20 @@ def load(
     sharded = layout is not None and world > 1
     mesh = None
     targets: dict[str, Any] = {}
+    filled: dict[str, Any] = {}  # fused DTensor leaves DCP fills through their unfolded view
     for name, (shape, dtype) in want.items():
         x = entries.get(name)
         device = x.device if x is not None else torch.device("cpu")
-        if _is_dtensor(x) and name not in saved_flat:  # DCP reshards DTensor to DTensor
+        fused = strided(x)
+        if name in unfolded and fused == (unfolded[name]["dim"], unfolded[name]["blocks"]):
+            filled[name] = type(x).from_local(
+                torch.zeros_like(x.to_local()).contiguous(), x.device_mesh, x.placements,
+                run_check=False, shape=x.shape, stride=x.stride(),
+            )  # fmt: skip
+            targets[name] = unfold(filled[name])
+        elif fused is not None or name in unfolded:  # read whole; cut below
+            targets[name] = torch.empty(shape, dtype=dtype, device=device)
+        elif _is_dtensor(x) and name not in saved_flat:  # DCP reshards DTensor to DTensor
             local = torch.zeros_like(x.to_local())
             targets[name] = type(x).from_local(
                 local, x.device_mesh, x.placements, run_check=False, shape=x.shape,
@@ -614,8 +639,13 @@ def load(
     out: dict[str, Any] = {}
     for name, t in targets.items():
         x = entries.get(name)
+        if name in filled:
+            out[name] = filled[name]
+            continue
+        if name in unfolded:  # whole, unfolded: a view of the natural tensor
+            t = t.view(full_shapes[name])
         if _is_dtensor(x):
-            out[name] = t if name not in saved_flat else _local_piece(t.view(x.shape), x)
+            out[name] = t if _is_dtensor(t) else _local_piece(t.view(x.shape), x)
         elif sharded and name in flattened:
             local = t.to_local() if name in saved_flat else _flat_piece(t, x.numel(), me)
             piece = torch.zeros(x.numel(), dtype=local.dtype, device=local.device)
@@ -696,5 +726,5 @@ def consolidate(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         if hasattr(info, "size") and name != _META
     }
     _dcp_load(path, targets, None, no_dist=True)
-    shapes = meta["shapes"]
+    shapes = meta["shapes"] | {k: v["shape"] for k, v in meta.get("unfolded", {}).items()}
     return {k: v.view(shapes[k]) if k in shapes else v for k, v in targets.items()}

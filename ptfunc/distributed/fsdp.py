@@ -63,6 +63,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ._comm import _ALL_GATHER, _REDUCE_SCATTER  # the *_single collectives (torch >= 2.13)
+from ._strided import strided_shard
 
 __all__ = ["shard", "full_params", "value_and_grad", "FSDPStats"]
 
@@ -99,7 +100,8 @@ def _rebuild(node: Any, path: Path, fn: Callable[[Path, Tensor], Any]) -> Any:
     if isinstance(node, dict):
         return type(node)((k, _rebuild(v, (*path, k), fn)) for k, v in node.items())
     if isinstance(node, (list, tuple)):
-        return type(node)(_rebuild(v, (*path, i), fn) for i, v in enumerate(node))
+        items = [_rebuild(v, (*path, i), fn) for i, v in enumerate(node)]
+        return type(node)(*items) if hasattr(node, "_fields") else type(node)(items)
     if node is None:
         return None
     return fn(path, node)
@@ -142,18 +144,18 @@ def _mesh_dims(mesh: Any, plan: Any) -> tuple[int | None, int | None]:
 def _placements(path: str, x: Tensor, plan: Any, dp: int | None, tp: int | None, mesh: Any):
     """(placements, tp dim or None, dp dim or None) of one leaf."""
     _, Shard, Replicate, _ = _dtensor_api()
-    tdim = None
+    tdim, blocks = None, 1
     if tp is not None:
         rule = plan.rule(path)
         if rule.kind != "replicate" and rule.dim is not None and x.dim() > 0:
-            tdim = rule.dim % x.dim()
+            tdim, blocks = rule.dim % x.dim(), getattr(rule, "fused", 1)
     ddim = None
     if dp is not None and x.dim() > 0:
         free = [d for d in range(x.dim()) if d != tdim]
         ddim = free[0] if free else None
     placements = [Replicate()] * mesh.ndim
-    if tdim is not None:
-        placements[tp] = Shard(tdim)
+    if tdim is not None:  # fused blocks, each cut over tp: a strided shard
+        placements[tp] = Shard(tdim) if blocks == 1 else strided_shard(tdim, blocks)
     if ddim is not None:
         placements[dp] = Shard(ddim)
     return placements, tdim, ddim
@@ -174,9 +176,10 @@ def shard(params: Any, mesh: Any, plan: Any = None) -> Any:
             (``Replicate()`` for 1-D tp-split leaves and 0-d leaves).
         plan: a :class:`~.tensor_parallel.TPPlan` or None. A fused rule (GPT-2's
             ``c_attn``, ``fused`` blocks ``[q|k|v]``) gives each tp rank
-            ``plan.split(...)``'s piece, so such a DTensor's global value is the pieces
-            concatenated (a permutation of the full tensor); :func:`full_params` with the
-            plan undoes it.
+            ``plan.split(...)``'s piece ``[q_r|k_r|v_r]``: its tp placement is
+            ``_StridedShard(dim, split_factor=fused)``, so the DTensor's global value is
+            the natural tensor (``full_tensor()``, :func:`full_params` and DCP checkpoints
+            see ``[q|k|v]`` whatever the tp size).
 
     Returns:
         The tree with DTensor leaves of the params' shapes and dtypes (local tensors on
@@ -217,25 +220,13 @@ def shard(params: Any, mesh: Any, plan: Any = None) -> Any:
 
 def full_params(sharded: Any, plan: Any = None) -> Any:
     """The full tree of plain tensors (``DTensor.full_tensor()`` of every leaf: a collective
-    that every rank of the mesh must call). ``plan``: the TP plan given to :func:`shard`,
-    to put fused leaves back in their natural layout. Plain leaves pass through."""
-    DTensor, Shard, _, _ = _dtensor_api()
+    that every rank of the mesh must call). Plain leaves pass through. ``plan`` is accepted
+    for older callers and not needed: fused leaves are strided shards whose global value
+    is already the natural layout."""
+    DTensor, _, _, _ = _dtensor_api()
 
     def one(path: Path, x: Tensor) -> Tensor:
-        if not isinstance(x, DTensor):
-            return x
-        full = x.full_tensor()
-        if plan is not None:
-            name = _dotted(path)
-            rule = plan.rule(name)
-            names = x.device_mesh.mesh_dim_names or ()
-            if rule.kind != "replicate" and getattr(rule, "fused", 1) > 1 and "tp" in names:
-                tp = names.index("tp")
-                place = x.placements[tp]
-                if isinstance(place, Shard):
-                    pieces = list(full.chunk(x.device_mesh.size(tp), dim=place.dim))
-                    full = plan.merge(name, pieces)
-        return full
+        return x.full_tensor() if isinstance(x, DTensor) else x
 
     return _rebuild(sharded, (), one)
 

@@ -73,7 +73,9 @@ def norms(tensors: Sequence[Tensor]) -> list[Tensor]:
     replicated dim adds nothing. ``Partial`` placements are refused (pending sums).
     """
     import torch.distributed as dist
-    from torch.distributed.tensor import Partial, Shard
+    from torch.distributed.tensor import Partial
+
+    from ..distributed._strided import is_shard  # Shard, or a fused leaf's strided shard
 
     dt = _dtensor_type()
     out: list[Tensor] = [None] * len(tensors)  # type: ignore[list-item]
@@ -87,7 +89,7 @@ def norms(tensors: Sequence[Tensor]) -> list[Tensor]:
             raise ValueError("norms of DTensors with Partial placements (reduce them first)")
         local = t.to_local()
         squares[i] = torch.linalg.vector_norm(local.detach(), dtype=torch.float64) ** 2
-        dims = tuple(d for d, p in enumerate(t.placements) if isinstance(p, Shard))
+        dims = tuple(d for d, p in enumerate(t.placements) if is_shard(p))
         groups[(id(t.device_mesh), dims, local.device)].append(i)
     for (_, dims, _), idx in groups.items():
         mesh = tensors[idx[0]].device_mesh
